@@ -1,0 +1,98 @@
+"""The adapter interface shared by every framework module.
+
+An adapter translates a canonical case (CASE_FORMAT.md: channels-first input,
+``(C_in, C_out/groups, *K)`` unflipped weight, PyTorch padding meaning) into ONE native call
+and returns its output as a float64 NumPy array in the canonical ``(N, C_out, *S)`` layout.
+It never computes or emulates: what the native API cannot express is reported by
+:meth:`Adapter.supports` as a reason string.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from conformance.cases import Case
+
+
+@dataclass
+class NativeCall:
+    """What an adapter passed to the framework: the basis of the report's conventions section."""
+
+    function: str
+    input_layout: str
+    weight_layout: str
+    output_layout: str
+    weight_transform: str  # e.g. "permute (2, 3, 1, 0); no flip"
+    weight_permutation: list[int] | None = None
+    weight_flip: bool = False
+    padding_mapping: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    precision: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunOutput:
+    array: np.ndarray  # float64, canonical (N, C_out, *S)
+    native_dtype: str  # dtype the framework returned
+    native_call: NativeCall
+
+
+class Adapter:
+    """Base class; subclasses set ``name``, ``module`` (distribution) and ``apis``."""
+
+    name: str = ""
+    distribution: str = ""
+    apis: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+    def version(self) -> str | None:
+        """Installed version of the framework's distribution (no import needed)."""
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def unavailable_reason(self) -> str | None:
+        """None when the framework imports, else why not."""
+        try:
+            self._import()
+        except Exception as exc:  # ImportError, or a broken install
+            return f"{self.name} is not available: {type(exc).__name__}: {exc}"
+        return None
+
+    def _import(self) -> None:
+        raise NotImplementedError
+
+    def api_label(self, api: str, rank: int) -> str:
+        """The API's name as shown in ids and reports (rank-specific where the API is)."""
+        return api
+
+    def devices(self) -> list[str]:
+        """``cpu``, plus ``gpu`` when the framework sees a CUDA device."""
+        return ["cpu"]
+
+    def configure(self, precision: str) -> dict[str, Any]:
+        """Apply ``strict`` (TF32 off, highest precision) or ``default``; return the flags set."""
+        return {}
+
+    def supports(self, case: Case, api: str, device: str, dtype: str) -> str | None:
+        """None when the native API can express the case, else the reason it cannot."""
+        return None
+
+    def run(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+            b: np.ndarray | None) -> RunOutput:
+        """Make the native call on ``x, w, b`` (float64 arrays already rounded to ``dtype``)."""
+        raise NotImplementedError
+
+
+def api_for_rank(template: str, rank: int) -> str:
+    """``template`` with ``{n}`` replaced by the spatial rank (conv_transpose{n}d)."""
+    return template.format(n=rank)

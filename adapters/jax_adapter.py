@@ -1,0 +1,148 @@
+"""JAX adapter: ``jax.lax.conv_transpose`` and ``jax.lax.conv_general_dilated``.
+
+``conv_transpose``: dimension_numbers ``(NC*, OI*, NC*)`` with the canonical weight given
+as the *forward* conv's ``OI*`` kernel and ``transpose_kernel=True`` (JAX then swaps I/O and
+flips the spatial axes itself); ``use_consistent_padding=True`` makes ``padding`` the forward
+conv's (PyTorch's) padding; ``output_padding`` is folded into the end pad as
+``(begin, end - output_padding)``. It has no ``feature_group_count``: groups > 1 unsupported.
+
+``conv_general_dilated``: the fractionally-strided form: ``lhs_dilation=stride``,
+``rhs_dilation=dilation``, window stride 1, pads ``(d*(k-1)-begin, d*(k-1)-end+output_padding)``,
+the weight regrouped to ``(C_out, C_in/g, *K)`` and spatially flipped,
+``feature_group_count=groups``.
+
+Compiled functions are cached per (api, static hyper-parameters, precision); ``jax.jit``
+then caches per shape/dtype. The persistent compilation cache is enabled when
+``CONFORMANCE_JAX_CACHE`` names a directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+from adapters.base import Adapter, NativeCall, RunOutput
+
+_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+
+
+def regroup_flip(w: np.ndarray, groups: int) -> np.ndarray:
+    """Canonical ``(C_in, C_out/g, *K)`` -> forward-conv ``(C_out, C_in/g, *K)``, spatially flipped.
+
+    A pure layout change (reshape/transpose/reverse): no arithmetic."""
+    cin, cog = w.shape[:2]
+    k = w.shape[2:]
+    wg = w.reshape(groups, cin // groups, cog, *k)
+    wg = np.swapaxes(wg, 1, 2).reshape(groups * cog, cin // groups, *k)
+    return wg[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
+
+
+class JaxAdapter(Adapter):
+    name = "jax"
+    distribution = "jax"
+    apis = ("conv_transpose", "conv_general_dilated")
+
+    def __init__(self) -> None:
+        self._precision = "strict"
+
+    def _import(self):
+        import jax  # noqa: F401
+
+    def devices(self):
+        import jax
+
+        try:
+            return ["cpu", "gpu"] if jax.devices("gpu") else ["cpu"]
+        except RuntimeError:
+            return ["cpu"]
+
+    def configure(self, precision):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # float64 cases need it
+        cache = os.environ.get("CONFORMANCE_JAX_CACHE")
+        if cache:
+            jax.config.update("jax_compilation_cache_dir", cache)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        self._precision = precision
+        if precision == "strict":
+            jax.config.update("jax_default_matmul_precision", "highest")
+        return {"precision_argument": "HIGHEST" if precision == "strict" else None,
+                "jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
+
+    def supports(self, case, api, device, dtype):
+        if case.expected_error:
+            return None
+        if case.rank not in (1, 2, 3):
+            return f"spatial rank {case.rank} has no layout string"
+        if api == "conv_transpose" and case.groups != 1:
+            return "jax.lax.conv_transpose has no feature_group_count (groups) argument"
+        return None
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def _compiled(api: str, rank: int, stride: tuple, pads: tuple, dilation: tuple, groups: int,
+                  precision: str | None):
+        import jax
+        from jax import lax
+
+        sp = _SPATIAL[rank]
+        dn = (f"NC{sp}", f"OI{sp}", f"NC{sp}")
+        prec = lax.Precision.HIGHEST if precision == "strict" else None
+        if api == "conv_transpose":
+            def f(x, w):
+                return lax.conv_transpose(x, w, stride, list(pads), rhs_dilation=dilation,
+                                          dimension_numbers=dn, transpose_kernel=True,
+                                          precision=prec, use_consistent_padding=True)
+        else:
+            def f(x, w):
+                return lax.conv_general_dilated(x, w, (1,) * rank, list(pads), lhs_dilation=stride,
+                                                rhs_dilation=dilation, dimension_numbers=dn,
+                                                feature_group_count=groups, precision=prec)
+        return jax.jit(f)
+
+    def run(self, case, api, device, dtype, x, w, b):
+        import jax
+        import jax.numpy as jnp
+
+        rank = x.ndim - 2
+        k = w.shape[2:]
+        if api == "conv_transpose":
+            pads = tuple((pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding))
+            wn = w
+            mapping = "padding=(begin, end - output_padding), use_consistent_padding=True"
+            transform = "none given: passed as forward-conv OI* kernel; transpose_kernel=True swaps I/O and flips"
+            perm, flip = None, True
+        else:
+            pads = tuple((d * (kk - 1) - pb, d * (kk - 1) - pe + op) for d, kk, (pb, pe), op in
+                         zip(case.dilation, k, case.padding, case.output_padding))
+            wn = regroup_flip(w, case.groups) if case.groups >= 1 and w.shape[0] % max(case.groups, 1) == 0 else w
+            mapping = "padding=(d*(k-1)-begin, d*(k-1)-end+output_padding) on the stride-dilated input"
+            transform = "regroup (C_in, C_out/g, *K) -> (C_out, C_in/g, *K); spatial flip"
+            perm, flip = [1, 0, *range(2, w.ndim)], True
+        fn = self._compiled(api, rank, tuple(case.stride), pads, tuple(case.dilation), case.groups,
+                            self._precision)
+        dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
+        jdt = getattr(jnp, dtype)
+        jx = jax.device_put(jnp.asarray(x, dtype=jdt), dev)
+        jw = jax.device_put(jnp.asarray(wn, dtype=jdt), dev)
+        y = fn(jx, jw)
+        if b is not None:
+            y = y + jax.device_put(jnp.asarray(b, dtype=jdt), dev).reshape((1, -1) + (1,) * rank)
+        res = np.asarray(jax.device_get(y)).astype(np.float64)
+        sp = _SPATIAL.get(rank, "?")
+        call = NativeCall(
+            function=f"jax.lax.{api}", input_layout=f"NC{sp}", weight_layout=f"OI{sp}",
+            output_layout=f"NC{sp}", weight_transform=transform, weight_permutation=perm,
+            weight_flip=flip, padding_mapping=mapping,
+            arguments={"strides" if api == "conv_transpose" else "lhs_dilation": list(case.stride),
+                       "padding": [list(p) for p in pads], "rhs_dilation": list(case.dilation),
+                       **({"feature_group_count": case.groups} if api != "conv_transpose" else
+                          {"transpose_kernel": True, "use_consistent_padding": True}),
+                       "bias": "added with + after the call" if b is not None else None,
+                       "device": str(dev)},
+            precision={"precision": "HIGHEST" if self._precision == "strict" else None},
+        )
+        return RunOutput(res, str(y.dtype), call)

@@ -1,0 +1,56 @@
+"""The NumPy reference as an adapter (name ``numpy``).
+
+APIs: ``scatter`` (the oracle, the definition), ``recipe`` (zero-insert + flip + correlate)
+and ``matrix`` (``V.T @ x``). All compute in float64 on inputs rounded to the dtype under
+test and round the result to that dtype. ``scatter`` is only checked against cases with
+written expected values (against itself it would prove nothing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adapters import numpy_reference as ref
+from adapters.base import Adapter, NativeCall, RunOutput
+from conformance.dtypes import round_to
+
+_FUNCS = {
+    "scatter": ref.conv_transpose_scatter,
+    "recipe": ref.conv_transpose_recipe,
+    "matrix": ref.conv_transpose_matrix,
+}
+_MATRIX_LIMIT = 4_000_000  # entries of V; beyond that the dense matrix form is too large
+
+
+class NumpyAdapter(Adapter):
+    name = "numpy"
+    distribution = "numpy"
+    apis = ("scatter", "recipe", "matrix")
+
+    def _import(self) -> None:
+        import numpy  # noqa: F401
+
+    def supports(self, case, api, device, dtype):
+        if api == "scatter" and case.expected_values is None and not case.expected_error:
+            return "the scatter reference is the oracle; without written expected values there is nothing independent to check it against"
+        if api == "matrix" and not case.expected_error:
+            n_in = int(np.prod(case.input.shape[1:]))
+            n_out = int(np.prod(case.output_shape[1:]))
+            if n_in * n_out > _MATRIX_LIMIT:
+                return f"dense matrix form would have {n_in * n_out:,} entries (limit {_MATRIX_LIMIT:,})"
+        return None
+
+    def run(self, case, api, device, dtype, x, w, b):
+        out = _FUNCS[api](x, w, b, stride=case.stride, padding=case.padding,
+                          output_padding=case.output_padding, dilation=case.dilation,
+                          groups=case.groups)
+        call = NativeCall(
+            function=f"adapters.numpy_reference.conv_transpose_{api}",
+            input_layout="NC" + "DHW"[3 - case.rank:], weight_layout="(C_in, C_out/g, *K)",
+            output_layout="NC" + "DHW"[3 - case.rank:],
+            weight_transform="none (canonical)" if api != "recipe" else "spatial flip inside the recipe",
+            weight_permutation=None, weight_flip=api == "recipe",
+            padding_mapping="canonical (begin, end) pairs",
+            arguments={"compute_dtype": "float64"}, precision={"compute": "float64"},
+        )
+        return RunOutput(round_to(out, dtype), dtype, call)

@@ -1,0 +1,137 @@
+"""TensorFlow adapter: ``tf.nn.conv{1,2,3}d_transpose``.
+
+Native convention: channels-last input ``(N, *S, C_in)``, filter ``(*K, C_out, C_in)``
+(the forward conv's ``(*K, in, out)`` seen from the gradient), NO spatial flip, the output
+size given explicitly by ``output_shape``. Translation from the canonical convention:
+
+- input/output: move channels last / back first (layout only);
+- weight: permute ``(C_in, C_out/g, *K) -> (*K, C_out/g, C_in)``; no flip;
+- padding: rank 2 takes explicit ``[[0,0],[b,e],[b,e],[0,0]]``; ranks 1 and 3 take only
+  ``'VALID'`` (all pads zero) or ``'SAME'`` (when the canonical pads equal SAME's resolution
+  for that output size); anything else is unsupported;
+- output_padding: folded into ``output_shape`` (the output-size rule); TF can only express
+  ``output_padding < stride`` this way.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from adapters.base import Adapter, NativeCall, RunOutput
+
+_LAYOUT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
+
+
+def same_pads(in_size: int, out_size: int, k: int, s: int, d: int) -> tuple[int, int] | None:
+    """The (begin, end) pads TF's SAME resolves to for a forward conv of ``out_size`` -> ``in_size``."""
+    if -(-out_size // s) != in_size:
+        return None
+    total = max((in_size - 1) * s + d * (k - 1) + 1 - out_size, 0)
+    return total // 2, total - total // 2
+
+
+class TensorflowAdapter(Adapter):
+    name = "tensorflow"
+    distribution = "tensorflow-cpu"
+    apis = ("conv_transpose",)
+    # Messages with which TF itself refuses a valid configuration it does not implement.
+    unsupported_patterns = (
+        re.compile(r"not (yet )?supported on CPU", re.I),
+        re.compile(r"do(es)? not yet support", re.I),
+    )
+
+    def version(self):
+        return super().version() or _version_of("tensorflow")
+
+    def _import(self):
+        import tensorflow  # noqa: F401
+
+    def devices(self):
+        import tensorflow as tf
+
+        return ["cpu", "gpu"] if tf.config.list_physical_devices("GPU") else ["cpu"]
+
+    def configure(self, precision):
+        import tensorflow as tf
+
+        if precision == "strict":
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+        return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()}
+
+    def api_label(self, api, rank):
+        return f"conv{rank}d_transpose"
+
+    @staticmethod
+    def native_name(rank: int) -> str:
+        return f"tf.nn.conv{rank}d_transpose"
+
+    def _padding(self, case) -> tuple[object, str] | tuple[None, str]:
+        g = case.geometry
+        if case.rank == 2:
+            return [[0, 0], *[list(p) for p in g.padding], [0, 0]], "explicit [[0,0],[b,e],[b,e],[0,0]]"
+        if all(p == (0, 0) for p in g.padding):
+            return "VALID", "'VALID' (all pads zero)"
+        out = g.out_spatial
+        if all(same_pads(n, o, k, s, d) == p for n, o, k, s, d, p in
+               zip(g.in_spatial, out, g.kernel, g.stride, g.dilation, g.padding)):
+            return "SAME", "'SAME' (canonical pads equal SAME's resolution)"
+        return None, (f"tf.nn.conv{case.rank}d_transpose takes only 'VALID' or 'SAME' padding; "
+                      f"pads {[list(p) for p in g.padding]} are neither")
+
+    def supports(self, case, api, device, dtype):
+        if case.expected_error:
+            return None
+        if case.rank not in (1, 2, 3):
+            return f"spatial rank {case.rank} has no native API"
+        pad, why = self._padding(case)
+        if pad is None:
+            return why
+        if any(op >= s for op, s in zip(case.output_padding, case.stride)):
+            return ("output_padding >= stride: TF expresses output_padding only through "
+                    "output_shape, which must satisfy ceil-division by stride")
+        return None
+
+    def run(self, case, api, device, dtype, x, w, b):
+        import tensorflow as tf
+
+        rank = x.ndim - 2
+        perm = [*range(2, w.ndim), 1, 0]
+        tdt = getattr(tf, dtype)
+        pad, mapping = self._padding(case) if x.ndim == w.ndim else (None, "")
+        if pad is None:  # invalid case that no native padding describes: pass explicit anyway
+            pad = [[0, 0], *[list(p) for p in case.padding], [0, 0]]
+        out_shape = [int(x.shape[0]), *case.geometry.out_spatial, int(w.shape[1] * case.groups)] \
+            if x.ndim == w.ndim else [int(x.shape[0]), int(w.shape[1])]
+        devname = "/GPU:0" if device == "gpu" else "/CPU:0"
+        fn = getattr(tf.nn, f"conv{rank}d_transpose")
+        with tf.device(devname):
+            tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
+            tw = tf.constant(np.transpose(w, perm), dtype=tdt)
+            y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
+                   dilations=list(case.dilation))
+            if b is not None:
+                y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))
+        res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
+        call = NativeCall(
+            function=self.native_name(rank), input_layout=_LAYOUT.get(rank, "?"),
+            weight_layout="(*K, C_out/groups, C_in)", output_layout=_LAYOUT.get(rank, "?"),
+            weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm,
+            weight_flip=False,
+            padding_mapping=f"{mapping}; output_padding folded into output_shape",
+            arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
+                       "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
+                       "device": devname},
+            precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
+        )
+        return RunOutput(res, y.dtype.name, call)
+
+
+def _version_of(dist: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None

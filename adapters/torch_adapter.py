@@ -1,0 +1,99 @@
+"""PyTorch adapter: ``torch.nn.functional.conv_transpose{1,2,3}d`` and ``nn.ConvTranspose{1,2,3}d``.
+
+PyTorch's native convention IS the canonical one: NC(D)(H)W input, weight
+``(C_in, C_out/groups, *K)`` without flip, symmetric ``padding`` cut from both ends and
+``output_padding`` added at the far end. The translation is the identity; unequal
+``(begin, end)`` padding pairs cannot be expressed natively and are unsupported.
+"""
+
+from __future__ import annotations
+
+from adapters.base import Adapter, NativeCall, RunOutput
+from conformance.dtypes import numpy_dtype
+
+_LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
+
+
+class TorchAdapter(Adapter):
+    name = "torch"
+    distribution = "torch"
+    apis = ("conv_transpose", "ConvTranspose")  # functional / module; rank suffix added in ids
+
+    def _import(self):
+        import torch  # noqa: F401
+
+    def devices(self):
+        import torch
+
+        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+
+    def configure(self, precision):
+        import torch
+
+        if precision == "strict":
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            torch.set_float32_matmul_precision("highest")
+        return {
+            "torch.backends.cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+            "torch.backends.cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        }
+
+    def api_label(self, api, rank):
+        return f"conv_transpose{rank}d" if api == "conv_transpose" else f"ConvTranspose{rank}d"
+
+    @staticmethod
+    def native_name(api: str, rank: int) -> str:
+        return (f"torch.nn.functional.conv_transpose{rank}d" if api == "conv_transpose"
+                else f"torch.nn.ConvTranspose{rank}d")
+
+    def supports(self, case, api, device, dtype):
+        if case.rank not in (1, 2, 3):
+            return None if case.expected_error else f"spatial rank {case.rank} has no native API"
+        sym = case.geometry.symmetric_padding
+        if sym is None and not case.expected_error:
+            return ("unequal (begin, end) padding pairs: torch's `padding` is one int per axis, "
+                    "cut from both ends")
+        return None
+
+    def run(self, case, api, device, dtype, x, w, b):
+        import torch
+
+        dev = "cuda" if device == "gpu" else "cpu"
+        tdt = getattr(torch, dtype)
+        tx = torch.from_numpy(x).to(device=dev, dtype=tdt)
+        tw = torch.from_numpy(w).to(device=dev, dtype=tdt)
+        tb = torch.from_numpy(b).to(device=dev, dtype=tdt) if b is not None else None
+        rank = x.ndim - 2
+        sym = case.geometry.symmetric_padding
+        # Invalid cases with unequal pairs: pass the begin values (torch has nothing else).
+        padding = list(sym) if sym is not None else [p[0] for p in case.padding]
+        kwargs = dict(stride=list(case.stride), padding=padding,
+                      output_padding=list(case.output_padding), groups=case.groups,
+                      dilation=list(case.dilation))
+        fn = self.native_name(api, rank)
+        with torch.no_grad():
+            if api == "conv_transpose":
+                f = getattr(torch.nn.functional, f"conv_transpose{rank}d")
+                out = f(tx, tw, tb, **kwargs)
+            else:
+                mod_cls = getattr(torch.nn, f"ConvTranspose{rank}d")
+                mod = mod_cls(x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]),
+                              bias=b is not None, device=dev, dtype=tdt, **kwargs)
+                mod.weight.copy_(tw)
+                if tb is not None:
+                    mod.bias.copy_(tb)
+                out = mod(tx)
+            res = out.detach().to("cpu", torch.float64).numpy()
+        call = NativeCall(
+            function=fn, input_layout=_LAYOUT.get(rank, "?"),
+            weight_layout="(C_in, C_out/groups, *K)", output_layout=_LAYOUT.get(rank, "?"),
+            weight_transform="identity (no permutation, no flip)", weight_permutation=None,
+            weight_flip=False,
+            padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
+            arguments={**kwargs, "bias": b is not None, "device": dev, "dtype": dtype},
+            precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32},
+        )
+        assert res.dtype == numpy_dtype("float64")
+        return RunOutput(res, str(out.dtype).replace("torch.", ""), call)

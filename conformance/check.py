@@ -1,0 +1,173 @@
+"""One conformance check: (case, adapter, api, device, dtype) -> one results record.
+
+Pure function of its arguments (no module state), so it runs the same in any pytest worker.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from adapters import numpy_reference as ref
+from adapters.base import Adapter
+from conformance.cases import Case
+from conformance.compare import compare
+from conformance.known import KnownDisagreement, find_known
+from conformance.tolerance import derived_tolerance, terms_per_output
+
+FAILING = ("fail", "error", "accepted-invalid", "crash")
+STATUSES = ("pass", "fail", "unsupported", "error", "rejected", "accepted-invalid", "xfail",
+            "xpass", "crash")
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def reference_and_magnitude(case: Case, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle (scatter definition, float64) and convT(|x|, |w|) + |b| for the tolerance."""
+    kw = dict(stride=case.stride, padding=case.padding, output_padding=case.output_padding,
+              dilation=case.dilation, groups=case.groups)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = ref.conv_transpose_scatter(x, w, b, **kw)
+        mag = ref.conv_transpose_scatter(np.abs(x), np.abs(w), None if b is None else np.abs(b), **kw)
+    return y, mag
+
+
+def base_record(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str) -> dict:
+    """The identifying fields every record carries."""
+    return {
+        "case": case.id, "file": case.file, "tags": list(case.tags), "adapter": adapter.name,
+        "api": adapter.api_label(api, case.rank), "device": device, "dtype": dtype,
+        "precision": precision, "framework_version": adapter.version(),
+        "params": case.params(), "expected_error": case.expected_error,
+        "status": None, "failure_kind": None, "shape": None,
+        "expected_shape": list(case.output_shape) if not case.expected_error else None,
+        "max_abs_err": None, "max_rel_err": None, "max_ulp": None, "mismatched": None,
+        "tolerance": None, "message": "", "native_call": None, "known": None, "seconds": None,
+    }
+
+
+def _unsupported_by_framework(adapter: Adapter, exc: BaseException) -> bool:
+    pats: tuple[re.Pattern, ...] = getattr(adapter, "unsupported_patterns", ())
+    return any(p.search(str(exc)) for p in pats)
+
+
+def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str,
+              known: list[KnownDisagreement], keep_arrays: bool = False) -> dict:
+    """Run one check and return its record (see README "Results file")."""
+    t0 = time.perf_counter()
+    rec = base_record(case, adapter, api, device, dtype, precision)
+    reason = (f"restricted to {', '.join(case.frameworks)}: {case.frameworks_reason}"
+              if case.frameworks and adapter.name not in case.frameworks else None)
+    reason = reason or (f"{adapter.name} does not support dtype {dtype}" if dtype not in adapter.dtypes else None)
+    reason = reason or adapter.supports(case, api, device, dtype)
+    if reason:
+        rec.update(status="unsupported", message=reason)
+        rec["seconds"] = time.perf_counter() - t0
+        return rec
+    x, w, b = case.tensors(dtype)
+    if case.expected_error:
+        try:
+            out = adapter.run(case, api, device, dtype, x, w, b)
+        except Exception as exc:  # the framework rejected the configuration: what we want
+            rec.update(status="rejected", message=f"{type(exc).__name__}: {str(exc)[:500]}")
+        else:
+            rec.update(status="accepted-invalid", shape=list(out.array.shape),
+                       native_call=out.native_call.as_dict(),
+                       message=("invalid configuration accepted; returned shape "
+                                f"{list(out.array.shape)}. Why invalid: {'; '.join(case.invalid_reasons)}"))
+    else:
+        reference, magnitude = reference_and_magnitude(case, x, w, b)
+        expected = case.expected_values if case.expected_values is not None else reference
+        try:
+            out = adapter.run(case, api, device, dtype, x, w, b)
+        except Exception as exc:
+            msg = f"{type(exc).__name__}: {str(exc)[:800]}"
+            if _unsupported_by_framework(adapter, exc):
+                rec.update(status="unsupported", message=f"the framework refuses it: {msg}")
+            else:
+                rec.update(status="error", message=msg,
+                           traceback="".join(traceback.format_exception(exc)[-3:])[-2000:])
+        else:
+            tol, info = derived_tolerance(
+                magnitude, reference, dtype=dtype, device=device, precision=precision,
+                n_terms=terms_per_output(case.in_channels, case.groups, case.geometry.kernel)
+                + (1 if b is not None else 0),
+                override=case.tolerance)
+            if out.array.shape != expected.shape:
+                tol = np.zeros(0)
+            cmp = compare(out.array, expected, tol if tol.shape == expected.shape else tol, dtype)
+            rec.update(
+                status="pass" if cmp.ok else "fail", failure_kind=cmp.kind or None,
+                shape=list(out.array.shape), max_abs_err=_float(cmp.max_abs_err),
+                max_rel_err=_float(cmp.max_rel_err), max_ulp=cmp.max_ulp, mismatched=cmp.mismatched,
+                tolerance=info, message=cmp.message, native_call=out.native_call.as_dict(),
+                native_dtype=out.native_dtype,
+            )
+            if keep_arrays or not cmp.ok:
+                rec["arrays"] = _arrays_for_report(out.array, expected, tol)
+    entry = find_known(known, case=case.id, adapter=adapter.name, api=rec["api"], device=device,
+                       dtype=dtype, precision=precision)
+    if entry is not None:
+        rec["known"] = {"reason": entry.reason, "issue": entry.issue}
+        if rec["status"] in FAILING:
+            rec["underlying_status"] = rec["status"]
+            rec["status"] = "xfail"
+        elif rec["status"] in ("pass", "rejected"):
+            rec["underlying_status"] = rec["status"]
+            rec["status"] = "xpass"
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
+
+
+_GRID_LIMIT = 16
+
+
+def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray) -> dict:
+    """Small outputs: full grids of the first (n, c) slices; large ones: an error map summary."""
+    if actual.shape != expected.shape or actual.size == 0:
+        return {}
+    a = actual.reshape(-1, *actual.shape[2:]) if actual.ndim > 2 else actual
+    e = expected.reshape(-1, *expected.shape[2:]) if expected.ndim > 2 else expected
+    t = tol.reshape(a.shape) if tol.shape == actual.shape else np.zeros_like(a)
+    # 1-D and 3-D spatial: present as 2-D maps (1 x W; D*H x W).
+    def as2d(m):
+        if m.ndim == 2:  # (slices, W)
+            return m[:, None, :]
+        if m.ndim == 4:
+            return m.reshape(m.shape[0], m.shape[1] * m.shape[2], m.shape[3])
+        return m
+    a2, e2, t2 = as2d(a), as2d(e), as2d(t)
+    slices = min(a2.shape[0], 4)
+    small = a2.shape[1] <= _GRID_LIMIT and a2.shape[2] <= _GRID_LIMIT
+    def clean(m):
+        return [[None if not np.isfinite(v) else float(v) for v in row] for row in m]
+    def cleanf(m):
+        return [[(repr(float(v)) if not np.isfinite(v) else float(v)) for v in row] for row in m]
+    out: dict[str, Any] = {"layout": "per (n, c) slice; 3-D outputs as (D*H, W)", "slices": []}
+    for i in range(slices):
+        err = np.abs(a2[i] - e2[i])
+        with np.errstate(invalid="ignore"):
+            bad = ~(err <= t2[i]) & ~(np.isnan(a2[i]) & np.isnan(e2[i])) & ~(a2[i] == e2[i])
+        if small:
+            out["slices"].append({"index": i, "actual": cleanf(a2[i]), "expected": cleanf(e2[i]),
+                                  "bad": bad.astype(int).tolist()})
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(t2[i] > 0, err / t2[i], np.where(err > 0, np.inf, 0.0))
+            # Downsample to at most 64x64 cells by max-pooling the error/tolerance ratio.
+            h, w_ = ratio.shape
+            fh, fw = -(-h // 64), -(-w_ // 64)
+            pad = np.full((fh * -(-h // fh), fw * -(-w_ // fw)), 0.0)
+            pad[:h, :w_] = np.nan_to_num(ratio, nan=np.inf, posinf=1e9)
+            pooled = pad.reshape(pad.shape[0] // fh, fh, pad.shape[1] // fw, fw).max(axis=(1, 3))
+            out["slices"].append({"index": i, "heatmap": clean(pooled), "cell": [fh, fw],
+                                  "shape": [h, w_]})
+    out["small"] = small
+    return out

@@ -1,0 +1,159 @@
+"""Command line: ``conformance validate | run | report | compare`` (also ``python -m conformance``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from conformance.check import FAILING
+
+DEFAULT_CASES = "cases"
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from conformance.cases import load_cases
+
+    paths = args.paths or [DEFAULT_CASES]
+    result = load_cases(paths)
+    for p in result.problems:
+        print(p, file=sys.stderr)
+    n_files = len(result.files)
+    if result.problems:
+        print(f"{len(result.problems)} problem(s) in {n_files} file(s); {len(result.cases)} valid case(s)",
+              file=sys.stderr)
+        return 1
+    if n_files == 0:
+        print(f"no case files found under {', '.join(map(str, paths))}", file=sys.stderr)
+        return 1
+    print(f"OK: {len(result.cases)} case(s) in {n_files} file(s)")
+    return 0
+
+
+def build_pytest_args(args: argparse.Namespace) -> list[str]:
+    """The pytest command line behind ``conformance run``."""
+    pa = [*(args.cases or [DEFAULT_CASES]), "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
+          "-o", "addopts=", "-o", "testpaths=", "--rootdir", os.getcwd(),
+          "--frameworks", args.frameworks, "--device", args.device, "--precision", args.precision,
+          "--results", args.results, "--known", args.known,
+          "--conformance-command", "conformance " + " ".join(shlex.quote(a) for a in args.argv)]
+    if args.tags:
+        pa += ["--tags", args.tags]
+    if args.dtypes:
+        pa += ["--dtypes", args.dtypes]
+    if args.report:
+        pa += ["--report", args.report]
+    if args.n != "0":
+        pa += ["-n", args.n, "--max-worker-restart", "100000"]
+    pa += ["-q", "-rN", "--no-header"] + list(args.pytest_args or [])
+    return pa
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from conformance.results import read_results
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("CONFORMANCE_JAX_CACHE", str(Path(".jax_cache").resolve()))
+    code = pytest.main(build_pytest_args(args))
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.INTERRUPTED):
+        return 1
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("conformance: no checks were collected (check --cases, --tags, --frameworks)", file=sys.stderr)
+        return 1
+    data = read_results(args.results)
+    bad = [r for r in data["results"] if r["status"] in FAILING]
+    if args.require_gpu and not any(r["device"] == "gpu" for r in data["results"]):
+        print("conformance: --require-gpu: NO GPU CHECK RAN (no framework sees a GPU). "
+              f"frameworks: {data['environment']['frameworks']}", file=sys.stderr)
+        return 2
+    if data["problems"]:
+        print(f"conformance: {len(data['problems'])} case-file problem(s)", file=sys.stderr)
+    return 1 if bad or data["problems"] else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from conformance.report import render_report
+    from conformance.results import ResultsFileError, read_results
+
+    try:
+        data = read_results(args.results)
+        base = read_results(args.baseline) if args.baseline else None
+    except ResultsFileError as exc:
+        print(f"conformance report: {exc}", file=sys.stderr)
+        return 1
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(render_report(data, baseline=base), encoding="utf-8")
+    print(f"report: {args.output}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from conformance.regression import compare_results, format_comparison
+    from conformance.results import ResultsFileError, read_results
+
+    try:
+        base, new = read_results(args.base), read_results(args.new)
+    except ResultsFileError as exc:
+        print(f"conformance compare: {exc}", file=sys.stderr)
+        return 1
+    comp = compare_results(base, new, error_growth=args.error_growth)
+    print(format_comparison(comp))
+    if args.report:
+        from conformance.report import render_report
+
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(render_report(new, baseline=base, baseline_path=args.base),
+                                     encoding="utf-8")
+        print(f"report: {args.report}")
+    return 1 if comp["regressions"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="conformance", description="Transposed-convolution conformance suite")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="validate case files (default: cases/)")
+    v.add_argument("paths", nargs="*")
+    v.set_defaults(func=_cmd_validate)
+
+    r = sub.add_parser("run", help="run the suite (pytest + xdist underneath)")
+    r.add_argument("--cases", nargs="+", help="case files or directories (default: cases/)")
+    r.add_argument("--tags", default="", help="comma-separated tags")
+    r.add_argument("--frameworks", default="numpy,torch,tensorflow,jax")
+    r.add_argument("--device", choices=("cpu", "gpu", "all"), default="cpu")
+    r.add_argument("--precision", choices=("strict", "default"), default="strict")
+    r.add_argument("--dtypes", default="", help="comma-separated dtypes to restrict to")
+    r.add_argument("-n", default="auto", help="pytest-xdist workers (0: in-process, no crash isolation)")
+    r.add_argument("--results", default="reports/results.json")
+    r.add_argument("--report", default="", help="HTML report to write")
+    r.add_argument("--known", default="known_disagreements.yaml")
+    r.add_argument("--require-gpu", action="store_true", help="exit 2 when no check ran on a GPU")
+    r.add_argument("pytest_args", nargs="*", help="after --: extra pytest options (-k, -m, -x ...)")
+    r.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="render the HTML report of a results file")
+    rep.add_argument("results")
+    rep.add_argument("-o", "--output", default="reports/conformance.html")
+    rep.add_argument("--baseline", help="baseline results file to compare with")
+    rep.set_defaults(func=_cmd_report)
+
+    c = sub.add_parser("compare", help="compare two results files (release regression check)")
+    c.add_argument("base")
+    c.add_argument("new")
+    c.add_argument("--report", help="HTML report of NEW with the comparison")
+    c.add_argument("--error-growth", type=float, default=0.5,
+                   help="flag a pass whose error grew by more than this fraction of its tolerance")
+    c.set_defaults(func=_cmd_compare)
+
+    args = p.parse_args(argv)
+    args.argv = argv
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Known disagreements: a data file of (case glob × adapter × api × device × dtype × precision)
+-> reason and upstream link. A matching failure is ``xfail``; a matching pass is ``xpass``."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.yaml_io import load_yaml
+
+_KEYS = ("case", "adapter", "api", "device", "dtype", "precision")
+
+
+@dataclass(frozen=True)
+class KnownDisagreement:
+    case: str
+    adapter: str
+    api: str
+    device: str
+    dtype: str
+    precision: str
+    reason: str
+    issue: str
+
+    def matches(self, **fields: str) -> bool:
+        return all(fnmatch.fnmatchcase(str(fields.get(k, "")), getattr(self, k)) for k in _KEYS)
+
+
+def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[str]]:
+    """Entries of the file and the problems found (file, entry index, key, what is wrong)."""
+    if path is None or not Path(path).exists():
+        return [], []
+    problems: list[str] = []
+    try:
+        data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
+    except Exception as exc:
+        return [], [f"{path}: not valid YAML: {exc}"]
+    entries = data.get("disagreements", []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return [], [f"{path}: top level must be a mapping with a `disagreements:` list"]
+    out = []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            problems.append(f"{path}: disagreements[{i}]: must be a mapping")
+            continue
+        unknown = set(e) - {*_KEYS, "reason", "issue"}
+        if unknown:
+            problems.append(f"{path}: disagreements[{i}]: unknown key(s) {sorted(unknown)}")
+            continue
+        if not e.get("case") or not e.get("reason"):
+            problems.append(f"{path}: disagreements[{i}]: `case` and `reason` are required")
+            continue
+        out.append(KnownDisagreement(
+            case=str(e["case"]), adapter=str(e.get("adapter", "*")), api=str(e.get("api", "*")),
+            device=str(e.get("device", "*")), dtype=str(e.get("dtype", "*")),
+            precision=str(e.get("precision", "*")), reason=str(e["reason"]), issue=str(e.get("issue", ""))))
+    return out, problems
+
+
+def find_known(entries: list[KnownDisagreement], **fields: str) -> KnownDisagreement | None:
+    """The first entry matching the check's fields, or None."""
+    for e in entries:
+        if e.matches(**fields):
+            return e
+    return None

@@ -1,0 +1,282 @@
+"""pytest plugin that turns case files into checks: ``pytest -p conformance.pytest_plugin cases/``.
+
+Every YAML case file is a collector; every (case, adapter, api, device, dtype) is an item
+named ``<case id>[<adapter>.<api>-<device>-<dtype>]`` with markers per framework, device
+and dtype. Each item stores its results record in ``item.user_properties``; the controller
+(xdist's, or the single process) collects records from the reports it receives and writes
+the results file at the end. Nothing is kept in worker globals. A worker that dies
+(segfault) is recorded as ``crash`` for the check it was running; xdist restarts it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from adapters import ADAPTER_NAMES, get_adapter
+from conformance.cases import load_file
+from conformance.check import run_check
+from conformance.known import load_known
+
+RECORD_KEY = "conformance_record"
+_records_key = pytest.StashKey["ResultsCollector"]()
+_state_key = pytest.StashKey[dict]()
+_ITEM_RE = re.compile(r"::(?P<case>[^\[]+)\[(?P<adapter>[a-z]+)\.(?P<api>[^-\]]+)-(?P<device>cpu|gpu)-(?P<dtype>[a-z0-9]+)\]$")
+
+_DIST = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("conformance")
+    g.addoption("--frameworks", default=",".join(ADAPTER_NAMES),
+                help="comma-separated adapters to run (numpy,torch,tensorflow,jax)")
+    g.addoption("--device", default="cpu", choices=("cpu", "gpu", "all"))
+    g.addoption("--precision", default="strict", choices=("strict", "default"))
+    g.addoption("--tags", default="", help="comma-separated case tags to select")
+    g.addoption("--dtypes", default="", help="comma-separated dtypes to restrict to")
+    g.addoption("--results", default="reports/results.json", help="results file to write")
+    g.addoption("--report", default="", help="also write the HTML report here")
+    g.addoption("--known", default="known_disagreements.yaml", help="known-disagreements file")
+    g.addoption("--conformance-command", default="", help=argparse_suppress())
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in ADAPTER_NAMES:
+        config.addinivalue_line("markers", f"{name}: checks of the {name} adapter")
+    config.addinivalue_line("markers", "gpu: checks that run on a GPU")
+    config.addinivalue_line("markers", "cpu: checks that run on the CPU")
+    for dt in ("float16", "bfloat16", "float32", "float64"):
+        config.addinivalue_line("markers", f"{dt}: checks in {dt}")
+    collector = ResultsCollector(config)
+    config.stash[_records_key] = collector
+    config.pluginmanager.register(collector, "conformance-results-collector")
+    frameworks = [f for f in config.getoption("frameworks").split(",") if f]
+    unknown = [f for f in frameworks if f not in ADAPTER_NAMES]
+    if unknown:
+        raise pytest.UsageError(f"unknown framework(s) {unknown}; known: {', '.join(ADAPTER_NAMES)}")
+    known, known_problems = load_known(config.getoption("known"))
+    config.stash[_state_key] = {
+        "frameworks": frameworks, "adapters": {}, "configured": {}, "known": known,
+        "known_problems": known_problems, "started": datetime.now(timezone.utc).isoformat(),
+        "t0": time.time(), "problems": [], "seen_ids": {},
+    }
+
+
+def _state(config: pytest.Config) -> dict:
+    return config.stash[_state_key]
+
+
+def _adapter(config: pytest.Config, name: str):
+    """This process's adapter instance (created and configured once per process)."""
+    st = _state(config)
+    if name not in st["adapters"]:
+        a = get_adapter(name)
+        st["adapters"][name] = a
+        st["unavailable"] = st.get("unavailable", {})
+        why = a.unavailable_reason()
+        if why:
+            st["unavailable"][name] = why
+        else:
+            st["configured"][name] = a.configure(config.getoption("precision"))
+    return st["adapters"][name]
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path):
+    if file_path.suffix in (".yaml", ".yml") and not file_path.name.startswith("known_disagreements"):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        config = self.config
+        st = _state(config)
+        display = str(self.path.relative_to(config.rootpath)) if self.path.is_relative_to(config.rootpath) else str(self.path)
+        result = load_file(self.path, display=display)
+        for p in result.problems:
+            yield ProblemItem.from_parent(self, name=f"invalid-case-file[{len(st['problems'])}]", problem=str(p))
+            st["problems"].append(str(p))
+        tags = {t for t in config.getoption("tags").split(",") if t}
+        dtypes = {t for t in config.getoption("dtypes").split(",") if t}
+        want_dev = config.getoption("device")
+        for case in result.cases:
+            first = st["seen_ids"].setdefault(case.id, display)
+            if first != display:
+                msg = f"{display}: case {case.id}: id: duplicate case id, first defined in {first}"
+                st["problems"].append(msg)
+                yield ProblemItem.from_parent(self, name=f"duplicate-id[{case.id}]", problem=msg)
+                continue
+            if tags and not tags & set(case.tags):
+                continue
+            for name in st["frameworks"]:
+                if importlib.util.find_spec(_DIST[name]) is None:
+                    continue  # reported as unavailable in the environment
+                adapter = _adapter(config, name)
+                if name in st.get("unavailable", {}):
+                    continue
+                devices = adapter.devices()
+                devices = [d for d in devices if want_dev == "all" or d == want_dev]
+                for api in adapter.apis:
+                    label = adapter.api_label(api, case.rank)
+                    for device in devices:
+                        for dtype in case.dtypes:
+                            if dtypes and dtype not in dtypes:
+                                continue
+                            item = CaseItem.from_parent(
+                                self, name=f"{case.id}[{name}.{label}-{device}-{dtype}]", case=case,
+                                adapter_name=name, api=api, device=device, dtype=dtype)
+                            for m in (name, device, dtype):
+                                item.add_marker(m)
+                            yield item
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case, adapter_name, api, device, dtype, **kw):
+        super().__init__(**kw)
+        self.case, self.adapter_name, self.api, self.device, self.dtype = case, adapter_name, api, device, dtype
+
+    def runtest(self):
+        st = _state(self.config)
+        adapter = _adapter(self.config, self.adapter_name)
+        rec = run_check(self.case, adapter, self.api, self.device, self.dtype,
+                        self.config.getoption("precision"), st["known"])
+        rec["nodeid"] = self.nodeid
+        self.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
+        status = rec["status"]
+        if status == "unsupported":
+            pytest.skip(f"unsupported: {rec['message']}")
+        if status == "xfail":
+            pytest.xfail(f"known disagreement ({rec.get('underlying_status')}): {rec['known']['reason']}")
+        if status in ("fail", "error", "accepted-invalid"):
+            raise CheckFailed(f"{status}{'/' + rec['failure_kind'] if rec.get('failure_kind') else ''}: {rec['message']}")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, CheckFailed):
+            return f"{self.case.file}: case {self.case.id}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.case.id} [{self.adapter_name}.{self.api} {self.device} {self.dtype}]"
+
+
+class ProblemItem(pytest.Item):
+    """A case-file problem, surfaced as a failing item so it is never silent."""
+
+    def __init__(self, *, problem, **kw):
+        super().__init__(**kw)
+        self.problem = problem
+
+    def runtest(self):
+        self.user_properties.append(("conformance_problem", self.problem))
+        raise CheckFailed(self.problem)
+
+    def repr_failure(self, excinfo):
+        return str(excinfo.value)
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
+def _crash_record(report: pytest.TestReport) -> dict:
+    m = _ITEM_RE.search(report.nodeid)
+    text = str(report.longrepr)[-1500:] if report.longrepr else ""
+    crashed = "crashed" in text or "worker" in text and "died" in text
+    base = m.groupdict() if m else {"case": report.nodeid, "adapter": "?", "api": "?", "device": "?", "dtype": "?"}
+    return {**base, "status": "crash" if crashed else "error", "nodeid": report.nodeid,
+            "message": ("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
+            if crashed else f"unexpected failure outside the check: {text[-600:]}",
+            "expected_shape": None, "shape": None, "tags": [], "native_call": None, "known": None}
+
+
+class ResultsCollector:
+    """Registered on every process; only the controller's copy receives all reports."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: dict[str, dict] = {}
+        self.problems: dict[str, str] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == RECORD_KEY and report.nodeid not in self.records:
+                self.records[report.nodeid] = json.loads(value)
+            elif key == "conformance_problem":
+                self.problems[report.nodeid] = value
+        if report.failed and report.nodeid not in self.records and _ITEM_RE.search(report.nodeid):
+            self.records[report.nodeid] = _crash_record(report)
+
+
+def _frameworks_versions(names: list[str]) -> tuple[dict, dict]:
+    versions, unavailable = {}, {}
+    for n in names:
+        a = get_adapter(n)
+        v = a.version() if importlib.util.find_spec(_DIST[n]) is not None else None
+        versions[n] = v
+        if v is None:
+            unavailable[n] = f"{n} is not installed"
+    return versions, unavailable
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return  # xdist worker: the controller writes the file
+    from conformance.results import SCHEMA, environment, write_results
+
+    st = _state(config)
+    collector = config.stash[_records_key]
+    records, problems_map = collector.records, collector.problems
+    results = sorted(records.values(), key=lambda r: (r["case"], r["adapter"], r["api"], r["device"], r["dtype"]))
+    versions, unavailable = _frameworks_versions(st["frameworks"])
+    unavailable.update(st.get("unavailable", {}))
+    devices = sorted({r["device"] for r in results if r.get("device") in ("cpu", "gpu")})
+    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or bool(session.shouldstop)
+    payload = {
+        "schema": SCHEMA, "complete": not interrupted,
+        "started": st["started"], "finished": datetime.now(timezone.utc).isoformat(),
+        "duration_s": round(time.time() - st["t0"], 3),
+        "command": config.getoption("conformance_command") or " ".join(sys.argv),
+        "environment": environment(versions, config.getoption("precision"), devices or [config.getoption("device")], unavailable),
+        "selection": {"frameworks": st["frameworks"], "device": config.getoption("device"),
+                      "tags": config.getoption("tags"), "dtypes": config.getoption("dtypes")},
+        "problems": sorted(set(problems_map.values()) | set(st["known_problems"])),
+        "results": results,
+    }
+    path = config.getoption("results")
+    if path:
+        write_results(path, payload)
+    report = config.getoption("report")
+    if report:
+        from conformance.report import render_report
+
+        Path(report).parent.mkdir(parents=True, exist_ok=True)
+        Path(report).write_text(render_report(payload), encoding="utf-8")
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        tr.write_sep("=", "conformance")
+        tr.write_line("statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if path:
+            tr.write_line(f"results: {path}")
+        if report:
+            tr.write_line(f"report: {report}")

@@ -1,0 +1,151 @@
+"""JSON Schema (draft 2020-12) of a case file, as described in CASE_FORMAT.md.
+
+Structure only; shape consistency and hyper-parameter validity are checked in
+``conformance.cases`` after the schema passes.
+"""
+
+from __future__ import annotations
+
+DTYPE_ENUM = ["float16", "bfloat16", "float32", "float64"]
+
+_number = {"type": "number"}  # YAML .nan/.inf load as floats, which JSON Schema accepts
+_nested_numbers = {
+    "anyOf": [_number, {"type": "array", "items": {"$ref": "#/$defs/nested"}}],
+}
+_shape = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+_int_or_axes = {
+    "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]
+}
+_padding = {
+    "anyOf": [
+        {"type": "integer"},
+        {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "anyOf": [
+                    {"type": "integer"},
+                    {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+                ]
+            },
+        },
+    ]
+}
+_random = {
+    "type": "object",
+    "required": ["shape", "distribution", "seed"],
+    "additionalProperties": False,
+    "properties": {
+        "shape": _shape,
+        "distribution": {"enum": ["uniform", "normal", "integers"]},
+        "low": _number,
+        "high": _number,
+        "mean": _number,
+        "std": {"type": "number", "exclusiveMinimum": 0},
+        "seed": {"type": "integer", "minimum": 0},
+    },
+}
+_tensor = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"shape": _shape, "values": {"$ref": "#/$defs/nested"}, "random": _random},
+    "oneOf": [{"required": ["values"]}, {"required": ["random"]}],
+}
+_expected = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "shape": _shape,
+        "values": {"$ref": "#/$defs/nested"},
+        "error": {"type": "boolean"},
+    },
+    "minProperties": 1,
+}
+_case_properties = {
+    "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
+    "source": {"type": "string"},
+    "description": {"type": "string"},
+    "tags": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"}},
+    "input": _tensor,
+    "weight": _tensor,
+    "bias": _tensor,
+    "stride": _int_or_axes,
+    "padding": _padding,
+    "output_padding": _int_or_axes,
+    "dilation": _int_or_axes,
+    "groups": {"type": "integer"},
+    "dtypes": {"type": "array", "items": {"enum": DTYPE_ENUM}, "minItems": 1, "uniqueItems": True},
+    "expected": _expected,
+    "tolerance": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"atol": {"type": "number", "minimum": 0}, "rtol": {"type": "number", "minimum": 0}},
+        "minProperties": 1,
+    },
+    "frameworks": {
+        "type": "array",
+        "items": {"enum": ["numpy", "torch", "tensorflow", "jax"]},
+        "minItems": 1,
+    },
+    "reason": {"type": "string"},
+}
+
+CASE_SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "input", "weight", "expected"],
+    "properties": _case_properties,
+}
+
+# `defaults` may hold any case key except the per-case identity.
+DEFAULTS_SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {k: v for k, v in _case_properties.items() if k != "id"},
+}
+
+# `sweeps` (additive, see cases/README in CASE_FORMAT spirit): grids expanded into cases.
+SWEEP_SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "grid"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
+        "source": {"type": "string"},
+        "description": {"type": "string"},
+        "tags": _case_properties["tags"],
+        "dtypes": _case_properties["dtypes"],
+        "grid": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "array", "minItems": 1},
+            "propertyNames": {
+                "enum": [
+                    "rank", "batch", "in_channels", "out_channels", "spatial", "kernel",
+                    "stride", "padding", "output_padding", "dilation", "groups", "bias",
+                    "distribution",
+                ]
+            },
+        },
+        "fixed": {"type": "object"},
+        "seed": {"type": "integer", "minimum": 0},
+    },
+}
+
+FILE_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "anyOf": [{"required": ["cases"]}, {"required": ["sweeps"]}],
+    "properties": {
+        "defaults": DEFAULTS_SCHEMA,
+        "cases": {"type": "array"},
+        "sweeps": {"type": "array", "items": SWEEP_SCHEMA},
+    },
+    "$defs": {"nested": _nested_numbers},
+}
+
+
+def with_defs(schema: dict) -> dict:
+    """Attach the shared ``$defs`` so a sub-schema validates on its own."""
+    return {**schema, "$defs": FILE_SCHEMA["$defs"]}
