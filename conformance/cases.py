@@ -294,7 +294,9 @@ def _schema_problems(instance: Any, schema: dict, file: str, cid: str, prefix: s
     out = []
     for e in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         msg = e.message
-        if e.validator == "oneOf" and isinstance(e.instance, dict):
+        if e.validator == "anyOf" and not list(e.absolute_path) and prefix == "":
+            msg = "the file needs a `cases:` list (or `sweeps:`)"
+        elif e.validator == "oneOf" and isinstance(e.instance, dict):
             msg = "give exactly one of `values` or `random`"
         elif e.validator == "additionalProperties":
             msg = msg.replace("Additional properties are not allowed", "unknown key(s)")

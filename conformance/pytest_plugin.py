@@ -15,7 +15,7 @@ import json
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     known, known_problems = load_known(config.getoption("known"))
     config.stash[_state_key] = {
         "frameworks": frameworks, "adapters": {}, "configured": {}, "known": known,
-        "known_problems": known_problems, "started": datetime.now(timezone.utc).isoformat(),
+        "known_problems": known_problems, "started": datetime.now(UTC).isoformat(),
         "t0": time.time(), "problems": [], "seen_ids": {},
     }
 
@@ -251,7 +251,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or bool(session.shouldstop)
     payload = {
         "schema": SCHEMA, "complete": not interrupted,
-        "started": st["started"], "finished": datetime.now(timezone.utc).isoformat(),
+        "started": st["started"], "finished": datetime.now(UTC).isoformat(),
         "duration_s": round(time.time() - st["t0"], 3),
         "command": config.getoption("conformance_command") or " ".join(sys.argv),
         "environment": environment(versions, config.getoption("precision"), devices or [config.getoption("device")], unavailable),

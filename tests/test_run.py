@@ -1,0 +1,108 @@
+"""The conformance run: pytest plugin, xdist, results file, exit codes, crash isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import DATA, ROOT
+
+CASES_DOC = str(ROOT / "cases" / "documents")
+
+
+def _run(tmp_path, *args, env=None):
+    res = tmp_path / "results.json"
+    cmd = [sys.executable, "-m", "conformance", "run", "--results", str(res), *args]
+    e = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=e, timeout=600)
+    data = json.loads(res.read_text()) if res.exists() else None
+    return p, data
+
+
+def test_numpy_run_results_file(tmp_path):
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "2")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert data["schema"] == "conformance-results/1" and data["complete"] is True
+    env = data["environment"]
+    assert env["precision"] == "strict" and env["frameworks"]["numpy"]
+    statuses = {r["status"] for r in data["results"]}
+    assert statuses <= {"pass", "unsupported"} and "pass" in statuses
+    r = next(r for r in data["results"] if r["case"] == "doc-basic-2x2" and r["api"] == "recipe"
+             and r["dtype"] == "float32")
+    for key in ("shape", "expected_shape", "max_abs_err", "max_rel_err", "max_ulp", "tolerance",
+                "native_call", "message", "device", "adapter"):
+        assert key in r
+    assert r["shape"] == [1, 1, 3, 3] and r["max_abs_err"] == 0.0
+    # one record per check, no duplicates
+    keys = [(r["case"], r["adapter"], r["api"], r["device"], r["dtype"]) for r in data["results"]]
+    assert len(keys) == len(set(keys))
+
+
+def test_k_selection_and_ids(tmp_path):
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "0",
+                   "--", "-k", "doc-basic-2x2 and recipe and float32", "-vv")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "doc-basic-2x2[numpy.recipe-cpu-float32]" in p.stdout
+    assert [r["case"] for r in data["results"]] == ["doc-basic-2x2"]
+
+
+def test_failing_case_exit_code(tmp_path):
+    bad = tmp_path / "wrong.yaml"
+    bad.write_text("""
+cases:
+  - id: wrong-values
+    input: {values: [[[[0, 1], [2, 3]]]]}
+    weight: {values: [[[[0, 1], [2, 3]]]]}
+    expected: {shape: [1, 1, 3, 3], values: [[0, 0, 1], [0, 4, 6], [4, 12, 10]]}
+""")
+    p, data = _run(tmp_path, "--cases", str(bad), "--frameworks", "numpy", "-n", "0")
+    assert p.returncode == 1
+    r = next(r for r in data["results"] if r["api"] == "scatter")
+    assert r["status"] == "fail" and r["failure_kind"] == "value"
+    assert "index (0, 0, 2, 2)" in r["message"] and "expected 10.0" in r["message"]
+
+
+def test_bad_case_file_does_not_hide_others(tmp_path):
+    p, data = _run(tmp_path, "--cases", str(DATA / "bad" / "ragged_and_shapes.yaml"),
+                   "--frameworks", "numpy", "-n", "0")
+    assert p.returncode == 1
+    assert any("cin-mismatch" in x for x in data["problems"])
+    assert {r["case"] for r in data["results"]} == {"good-one"}
+
+
+def test_crash_costs_one_check(tmp_path):
+    f = tmp_path / "crash.yaml"
+    f.write_text("""
+defaults: {dtypes: [float32, float64]}
+cases:
+  - id: crash-me
+    input: {values: [[[1, 2]]]}
+    weight: {values: [[[1, 1]]]}
+    expected: {shape: [1, 1, 3], values: [[[1, 3, 2]]]}
+""")
+    p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1",
+                   "--", "-p", "tests.crash_plugin")
+    assert p.returncode == 1
+    by = {(r["api"], r["dtype"]): r["status"] for r in data["results"]}
+    assert by[("scatter", "float32")] == "crash"
+    assert by[("scatter", "float64")] == "pass"
+    assert by[("recipe", "float64")] == "pass"
+
+
+@pytest.mark.skipif(not all(__import__("importlib").util.find_spec(m) for m in ("torch", "tensorflow", "jax")),
+                    reason="needs torch, tensorflow and jax installed")
+def test_documents_pass_on_every_framework(tmp_path):
+    """Acceptance: every documents' case passes on every framework on CPU in float32,
+    or carries a specific recorded reason (unsupported / known disagreement)."""
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--dtypes", "float32", "-n", "2")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    for r in data["results"]:
+        assert r["status"] in ("pass", "unsupported", "xfail"), r
+        if r["status"] != "pass":
+            assert r["message"] or r["known"]
+    adapters = {r["adapter"] for r in data["results"] if r["status"] == "pass"}
+    assert adapters == {"numpy", "torch", "tensorflow", "jax"}
