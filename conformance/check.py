@@ -42,7 +42,8 @@ def reference_and_magnitude(case: Case, x: np.ndarray, w: np.ndarray, b: np.ndar
 def base_record(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str) -> dict:
     """The identifying fields every record carries."""
     return {
-        "case": case.id, "file": case.file, "tags": list(case.tags), "adapter": adapter.name,
+        "case": case.id, "file": case.file, "tags": list(case.tags), "source": case.source,
+        "description": case.description, "adapter": adapter.name,
         "api": adapter.api_label(api, case.rank), "device": device, "dtype": dtype,
         "precision": precision, "framework_version": adapter.version(),
         "params": case.params(), "expected_error": case.expected_error,

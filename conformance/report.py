@@ -1,7 +1,152 @@
-"""HTML report rendering (placeholder until the report module lands)."""
+"""Self-contained HTML report (one file, inline CSS/JS/SVG, Jinja2 with autoescaping).
+
+Reads only a results file (and optionally a baseline results file); computes nothing
+about the convolution itself.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
-def render_report(payload: dict, baseline: dict | None = None) -> str:
-    raise NotImplementedError
+import jinja2
+
+from conformance.regression import compare_results
+
+SEVERITY = ["crash", "error", "fail", "accepted-invalid", "xpass", "xfail", "unsupported", "rejected", "pass"]
+COLOURS = {
+    "pass": "#2e7d32", "rejected": "#558b2f", "unsupported": "#9e9e9e", "xfail": "#f9a825",
+    "xpass": "#6a1b9a", "accepted-invalid": "#d84315", "fail": "#c62828", "error": "#b71c1c",
+    "crash": "#000000",
+}
+ADAPTER_ORDER = {"numpy": 0, "torch": 1, "tensorflow": 2, "jax": 3}
+
+
+def _worst(statuses: list[str]) -> str:
+    return min(statuses, key=lambda s: SEVERITY.index(s) if s in SEVERITY else 0)
+
+
+def safe_link(url: str | None) -> str | None:
+    """Only http(s) links written by a user (known-disagreement issues) become hrefs."""
+    if not url:
+        return None
+    parsed = urlparse(url)
+    return url if parsed.scheme in ("http", "https") and parsed.netloc else None
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return repr(v)
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _heat_colour(ratio: float | None) -> str:
+    if ratio is None:
+        return "#eeeeee"
+    if ratio <= 1.0:  # within tolerance: white -> light green by how much of it is used
+        g = int(255 - 80 * max(0.0, min(1.0, ratio)))
+        return f"rgb({g},{255},{g})"
+    r = min(1.0, math.log10(ratio) / 3.0)  # 1x .. 1000x the tolerance
+    return f"rgb(255,{int(200 - 200 * r)},{int(200 - 200 * r)})"
+
+
+def _conventions(results: list[dict]) -> list[dict]:
+    by: dict[tuple, dict] = {}
+    for r in results:
+        key = (r["adapter"], r["api"])
+        e = by.setdefault(key, {"adapter": r["adapter"], "api": r["api"], "version": r.get("framework_version"),
+                                "calls": {}, "unsupported": Counter(), "count": 0})
+        e["count"] += 1
+        nc = r.get("native_call")
+        if nc:
+            sig = (nc["function"], nc["input_layout"], nc["weight_layout"], nc["output_layout"],
+                   nc["weight_transform"], nc["padding_mapping"], repr(sorted(nc.get("precision", {}).items())))
+            e["calls"].setdefault(sig, {"example": nc, "n": 0})["n"] += 1
+        if r["status"] == "unsupported":
+            e["unsupported"][(r.get("message") or "")[:300]] += 1
+    out = []
+    for key in sorted(by, key=lambda k: (ADAPTER_ORDER.get(k[0], 9), k[1])):
+        e = by[key]
+        e["calls"] = sorted(e["calls"].values(), key=lambda c: -c["n"])
+        e["unsupported"] = e["unsupported"].most_common()
+        out.append(e)
+    return out
+
+
+def _probe_table(payload: dict) -> list[dict]:
+    return payload.get("convention_probes") or []
+
+
+def build_context(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> dict:
+    """Everything the template shows, derived from the results file alone."""
+    results = payload["results"]
+    totals = Counter(r["status"] for r in results)
+    columns = sorted({(r["adapter"], r["api"], r["device"]) for r in results},
+                     key=lambda c: (ADAPTER_ORDER.get(c[0], 9), c[1], c[2]))
+    cases: dict[str, dict] = {}
+    for r in results:
+        c = cases.setdefault(r["case"], {
+            "id": r["case"], "file": r.get("file", ""), "tags": r.get("tags") or [],
+            "source": r.get("source", ""), "description": r.get("description", ""),
+            "params": r.get("params"), "expected_shape": r.get("expected_shape"),
+            "expected_error": r.get("expected_error"), "results": [], "cells": defaultdict(list)})
+        c["results"].append(r)
+        c["cells"][(r["adapter"], r["api"], r["device"])].append(r["status"])
+    groups: dict[str, list] = defaultdict(list)
+    for c in cases.values():
+        statuses = [r["status"] for r in c["results"]]
+        c["worst"] = _worst(statuses)
+        c["row"] = []
+        for col in columns:
+            st = c["cells"].get(col)
+            if st:
+                cnt = Counter(st)
+                c["row"].append({"status": _worst(st), "title": ", ".join(f"{k}: {v}" for k, v in cnt.items()),
+                                 "count": len(st), "framework": col[0]})
+            else:
+                c["row"].append(None)
+        c["results"].sort(key=lambda r: (ADAPTER_ORDER.get(r["adapter"], 9), r["api"], r["device"],
+                                         ["float16", "bfloat16", "float32", "float64"].index(r["dtype"])
+                                         if r["dtype"] in ("float16", "bfloat16", "float32", "float64") else 9))
+        for r in c["results"]:
+            r["_link"] = safe_link((r.get("known") or {}).get("issue"))
+        groups[(c["tags"] or ["untagged"])[0]].append(c)
+    ordered_groups = [(g, sorted(cs, key=lambda c: c["id"])) for g, cs in sorted(groups.items())]
+    comparison = None
+    if baseline is not None:
+        comparison = compare_results(baseline, payload)
+        comparison["path"] = baseline_path or "baseline"
+    failing = [r for r in results if r["status"] in ("fail", "error", "crash", "accepted-invalid", "xpass")]
+    all_tags = sorted({t for c in cases.values() for t in c["tags"]})
+    return {
+        "p": payload, "env": payload.get("environment", {}), "totals": totals, "severity": SEVERITY,
+        "colours": COLOURS, "columns": columns, "groups": ordered_groups, "n_cases": len(cases),
+        "conventions": _conventions(results), "comparison": comparison, "failing": failing,
+        "frameworks": sorted({c[0] for c in columns}, key=lambda a: ADAPTER_ORDER.get(a, 9)),
+        "tags": all_tags, "probes": _probe_table(payload),
+    }
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["fmt"] = _fmt
+    env.filters["heat"] = _heat_colour
+    env.globals["colour"] = lambda s: COLOURS.get(s, "#9e9e9e")
+    return env
+
+
+def render_report(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> str:
+    """The report as one HTML string."""
+    return _env().get_template("report.html.j2").render(**build_context(payload, baseline, baseline_path))

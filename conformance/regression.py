@@ -1,0 +1,94 @@
+"""Release comparison of two results files, matched by (case, adapter, api, device, dtype).
+
+Regressions: a passing (or rejected / xfail-as-expected) check that now fails, errors or
+crashes; a check that became unsupported; a still-passing check whose max error grew by more
+than ``error_growth`` x its tolerance (a precision regression that has not yet crossed the
+line). Improvements are the reverse. Checks present in only one file are listed as appeared
+or disappeared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.results import result_key
+
+GOOD = ("pass", "rejected", "xpass")
+BAD = ("fail", "error", "crash", "accepted-invalid")
+
+
+def _err_ratio(rec: dict) -> float | None:
+    tol = (rec.get("tolerance") or {}).get("max")
+    err = rec.get("max_abs_err")
+    if tol is None or err is None or isinstance(err, str):
+        return None
+    return float(err) / float(tol) if tol else (0.0 if err == 0 else float("inf"))
+
+
+def compare_results(base: dict, new: dict, error_growth: float = 0.5) -> dict[str, Any]:
+    """Classify every matched check; see the module docstring."""
+    b = {result_key(r): r for r in base["results"]}
+    n = {result_key(r): r for r in new["results"]}
+    out: dict[str, list] = {"regressions": [], "improvements": [], "appeared": [], "disappeared": [],
+                            "changed": [], "unchanged": []}
+    for key in sorted(set(b) | set(n)):
+        rb, rn = b.get(key), n.get(key)
+        if rb is None:
+            out["appeared"].append({"key": list(key), "new": rn["status"], "message": rn.get("message", "")})
+            continue
+        if rn is None:
+            out["disappeared"].append({"key": list(key), "base": rb["status"]})
+            continue
+        sb, sn = rb["status"], rn["status"]
+        entry = {"key": list(key), "base": sb, "new": sn, "message": rn.get("message", ""),
+                 "base_err": rb.get("max_abs_err"), "new_err": rn.get("max_abs_err")}
+        if sb != "unsupported" and sn == "unsupported":
+            entry["why"] = "newly unsupported"
+            out["regressions"].append(entry)
+        elif sb in GOOD + ("xfail", "unsupported") and sn in BAD:
+            entry["why"] = f"{sb} -> {sn}"
+            out["regressions"].append(entry)
+        elif sb in BAD + ("xfail", "unsupported") and sn in ("pass", "rejected", "xpass") and sb != sn:
+            entry["why"] = f"{sb} -> {sn}"
+            out["improvements"].append(entry)
+        elif sb == sn == "pass":
+            rb_ratio, rn_ratio = _err_ratio(rb), _err_ratio(rn)
+            if rb_ratio is not None and rn_ratio is not None and rn_ratio - rb_ratio > error_growth:
+                entry["why"] = (f"error grew from {rb_ratio:.3g} to {rn_ratio:.3g} of the tolerance "
+                                f"(limit +{error_growth:g})")
+                out["regressions"].append(entry)
+            elif rb.get("max_abs_err") != rn.get("max_abs_err"):
+                entry["why"] = "error changed within the allowed growth"
+                out["changed"].append(entry)
+            else:
+                out["unchanged"].append(entry)
+        elif sb != sn:
+            entry["why"] = f"{sb} -> {sn}"
+            out["changed"].append(entry)
+        else:
+            out["unchanged"].append(entry)
+    out["base_env"] = base.get("environment", {})
+    out["new_env"] = new.get("environment", {})
+    return out
+
+
+def format_comparison(comp: dict) -> str:
+    """Plain-text summary, regressions first."""
+    lines = [
+        f"regressions: {len(comp['regressions'])}, improvements: {len(comp['improvements'])}, "
+        f"appeared: {len(comp['appeared'])}, disappeared: {len(comp['disappeared'])}, "
+        f"changed: {len(comp['changed'])}, unchanged: {len(comp['unchanged'])}",
+        f"base frameworks: {comp['base_env'].get('frameworks')}",
+        f"new  frameworks: {comp['new_env'].get('frameworks')}",
+    ]
+    for title in ("regressions", "improvements", "appeared", "disappeared"):
+        rows = comp[title]
+        if rows:
+            lines.append(f"-- {title} --")
+            for e in rows[:200]:
+                k = e["key"]
+                lines.append(f"  {k[0]} [{k[1]}.{k[2]}-{k[3]}-{k[4]}]: {e.get('why', e.get('new', e.get('base')))}"
+                             + (f" ({e['message'][:160]})" if e.get("message") and title == "regressions" else ""))
+            if len(rows) > 200:
+                lines.append(f"  ... {len(rows) - 200} more")
+    return "\n".join(lines)
