@@ -51,8 +51,8 @@ class TorchAdapter(Adapter):
     def supports(self, case, api, device, dtype):
         if case.rank not in (1, 2, 3):
             return None if case.expected_error else f"spatial rank {case.rank} has no native API"
-        sym = case.geometry.symmetric_padding
-        if sym is None and not case.expected_error:
+        sym = case.geometry.symmetric_padding if len(case.padding) == case.rank else None
+        if sym is None:
             return ("unequal (begin, end) padding pairs: torch's `padding` is one int per axis, "
                     "cut from both ends")
         return None

@@ -289,6 +289,12 @@ def _case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem])
     )
 
 
+def _flatten(v: Any) -> list:
+    if isinstance(v, list):
+        return [x for item in v for x in _flatten(item)]
+    return [v]
+
+
 def _schema_problems(instance: Any, schema: dict, file: str, cid: str, prefix: str) -> list[CaseProblem]:
     validator = jsonschema.Draft202012Validator(with_defs(schema))
     out = []
@@ -296,6 +302,11 @@ def _schema_problems(instance: Any, schema: dict, file: str, cid: str, prefix: s
         msg = e.message
         if e.validator == "anyOf" and not list(e.absolute_path) and prefix == "":
             msg = "the file needs a `cases:` list (or `sweeps:`)"
+        elif e.validator == "anyOf" and ("values" in map(str, e.absolute_path)):
+            bad = [v for v in _flatten(e.instance) if not isinstance(v, (int, float)) or isinstance(v, bool)]
+            msg = f"values must be numbers, got {bad[:3]!r}"
+            if any(isinstance(v, str) and "e" in v.lower() for v in bad):
+                msg += " (YAML 1.1 reads 1.0e6 as a string: write 1.0e+6)"
         elif e.validator == "oneOf" and isinstance(e.instance, dict):
             msg = "give exactly one of `values` or `random`"
         elif e.validator == "additionalProperties":

@@ -153,8 +153,8 @@ def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray
         return [[(repr(float(v)) if not np.isfinite(v) else float(v)) for v in row] for row in m]
     out: dict[str, Any] = {"layout": "per (n, c) slice; 3-D outputs as (D*H, W)", "slices": []}
     for i in range(slices):
-        err = np.abs(a2[i] - e2[i])
         with np.errstate(invalid="ignore"):
+            err = np.abs(a2[i] - e2[i])
             bad = ~(err <= t2[i]) & ~(np.isnan(a2[i]) & np.isnan(e2[i])) & ~(a2[i] == e2[i])
         if small:
             out["slices"].append({"index": i, "actual": cleanf(a2[i]), "expected": cleanf(e2[i]),

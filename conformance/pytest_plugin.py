@@ -44,6 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--results", default="reports/results.json", help="results file to write")
     g.addoption("--report", default="", help="also write the HTML report here")
     g.addoption("--known", default="known_disagreements.yaml", help="known-disagreements file")
+    g.addoption("--no-probes", action="store_true", help="skip the convention probes")
     g.addoption("--conformance-command", default="", help=argparse_suppress())
 
 
@@ -235,6 +236,16 @@ def _frameworks_versions(names: list[str]) -> tuple[dict, dict]:
     return versions, unavailable
 
 
+def _probes(frameworks: list[str]) -> list[dict]:
+    from conformance.probes import discover_conventions
+
+    try:
+        return discover_conventions(frameworks)
+    except Exception as exc:  # a probe must never lose the run's results
+        return [{"adapter": "?", "api": "probes", "discovered": f"probe error: {exc}",
+                 "declared": "", "agrees": False, "naive_mapping": ""}]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if hasattr(config, "workerinput"):
@@ -258,6 +269,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "selection": {"frameworks": st["frameworks"], "device": config.getoption("device"),
                       "tags": config.getoption("tags"), "dtypes": config.getoption("dtypes")},
         "problems": sorted(set(problems_map.values()) | set(st["known_problems"])),
+        "convention_probes": [] if config.getoption("no_probes") else _probes(st["frameworks"]),
         "results": results,
     }
     path = config.getoption("results")

@@ -1,0 +1,57 @@
+"""Benchmark: wall time of the default CPU run and (case, dtype) checks per framework.
+
+Usage: python benchmarks/suite_time.py [-n 2] [--warm] [--results FILE]
+Runs `conformance run` as a user would (cold JAX compilation cache unless --warm), then
+prints the wall time, checks per second, and per framework the number of distinct
+(case, dtype) pairs that executed (not unsupported) and the summed check seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", default="2")
+    ap.add_argument("--warm", action="store_true", help="keep the JAX persistent compilation cache")
+    ap.add_argument("--results", default="/tmp/bench-results.json")
+    args = ap.parse_args()
+    if not args.warm:
+        shutil.rmtree(ROOT / ".jax_cache", ignore_errors=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "-n", args.n, "--results", args.results],
+                          cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    data = json.loads(Path(args.results).read_text())
+    res = data["results"]
+    executed = collections.defaultdict(set)
+    seconds = collections.Counter()
+    checks = collections.Counter()
+    for r in res:
+        checks[r["adapter"]] += 1
+        seconds[r["adapter"]] += r.get("seconds") or 0.0
+        if r["status"] != "unsupported":
+            executed[r["adapter"]].add((r["case"], r["dtype"]))
+    print(f"wall time: {wall:.1f} s with -n {args.n} ({'warm' if args.warm else 'cold'} JAX cache); "
+          f"exit code {proc.returncode}")
+    print(f"checks: {len(res)} ({len(res) / wall:.1f} checks/s)")
+    for a in sorted(checks):
+        print(f"  {a:<11} checks {checks[a]:>6}  distinct (case, dtype) executed {len(executed[a]):>5}  "
+              f"check time {seconds[a]:7.1f} s")
+    statuses = collections.Counter(r["status"] for r in res)
+    print("statuses:", dict(sorted(statuses.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

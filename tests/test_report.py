@@ -1,0 +1,128 @@
+"""The HTML report: structure, escaping, no external fetches, size, and a real browser."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conformance.regression import compare_results
+from conformance.report import render_report
+
+FIXTURE = Path(__file__).parent / "data" / "results_sample.json"
+
+
+def _payload() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls: list[tuple[str, str, str]] = []
+        self.scripts_src = 0
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("src", "href") and v is not None:
+                self.urls.append((tag, k, v))
+        if tag in ("script", "img", "link", "iframe") and any(k == "src" for k, _ in attrs):
+            self.scripts_src += 1
+
+
+def test_every_result_appears_and_counts_match():
+    p = _payload()
+    html = render_report(p)
+    for r in p["results"]:
+        assert f'id="case-{r["case"]}"' in html
+        assert f'{r["adapter"]}.{r["api"]}-{r["device"]}-{r["dtype"]}' in html
+    rows = re.findall(r'<td class="mono">([a-z]+\.[^<]+-(?:cpu|gpu)-[a-z0-9]+)</td>', html)
+    assert len(rows) == len(p["results"])
+    counts: dict[str, int] = {}
+    for r in p["results"]:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    for status, n in counts.items():
+        assert f">{status} {n}</span>" in html
+
+
+def test_hostile_text_is_escaped():
+    p = _payload()
+    evil = '<script>alert("x")</script> "quoted" \'single\' <img src=x onerror=alert(1)>'
+    for r in p["results"]:
+        r["source"] = evil
+        r["description"] = evil
+        r["message"] = evil
+    html = render_report(p)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert html.count("<script>") == 1  # the report's own filter script only
+
+
+def test_no_external_urls_except_user_links():
+    p = _payload()
+    p["results"][0]["known"] = {"reason": "r", "issue": "https://github.com/example/repo/issues/1"}
+    p["results"][1]["known"] = {"reason": "r", "issue": "javascript:alert(1)"}
+    html = render_report(p)
+    parser = _Links()
+    parser.feed(html)
+    assert parser.scripts_src == 0
+    for tag, attr, url in parser.urls:
+        assert url.startswith("#") or url == "https://github.com/example/repo/issues/1", (tag, attr, url)
+    assert 'href="javascript:' not in html
+
+
+def test_baseline_section_regressions_first():
+    base = _payload()
+    new = copy.deepcopy(base)
+    victim = next(r for r in new["results"] if r["status"] == "pass")
+    victim["status"], victim["message"] = "fail", "value mismatch"
+    comp = compare_results(base, new)
+    assert len(comp["regressions"]) == 1
+    html = render_report(new, baseline=base, baseline_path="base.json")
+    i_reg, i_imp = html.index("Regressions (1)"), html.index("Improvements (0)")
+    assert i_reg < i_imp
+
+
+def test_size_of_2000_results_under_5mb():
+    p = _payload()
+    template = p["results"]
+    big = []
+    i = 0
+    while len(big) < 2000:
+        r = copy.deepcopy(template[i % len(template)])
+        r["case"] = f"{r['case']}-{i // len(template)}"
+        big.append(r)
+        i += 1
+    p["results"] = big
+    size = len(render_report(p).encode())
+    assert size < 5 * 1024 * 1024, size
+
+
+@pytest.mark.browser
+def test_report_in_headless_chromium(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("Debian's chromium is not installed (scripts/run-tests.sh installs it as root)")
+    page = tmp_path / "report.html"
+    page.write_text(render_report(_payload()))
+    shot = tmp_path / "shot.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run([chromium, *flags, "--window-size=1200,900", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.exists() and shot.stat().st_size > 10_000
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=False).stdout
+    # The summary is there, and the inline script ran (it un-hides the filters).
+    assert 'id="summary"' in dom and 'id="matrix"' in dom
+    assert re.search(r'<div class="filters" id="filters">', dom), "filter script did not run"
+    # The summary matrix is within the first screen: decode the PNG and check it is not blank.
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
