@@ -1,5 +1,7 @@
 """Known disagreements: a data file of (case glob × adapter × api × device × dtype × precision)
--> reason and upstream link. A matching failure is ``xfail``; a matching pass is ``xpass``."""
+-> reason and upstream link. A matching failure is ``xfail``; a matching pass is ``xpass``,
+unless the entry says ``strict: false`` (a systematic weakness that shows on some inputs only:
+matching passes stay ``pass``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from conformance.yaml_io import load_yaml
 
-_KEYS = ("case", "adapter", "api", "device", "dtype", "precision")
+_KEYS = ("case", "adapter", "api", "device", "dtype", "precision", "kind")
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,10 @@ class KnownDisagreement:
     device: str
     dtype: str
     precision: str
+    kind: str  # failure kind (value, shape, nonfinite) or status (error, accepted-invalid) it covers
     reason: str
     issue: str
+    strict: bool = True  # False: a matching check that passes stays `pass` (not `xpass`)
 
     def matches(self, **fields: str) -> bool:
         return all(fnmatch.fnmatchcase(str(fields.get(k, "")), getattr(self, k)) for k in _KEYS)
@@ -44,7 +48,7 @@ def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[s
         if not isinstance(e, dict):
             problems.append(f"{path}: disagreements[{i}]: must be a mapping")
             continue
-        unknown = set(e) - {*_KEYS, "reason", "issue"}
+        unknown = set(e) - {*_KEYS, "reason", "issue", "strict"}
         if unknown:
             problems.append(f"{path}: disagreements[{i}]: unknown key(s) {sorted(unknown)}")
             continue
@@ -54,7 +58,8 @@ def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[s
         out.append(KnownDisagreement(
             case=str(e["case"]), adapter=str(e.get("adapter", "*")), api=str(e.get("api", "*")),
             device=str(e.get("device", "*")), dtype=str(e.get("dtype", "*")),
-            precision=str(e.get("precision", "*")), reason=str(e["reason"]), issue=str(e.get("issue", ""))))
+            precision=str(e.get("precision", "*")), kind=str(e.get("kind", "*")), reason=str(e["reason"]), issue=str(e.get("issue", "")),
+            strict=bool(e.get("strict", True))))
     return out, problems
 
 

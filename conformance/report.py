@@ -7,6 +7,7 @@ about the convolution itself.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ COLOURS = {
     "crash": "#000000",
 }
 ADAPTER_ORDER = {"numpy": 0, "torch": 1, "tensorflow": 2, "jax": 3}
+
+
+def api_family(api: str) -> str:
+    """Rank-specific API names folded into one column: conv_transpose2d -> conv_transposeNd."""
+    return re.sub(r"([a-z_])[123]d", r"\1Nd", api)
 
 
 def _worst(statuses: list[str]) -> str:
@@ -90,7 +96,7 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
     """Everything the template shows, derived from the results file alone."""
     results = payload["results"]
     totals = Counter(r["status"] for r in results)
-    columns = sorted({(r["adapter"], r["api"], r["device"]) for r in results},
+    columns = sorted({(r["adapter"], api_family(r["api"]), r["device"]) for r in results},
                      key=lambda c: (ADAPTER_ORDER.get(c[0], 9), c[1], c[2]))
     cases: dict[str, dict] = {}
     for r in results:
@@ -100,7 +106,7 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
             "params": r.get("params"), "expected_shape": r.get("expected_shape"),
             "expected_error": r.get("expected_error"), "results": [], "cells": defaultdict(list)})
         c["results"].append(r)
-        c["cells"][(r["adapter"], r["api"], r["device"])].append(r["status"])
+        c["cells"][(r["adapter"], api_family(r["api"]), r["device"])].append(r["status"])
     groups: dict[str, list] = defaultdict(list)
     for c in cases.values():
         statuses = [r["status"] for r in c["results"]]

@@ -68,6 +68,7 @@ def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(_json_safe(payload), fh, indent=1, sort_keys=False, allow_nan=False)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
