@@ -29,6 +29,16 @@ from conformance.dtypes import numpy_dtype
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 
+@functools.lru_cache(maxsize=1)
+def has_consistent_padding() -> bool:
+    """Whether this JAX's lax.conv_transpose takes ``use_consistent_padding`` (newer releases)."""
+    import inspect
+
+    from jax import lax
+
+    return "use_consistent_padding" in inspect.signature(lax.conv_transpose).parameters
+
+
 def regroup_flip(w: np.ndarray, groups: int) -> np.ndarray:
     """Canonical ``(C_in, C_out/g, *K)`` -> forward-conv ``(C_out, C_in/g, *K)``, spatially flipped.
 
@@ -94,11 +104,15 @@ class JaxAdapter(Adapter):
         sp = _SPATIAL[rank]
         dn = (f"NC{sp}", f"OI{sp}", f"NC{sp}")
         prec = lax.Precision.HIGHEST if precision == "strict" else None
-        if api == "conv_transpose":
+        if api == "conv_transpose" and has_consistent_padding():
             def conv(x, w):
                 return lax.conv_transpose(x, w, stride, list(pads), rhs_dilation=dilation,
                                           dimension_numbers=dn, transpose_kernel=True,
                                           precision=prec, use_consistent_padding=True)
+        elif api == "conv_transpose":  # older JAX: explicit pads are the transposed conv's own
+            def conv(x, w):
+                return lax.conv_transpose(x, w, stride, list(pads), rhs_dilation=dilation,
+                                          dimension_numbers=dn, transpose_kernel=True, precision=prec)
         else:
             def conv(x, w):
                 return lax.conv_general_dilated(x, w, (1,) * rank, list(pads), lhs_dilation=stride,
@@ -113,10 +127,18 @@ class JaxAdapter(Adapter):
 
         rank = x.ndim - 2
         k = w.shape[2:]
-        if api == "conv_transpose":
+        if api == "conv_transpose" and has_consistent_padding():
             pads = tuple((pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding))
             wn = w
             mapping = "padding=(begin, end - output_padding), use_consistent_padding=True"
+            transform = "none given: passed as forward-conv OI* kernel; transpose_kernel=True swaps I/O and flips"
+            perm, flip = None, True
+        elif api == "conv_transpose":
+            pads = tuple((d * (kk - 1) - pb, d * (kk - 1) - pe + op) for d, kk, (pb, pe), op in
+                         zip(case.dilation, k, case.padding, case.output_padding))
+            wn = w
+            mapping = ("padding=(d*(k-1)-begin, d*(k-1)-end+output_padding): this JAX has no "
+                       "use_consistent_padding, explicit pads apply to the dilated input")
             transform = "none given: passed as forward-conv OI* kernel; transpose_kernel=True swaps I/O and flips"
             perm, flip = None, True
         else:
@@ -142,7 +164,7 @@ class JaxAdapter(Adapter):
             arguments={"strides" if api == "conv_transpose" else "lhs_dilation": list(case.stride),
                        "padding": [list(p) for p in pads], "rhs_dilation": list(case.dilation),
                        **({"feature_group_count": case.groups} if api != "conv_transpose" else
-                          {"transpose_kernel": True, "use_consistent_padding": True}),
+                          {"transpose_kernel": True, "use_consistent_padding": has_consistent_padding()}),
                        "bias": "added with + inside the same jit" if b is not None else None,
                        "device": str(dev)},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},

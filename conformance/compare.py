@@ -47,8 +47,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray, dtype: st
     a_inf, e_inf = np.isinf(actual), np.isinf(expected)
     bad_nf = (a_nan != e_nan) | (a_inf != e_inf) | (a_inf & e_inf & (np.sign(actual) != np.sign(expected)))
     finite = np.isfinite(actual) & np.isfinite(expected)
-    err = np.where(finite, np.abs(actual - expected), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        err = np.where(finite, np.abs(actual - expected), 0.0)
         rel = np.where(finite & (expected != 0), err / np.abs(expected), 0.0)
     ulp = np.where(finite, ulp_distance(np.where(finite, actual, 0), np.where(finite, expected, 0), dtype), 0)
     over = finite & (err > tol)

@@ -85,9 +85,9 @@ def _naive_calls():
         def jax_ct(x, w, layout):
             if layout != "channels-first":
                 raise ValueError("layout is a dimension_numbers argument; probed channels-first")
-            return np.asarray(lax.conv_transpose(x, w, STRIDE, [(0, 0), (0, 0)], dimension_numbers=dn,
-                                                 transpose_kernel=False, use_consistent_padding=True,
-                                                 precision=lax.Precision.HIGHEST))
+            # 'VALID' is the forward conv's padding in every JAX release (explicit pads are not).
+            return np.asarray(lax.conv_transpose(x, w, STRIDE, "VALID", dimension_numbers=dn,
+                                                 transpose_kernel=False, precision=lax.Precision.HIGHEST))
 
         def jax_cgd(x, w, layout):
             if layout != "channels-first":

@@ -258,6 +258,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = sorted(records.values(), key=lambda r: (r["case"], r["adapter"], r["api"], r["device"], r["dtype"]))
     versions, unavailable = _frameworks_versions(st["frameworks"])
     unavailable.update(st.get("unavailable", {}))
+    ran = {r["adapter"] for r in results}
+    for name in st["frameworks"]:
+        # Installed but no check ran (under xdist the workers' import failures stay in the
+        # workers): try the import here so a broken install is reported, not silent.
+        if name not in ran and name not in unavailable:
+            why = get_adapter(name).unavailable_reason()
+            if why:
+                unavailable[name] = why
     devices = sorted({r["device"] for r in results if r.get("device") in ("cpu", "gpu")})
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or bool(session.shouldstop)
     payload = {

@@ -90,3 +90,22 @@ def test_unsupported_reasons_are_specific():
         rec = run_check(probes["probe-1d"], _adapter("tensorflow"), "conv_transpose", "cpu",
                         "float32", "strict", [])
         assert rec["status"] == "unsupported" and "'VALID' or 'SAME'" in rec["message"]
+
+
+def test_jax_mapping_without_consistent_padding(monkeypatch):
+    """Older JAX releases lack use_consistent_padding: the adapter maps PyTorch padding to the
+    transposed conv's own explicit pads instead; that mapping must pass the probes too."""
+    a = _adapter("jax")
+    from adapters import jax_adapter
+
+    monkeypatch.setattr(jax_adapter, "has_consistent_padding", lambda: False)
+    jax_adapter.JaxAdapter._compiled.cache_clear()
+    try:
+        for case in PROBES:
+            rec = run_check(case, a, "conv_transpose", "cpu", "float64", "strict", [])
+            if rec["status"] == "unsupported":
+                continue
+            assert rec["status"] == "pass", (case.id, rec["message"])
+            assert rec["native_call"]["arguments"]["use_consistent_padding"] is False
+    finally:
+        jax_adapter.JaxAdapter._compiled.cache_clear()

@@ -126,3 +126,33 @@ def test_report_in_headless_chromium(tmp_path):
     # The summary matrix is within the first screen: decode the PNG and check it is not blank.
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_large_failing_output_gets_heatmap(monkeypatch):
+    """Outputs larger than 16x16 per channel show an inline-SVG error heat map, not grids."""
+    from adapters import get_adapter
+    from conformance.cases import Case, TensorSpec
+    from conformance.check import run_check
+    from conformance.results import SCHEMA
+
+    case = Case(id="big", file="<test>", source="", description="", tags=("t",),
+                input=TensorSpec((1, 1, 20, 20), random={"distribution": "uniform", "seed": 1}),
+                weight=TensorSpec((1, 1, 4, 4), random={"distribution": "uniform", "seed": 2}),
+                bias=None, stride=(2, 2), padding=((1, 1), (1, 1)), output_padding=(0, 0),
+                dilation=(1, 1), groups=1, dtypes=("float64",), expected_shape=None,
+                expected_values=None, expected_error=False, tolerance=None, frameworks=None,
+                frameworks_reason="")
+    a = get_adapter("numpy")
+    orig = a.run
+
+    def perturbed(*args):
+        out = orig(*args)
+        out.array[0, 0, 5, 7] += 1.0
+        return out
+
+    monkeypatch.setattr(a, "run", perturbed)
+    rec = run_check(case, a, "recipe", "cpu", "float64", "strict", [])
+    assert rec["status"] == "fail" and rec["arrays"]["small"] is False
+    html = render_report({"schema": SCHEMA, "complete": True, "environment": {}, "results": [rec]})
+    assert "<svg" in html and "|error| / tolerance, 40×40" in html
+    assert 'class="grid"' not in html

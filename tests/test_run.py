@@ -106,3 +106,12 @@ def test_documents_pass_on_every_framework(tmp_path):
             assert r["message"] or r["known"]
     adapters = {r["adapter"] for r in data["results"] if r["status"] == "pass"}
     assert adapters == {"numpy", "torch", "tensorflow", "jax"}
+
+
+def test_broken_framework_reported_unavailable(tmp_path):
+    """A framework that fails to import is reported as unavailable, and the run goes on."""
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy,tensorflow", "-n", "2",
+                   env={"PYTHONPATH": f"{DATA / 'broken_framework'}{os.pathsep}{ROOT}"})
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "simulated broken tensorflow install" in data["environment"]["unavailable"]["tensorflow"]
+    assert {r["adapter"] for r in data["results"]} == {"numpy"}

@@ -1,0 +1,74 @@
+"""Release comparison: matching, regression classes, exit codes, schema refusal."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from conformance.cli import main
+from conformance.regression import compare_results
+from tests.conftest import DATA
+
+SAMPLE = json.loads((DATA / "results_sample.json").read_text())
+
+
+def _write(tmp_path, name, payload):
+    f = tmp_path / name
+    f.write_text(json.dumps(payload))
+    return str(f)
+
+
+def _first(payload, status):
+    return next(r for r in payload["results"] if r["status"] == status)
+
+
+def test_identical_runs_exit_zero(tmp_path, capsys):
+    a = _write(tmp_path, "a.json", SAMPLE)
+    assert main(["compare", a, a]) == 0
+    assert "regressions: 0" in capsys.readouterr().out
+
+
+def test_regression_classes(tmp_path, capsys):
+    new = copy.deepcopy(SAMPLE)
+    passes = [r for r in new["results"] if r["status"] == "pass" and r.get("tolerance")]
+    passes[0]["status"] = "fail"
+    passes[1]["status"] = "unsupported"
+    passes[2]["max_abs_err"] = passes[2]["tolerance"]["max"] * 0.9 + (passes[2]["max_abs_err"] or 0)
+    gone = new["results"].pop()
+    extra = copy.deepcopy(passes[3])
+    extra["case"] = "brand-new-case"
+    new["results"].append(extra)
+    comp = compare_results(SAMPLE, new, error_growth=0.5)
+    whys = sorted(e["why"] for e in comp["regressions"])
+    assert len(comp["regressions"]) == 3, whys
+    assert any(w == "pass -> fail" for w in whys)
+    assert any(w == "newly unsupported" for w in whys)
+    assert any(w.startswith("error grew") for w in whys)
+    assert [e["key"][0] for e in comp["appeared"]] == ["brand-new-case"]
+    assert comp["disappeared"][0]["key"][0] == gone["case"]
+    b, n = _write(tmp_path, "b.json", SAMPLE), _write(tmp_path, "n.json", new)
+    out = tmp_path / "cmp.html"
+    assert main(["compare", b, n, "--report", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert text.index("-- regressions --") < text.index("-- appeared --")
+    assert "Regressions (3)" in out.read_text()
+
+
+def test_improvement_is_not_a_regression(tmp_path):
+    base = copy.deepcopy(SAMPLE)
+    _first(base, "pass")["status"] = "fail"
+    comp = compare_results(base, SAMPLE)
+    assert comp["regressions"] == [] and len(comp["improvements"]) == 1
+    assert main(["compare", _write(tmp_path, "b.json", base), _write(tmp_path, "n.json", SAMPLE)]) == 0
+
+
+def test_old_schema_refused_with_clear_message(tmp_path, capsys):
+    old = copy.deepcopy(SAMPLE)
+    old["schema"] = "conformance-results/0"
+    rc = main(["compare", _write(tmp_path, "old.json", old), _write(tmp_path, "n.json", SAMPLE)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "old.json" in err and "'conformance-results/0' is not supported" in err and "re-run" in err
+    assert main(["compare", _write(tmp_path, "junk.json", {}), _write(tmp_path, "n2.json", SAMPLE)]) == 1
+    (tmp_path / "notjson.json").write_text("{")
+    assert main(["report", str(tmp_path / "notjson.json"), "-o", str(tmp_path / "r.html")]) == 1
