@@ -60,6 +60,16 @@ def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Geometry, g
         raise ConfigurationError("; ".join(problems))
 
 
+def _prepare(x, w, b, stride, padding, output_padding, dilation, groups
+             ) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """float64 copies of x and w and the validated geometry (raises ConfigurationError)."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    geom = geometry_of(x, w, stride, padding, output_padding, dilation)
+    _check(x, w, b, geom, groups)
+    return x, w, geom
+
+
 def _grouped(x: np.ndarray, w: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
     n, cin = x.shape[:2]
     xg = x.reshape(n, groups, cin // groups, *x.shape[2:])
@@ -82,10 +92,7 @@ def conv_transpose_scatter(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
 
     Computed in float64. Raises :class:`ConfigurationError` for invalid configurations.
     """
-    x = np.asarray(x, np.float64)
-    w = np.asarray(w, np.float64)
-    geom = geometry_of(x, w, stride, padding, output_padding, dilation)
-    _check(x, w, b, geom, groups)
+    x, w, geom = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     xg, wg = _grouped(x, w, groups)
     n, s = x.shape[0], x.shape[2:]
     full = geom.full_extent
@@ -108,10 +115,7 @@ def conv_transpose_recipe(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
                           dilation: Sequence[int], groups: int = 1) -> np.ndarray:
     """Formulation 3 (seed 001): zero-insert by ``stride``, pad ``d*(k-1)-p`` (begin) and
     ``d*(k-1)-p+output_padding`` (end; negative pads crop), flip the kernel, correlate."""
-    x = np.asarray(x, np.float64)
-    w = np.asarray(w, np.float64)
-    geom = geometry_of(x, w, stride, padding, output_padding, dilation)
-    _check(x, w, b, geom, groups)
+    x, w, geom = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     xg, wg = _grouped(x, w, groups)
     n, s = x.shape[0], x.shape[2:]
     dil_len = tuple((sz - 1) * st + 1 for sz, st in zip(s, geom.stride))
@@ -194,10 +198,7 @@ def conv_transpose_matrix(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
                           stride: Sequence[int], padding: PadPairs, output_padding: Sequence[int],
                           dilation: Sequence[int], groups: int = 1) -> np.ndarray:
     """Formulation 2: ``convT(x) = V.T @ x`` with ``V`` the forward convolution's matrix."""
-    x = np.asarray(x, np.float64)
-    w = np.asarray(w, np.float64)
-    geom = geometry_of(x, w, stride, padding, output_padding, dilation)
-    _check(x, w, b, geom, groups)
+    x, w, geom = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     out_sp = geom.out_spatial
     v = forward_matrix(w, in_spatial=x.shape[2:], out_spatial=out_sp, stride=geom.stride,
                        padding=geom.padding, dilation=geom.dilation, groups=groups)
