@@ -61,15 +61,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     code = pytest.main(build_pytest_args(args))
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.INTERRUPTED):
         return 1
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print("conformance: no checks were collected (check --cases, --tags, --frameworks)", file=sys.stderr)
-        return 1
-    data = read_results(args.results)
-    bad = [r for r in data["results"] if r["status"] in FAILING]
+    data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
+                                                                            "environment": {}}
     if args.require_gpu and not any(r["device"] == "gpu" for r in data["results"]):
         print("conformance: --require-gpu: NO GPU CHECK RAN (no framework sees a GPU). "
-              f"frameworks: {data['environment']['frameworks']}", file=sys.stderr)
+              f"frameworks: {data['environment'].get('frameworks')}", file=sys.stderr)
         return 2
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("conformance: no checks were collected (check --cases, --tags, --frameworks, --device)",
+              file=sys.stderr)
+        return 1
+    bad = [r for r in data["results"] if r["status"] in FAILING]
     if data["problems"]:
         print(f"conformance: {len(data['problems'])} case-file problem(s)", file=sys.stderr)
     return 1 if bad or data["problems"] else 0

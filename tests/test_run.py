@@ -115,3 +115,22 @@ def test_broken_framework_reported_unavailable(tmp_path):
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "simulated broken tensorflow install" in data["environment"]["unavailable"]["tensorflow"]
     assert {r["adapter"] for r in data["results"]} == {"numpy"}
+
+
+def test_precision_default_is_recorded(tmp_path):
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "0",
+                   "--precision", "default", "--", "-k", "doc-basic-2x2")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert data["environment"]["precision"] == "default"
+    assert {r["precision"] for r in data["results"]} == {"default"}
+
+
+def test_require_gpu_fails_loudly_without_gpu(tmp_path):
+    import shutil
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("a GPU driver is present on this machine")
+    p, _ = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "0",
+                "--device", "gpu", "--require-gpu")
+    assert p.returncode == 2
+    assert "NO GPU CHECK RAN" in p.stderr
