@@ -46,19 +46,21 @@ class RunOutput:
 
 
 class Adapter:
-    """Base class; subclasses set ``name``, ``module`` (distribution) and ``apis``."""
+    """Base class; subclasses set ``name``, ``distributions`` and ``apis``."""
 
     name: str = ""
-    distribution: str = ""
+    distributions: tuple[str, ...] = ()  # PyPI names that provide the framework, first found wins
     apis: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
     def version(self) -> str | None:
         """Installed version of the framework's distribution (no import needed)."""
-        try:
-            return importlib.metadata.version(self.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        for dist in self.distributions:
+            try:
+                return importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
 
     def unavailable_reason(self) -> str | None:
         """None when the framework imports, else why not."""

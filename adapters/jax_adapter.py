@@ -52,7 +52,7 @@ def regroup_flip(w: np.ndarray, groups: int) -> np.ndarray:
 
 class JaxAdapter(Adapter):
     name = "jax"
-    distribution = "jax"
+    distributions = ("jax",)
     apis = ("conv_transpose", "conv_general_dilated")
 
     def __init__(self) -> None:

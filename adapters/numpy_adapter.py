@@ -24,7 +24,7 @@ _MATRIX_LIMIT = 4_000_000  # entries of V; beyond that the dense matrix form is 
 
 class NumpyAdapter(Adapter):
     name = "numpy"
-    distribution = "numpy"
+    distributions = ("numpy",)
     apis = ("scatter", "recipe", "matrix")
 
     def _import(self) -> None:

@@ -34,16 +34,13 @@ def same_pads(in_size: int, out_size: int, k: int, s: int, d: int) -> tuple[int,
 
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
-    distribution = "tensorflow-cpu"
+    distributions = ("tensorflow-cpu", "tensorflow")  # CPU wheel, or the GPU-capable one
     apis = ("conv_transpose",)
     # Messages with which TF itself refuses a valid configuration it does not implement.
     unsupported_patterns = (
         re.compile(r"not (yet )?supported on CPU", re.I),
         re.compile(r"do(es)? not yet support", re.I),
     )
-
-    def version(self):
-        return super().version() or _version_of("tensorflow")
 
     def _import(self):
         import tensorflow  # noqa: F401
@@ -131,11 +128,3 @@ class TensorflowAdapter(Adapter):
         )
         return RunOutput(res, y.dtype.name, call)
 
-
-def _version_of(dist: str) -> str | None:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None

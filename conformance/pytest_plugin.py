@@ -10,6 +10,7 @@ the results file at the end. Nothing is kept in worker globals. A worker that di
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import re
@@ -30,8 +31,6 @@ _records_key = pytest.StashKey["ResultsCollector"]()
 _state_key = pytest.StashKey[dict]()
 _ITEM_RE = re.compile(r"::(?P<case>[^\[]+)\[(?P<adapter>[a-z]+)\.(?P<api>[^-\]]+)-(?P<device>cpu|gpu)-(?P<dtype>[a-z0-9]+)\]$")
 
-_DIST = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("conformance")
@@ -45,13 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--report", default="", help="also write the HTML report here")
     g.addoption("--known", default="known_disagreements.yaml", help="known-disagreements file")
     g.addoption("--no-probes", action="store_true", help="skip the convention probes")
-    g.addoption("--conformance-command", default="", help=argparse_suppress())
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
+    g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -123,7 +116,7 @@ class CaseFile(pytest.File):
             if tags and not tags & set(case.tags):
                 continue
             for name in st["frameworks"]:
-                if importlib.util.find_spec(_DIST[name]) is None:
+                if importlib.util.find_spec(name) is None:
                     continue  # reported as unavailable in the environment
                 adapter = _adapter(config, name)
                 if name in st.get("unavailable", {}):
@@ -229,7 +222,7 @@ def _frameworks_versions(names: list[str]) -> tuple[dict, dict]:
     versions, unavailable = {}, {}
     for n in names:
         a = get_adapter(n)
-        v = a.version() if importlib.util.find_spec(_DIST[n]) is not None else None
+        v = a.version() if importlib.util.find_spec(n) is not None else None
         versions[n] = v
         if v is None:
             unavailable[n] = f"{n} is not installed"

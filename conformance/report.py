@@ -88,10 +88,6 @@ def _conventions(results: list[dict]) -> list[dict]:
     return out
 
 
-def _probe_table(payload: dict) -> list[dict]:
-    return payload.get("convention_probes") or []
-
-
 def build_context(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> dict:
     """Everything the template shows, derived from the results file alone."""
     results = payload["results"]
@@ -138,7 +134,7 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
         "colours": COLOURS, "columns": columns, "groups": ordered_groups, "n_cases": len(cases),
         "conventions": _conventions(results), "comparison": comparison, "failing": failing,
         "frameworks": sorted({c[0] for c in columns}, key=lambda a: ADAPTER_ORDER.get(a, 9)),
-        "tags": all_tags, "probes": _probe_table(payload),
+        "tags": all_tags, "probes": payload.get("convention_probes") or [],
     }
 
 
