@@ -114,6 +114,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if comp["regressions"] else 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from conformance.merge import MergeError, merge_results
+    from conformance.results import ResultsFileError, read_results, write_results
+
+    try:
+        payload = merge_results([read_results(f) for f in args.inputs], list(args.inputs))
+    except (ResultsFileError, MergeError) as exc:
+        print(f"conformance merge: {exc}", file=sys.stderr)
+        return 1
+    write_results(args.output, payload)
+    print(f"merged {len(payload['results'])} results from {len(args.inputs)} file(s) into {args.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="conformance", description="Transposed-convolution conformance suite")
@@ -151,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--error-growth", type=float, default=0.5,
                    help="flag a pass whose error grew by more than this fraction of its tolerance")
     c.set_defaults(func=_cmd_compare)
+
+    m = sub.add_parser("merge", help="merge results files of disjoint runs (e.g. one per framework)")
+    m.add_argument("output")
+    m.add_argument("inputs", nargs="+")
+    m.set_defaults(func=_cmd_merge)
 
     args = p.parse_args(argv)
     args.argv = argv
