@@ -86,6 +86,9 @@ class TensorflowAdapter(Adapter):
             return None
         if case.rank not in (1, 2, 3):
             return f"spatial rank {case.rank} has no native API"
+        if case.rank == 3 and case.groups > 1:
+            return ("tf.nn.conv3d_transpose has no grouped form: Conv3DBackpropInputV2 requires the "
+                    "filter's in_channels to equal the input's channels")
         pad, why = self._padding(case)
         if pad is None:
             return why

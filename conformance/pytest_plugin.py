@@ -24,7 +24,7 @@ import pytest
 from adapters import ADAPTER_NAMES, get_adapter
 from conformance.cases import load_file
 from conformance.check import run_check
-from conformance.known import load_known
+from conformance.known import find_known, load_known
 
 RECORD_KEY = "conformance_record"
 _records_key = pytest.StashKey["ResultsCollector"]()
@@ -215,7 +215,14 @@ class ResultsCollector:
             elif key == "conformance_problem":
                 self.problems[report.nodeid] = value
         if report.failed and report.nodeid not in self.records and _ITEM_RE.search(report.nodeid):
-            self.records[report.nodeid] = _crash_record(report)
+            rec = _crash_record(report)
+            entry = find_known(_state(self.config)["known"], case=rec["case"], adapter=rec["adapter"],
+                               api=rec["api"], device=rec["device"], dtype=rec["dtype"],
+                               precision=self.config.getoption("precision"), kind=rec["status"])
+            if entry is not None:
+                rec["known"] = {"reason": entry.reason, "issue": entry.issue}
+                rec["underlying_status"], rec["status"] = rec["status"], "xfail"
+            self.records[report.nodeid] = rec
 
 
 def _frameworks_versions(names: list[str]) -> tuple[dict, dict]:

@@ -57,7 +57,11 @@ def test_every_adapter_agrees_with_reference(case):
         a = get_adapter(name)
         a.configure("strict")
         for api in a.apis:
-            rec = run_check(case, a, api, "cpu", "float64", "strict", [])
+            # XLA:CPU can abort the whole process compiling float64 convolutions (known
+            # disagreement edge-xla-f64-compile-abort); in-process, JAX's lowering form runs in
+            # float32 (integer data: exact there too). The suite itself isolates such crashes.
+            dtype = "float32" if (name, api) == ("jax", "conv_general_dilated") else "float64"
+            rec = run_check(case, a, api, "cpu", dtype, "strict", [])
             if rec["status"] == "unsupported":
                 assert rec["message"]
                 continue

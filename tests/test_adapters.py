@@ -23,7 +23,7 @@ def _adapter(name):
 
 
 def test_probes_load():
-    assert len(PROBES) == 6
+    assert len(PROBES) == 7
 
 
 @pytest.mark.parametrize("name", ADAPTER_NAMES)
@@ -90,6 +90,9 @@ def test_unsupported_reasons_are_specific():
         rec = run_check(probes["probe-1d"], _adapter("tensorflow"), "conv_transpose", "cpu",
                         "float32", "strict", [])
         assert rec["status"] == "unsupported" and "'VALID' or 'SAME'" in rec["message"]
+        rec = run_check(probes["probe-3d-groups"], _adapter("tensorflow"), "conv_transpose", "cpu",
+                        "float32", "strict", [])
+        assert rec["status"] == "unsupported" and "no grouped form" in rec["message"]
 
 
 def test_jax_mapping_without_consistent_padding(monkeypatch):

@@ -91,6 +91,16 @@ cases:
     assert by[("scatter", "float32")] == "crash"
     assert by[("scatter", "float64")] == "pass"
     assert by[("recipe", "float64")] == "pass"
+    # A known crash (kind: crash) is an expected failure: recorded with its reason, exit 0.
+    known = tmp_path / "known.yaml"
+    known.write_text('disagreements:\n  - {case: crash-me, dtype: float32, kind: crash, reason: "aborts"}\n')
+    p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1", "--known", str(known),
+                   "--", "-p", "tests.crash_plugin")
+    assert p.returncode == 0, p.stdout[-2000:]
+    crashed = [r for r in data["results"] if r["dtype"] == "float32"]
+    assert {r["status"] for r in crashed} == {"xfail"}
+    assert {r["underlying_status"] for r in crashed} == {"crash"}
+    assert crashed[0]["known"]["reason"] == "aborts"
 
 
 @pytest.mark.skipif(not all(__import__("importlib").util.find_spec(m) for m in ("torch", "tensorflow", "jax")),
