@@ -85,6 +85,10 @@ class Adapter:
         """Apply ``strict`` (TF32 off, highest precision) or ``default``; return the flags set."""
         return {}
 
+    def applies(self, case: Case, api: str) -> bool:
+        """Whether a check of ``api`` on ``case`` means anything at all (False: not generated)."""
+        return True
+
     def supports(self, case: Case, api: str, device: str, dtype: str) -> str | None:
         """None when the native API can express the case, else the reason it cannot."""
         return None

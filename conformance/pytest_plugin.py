@@ -98,6 +98,9 @@ class CaseFile(pytest.File):
     def collect(self):
         config = self.config
         st = _state(config)
+        if not config.getoption("no_probes") and not st.get("probe_collected"):
+            st["probe_collected"] = True  # one probe item per session, run by some worker
+            yield ProbeItem.from_parent(self, name="convention-probes")
         display = str(self.path.relative_to(config.rootpath)) if self.path.is_relative_to(config.rootpath) else str(self.path)
         result = load_file(self.path, display=display)
         for p in result.problems:
@@ -124,6 +127,8 @@ class CaseFile(pytest.File):
                 devices = adapter.devices()
                 devices = [d for d in devices if want_dev == "all" or d == want_dev]
                 for api in adapter.apis:
+                    if not adapter.applies(case, api):
+                        continue
                     label = adapter.api_label(api, case.rank)
                     for device in devices:
                         for dtype in case.dtypes:
@@ -170,6 +175,25 @@ class CaseItem(pytest.Item):
         return self.path, None, f"{self.case.id} [{self.adapter_name}.{self.api} {self.device} {self.dtype}]"
 
 
+class ProbeItem(pytest.Item):
+    """The convention probes (conformance.probes), run in a worker like any check."""
+
+    def runtest(self):
+        rows = _probes(_state(self.config)["frameworks"])
+        self.user_properties.append(("conformance_probes", json.dumps(rows)))
+        bad = [r for r in rows if not r["agrees"]]
+        if bad:
+            raise CheckFailed("convention probe disagrees with the adapter's declaration: "
+                              + "; ".join(f"{r['api']}: discovered {r['discovered']}, declared {r['declared']}"
+                                          for r in bad))
+
+    def repr_failure(self, excinfo):
+        return str(excinfo.value)
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
 class ProblemItem(pytest.Item):
     """A case-file problem, surfaced as a failing item so it is never silent."""
 
@@ -206,6 +230,7 @@ class ResultsCollector:
         self.config = config
         self.records: dict[str, dict] = {}
         self.problems: dict[str, str] = {}
+        self.probes: list[dict] = []
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -214,6 +239,8 @@ class ResultsCollector:
                 self.records[report.nodeid] = json.loads(value)
             elif key == "conformance_problem":
                 self.problems[report.nodeid] = value
+            elif key == "conformance_probes" and not self.probes:
+                self.probes = json.loads(value)
         if report.failed and report.nodeid not in self.records and _ITEM_RE.search(report.nodeid):
             rec = _crash_record(report)
             entry = find_known(_state(self.config)["known"], case=rec["case"], adapter=rec["adapter"],
@@ -277,7 +304,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "selection": {"frameworks": st["frameworks"], "device": config.getoption("device"),
                       "tags": config.getoption("tags"), "dtypes": config.getoption("dtypes")},
         "problems": sorted(set(problems_map.values()) | set(st["known_problems"])),
-        "convention_probes": [] if config.getoption("no_probes") else _probes(st["frameworks"]),
+        "convention_probes": collector.probes,
         "results": results,
     }
     path = config.getoption("results")
