@@ -97,22 +97,21 @@ class JaxAdapter(Adapter):
     @staticmethod
     @functools.lru_cache(maxsize=4096)
     def _compiled(api: str, rank: int, stride: tuple, pads: tuple, dilation: tuple, groups: int,
-                  precision: str | None, with_bias: bool):
+                  precision: str | None, with_bias: bool, consistent_padding: bool):
         import jax
         from jax import lax
 
         sp = _SPATIAL[rank]
         dn = (f"NC{sp}", f"OI{sp}", f"NC{sp}")
         prec = lax.Precision.HIGHEST if precision == "strict" else None
-        if api == "conv_transpose" and has_consistent_padding():
+        if api == "conv_transpose":
+            # Without use_consistent_padding (older JAX), explicit pads are the transposed conv's own.
+            extra = {"use_consistent_padding": True} if consistent_padding else {}
+
             def conv(x, w):
                 return lax.conv_transpose(x, w, stride, list(pads), rhs_dilation=dilation,
                                           dimension_numbers=dn, transpose_kernel=True,
-                                          precision=prec, use_consistent_padding=True)
-        elif api == "conv_transpose":  # older JAX: explicit pads are the transposed conv's own
-            def conv(x, w):
-                return lax.conv_transpose(x, w, stride, list(pads), rhs_dilation=dilation,
-                                          dimension_numbers=dn, transpose_kernel=True, precision=prec)
+                                          precision=prec, **extra)
         else:
             def conv(x, w):
                 return lax.conv_general_dilated(x, w, (1,) * rank, list(pads), lhs_dilation=stride,
@@ -126,30 +125,28 @@ class JaxAdapter(Adapter):
         import jax
 
         rank = x.ndim - 2
-        k = w.shape[2:]
-        if api == "conv_transpose" and has_consistent_padding():
-            pads = tuple((pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding))
-            wn = w
-            mapping = "padding=(begin, end - output_padding), use_consistent_padding=True"
+        consistent = has_consistent_padding()
+        # Pads of the stride-dilated input (the fractionally strided form).
+        dilated_pads = tuple((d * (kk - 1) - pb, d * (kk - 1) - pe + op) for d, kk, (pb, pe), op in
+                             zip(case.dilation, w.shape[2:], case.padding, case.output_padding))
+        if api == "conv_transpose":
+            wn, perm, flip = w, None, True
             transform = "none given: passed as forward-conv OI* kernel; transpose_kernel=True swaps I/O and flips"
-            perm, flip = None, True
-        elif api == "conv_transpose":
-            pads = tuple((d * (kk - 1) - pb, d * (kk - 1) - pe + op) for d, kk, (pb, pe), op in
-                         zip(case.dilation, k, case.padding, case.output_padding))
-            wn = w
-            mapping = ("padding=(d*(k-1)-begin, d*(k-1)-end+output_padding): this JAX has no "
-                       "use_consistent_padding, explicit pads apply to the dilated input")
-            transform = "none given: passed as forward-conv OI* kernel; transpose_kernel=True swaps I/O and flips"
-            perm, flip = None, True
+            if consistent:
+                pads = tuple((pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding))
+                mapping = "padding=(begin, end - output_padding), use_consistent_padding=True"
+            else:
+                pads = dilated_pads
+                mapping = ("padding=(d*(k-1)-begin, d*(k-1)-end+output_padding): this JAX has no "
+                           "use_consistent_padding, explicit pads apply to the dilated input")
         else:
-            pads = tuple((d * (kk - 1) - pb, d * (kk - 1) - pe + op) for d, kk, (pb, pe), op in
-                         zip(case.dilation, k, case.padding, case.output_padding))
+            pads = dilated_pads
             wn = regroup_flip(w, case.groups) if case.groups >= 1 and w.shape[0] % max(case.groups, 1) == 0 else w
             mapping = "padding=(d*(k-1)-begin, d*(k-1)-end+output_padding) on the stride-dilated input"
             transform = "regroup (C_in, C_out/g, *K) -> (C_out, C_in/g, *K); spatial flip"
             perm, flip = [1, 0, *range(2, w.ndim)], True
         fn = self._compiled(api, rank, tuple(case.stride), pads, tuple(case.dilation), case.groups,
-                            self._precision, b is not None)
+                            self._precision, b is not None, consistent)
         dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
         ndt = numpy_dtype(dtype)  # cast on the host: a jnp cast would compile once per shape
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
@@ -164,7 +161,7 @@ class JaxAdapter(Adapter):
             arguments={"strides" if api == "conv_transpose" else "lhs_dilation": list(case.stride),
                        "padding": [list(p) for p in pads], "rhs_dilation": list(case.dilation),
                        **({"feature_group_count": case.groups} if api != "conv_transpose" else
-                          {"transpose_kernel": True, "use_consistent_padding": has_consistent_padding()}),
+                          {"transpose_kernel": True, "use_consistent_padding": consistent}),
                        "bias": "added with + inside the same jit" if b is not None else None,
                        "device": str(dev)},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},

@@ -80,9 +80,10 @@ class TensorflowAdapter(Adapter):
     def supports(self, case, api, device, dtype):
         if case.expected_error:
             # Only what the API cannot even be asked: unequal pads in ranks 1 and 3.
-            if case.rank in (1, 3) and len(case.padding) == case.rank and self._padding(case)[0] is None \
+            if case.rank in (1, 3) and len(case.padding) == case.rank \
                     and all(b >= 0 and e >= 0 for b, e in case.padding):
-                return self._padding(case)[1]
+                pad, why = self._padding(case)
+                return why if pad is None else None
             return None
         if case.rank not in (1, 2, 3):
             return f"spatial rank {case.rank} has no native API"

@@ -120,6 +120,12 @@ class Case:
         """``(N, C_out, *out_spatial)`` by the output-size rule."""
         return (self.input.shape[0], self.out_channels, *self.geometry.out_spatial)
 
+    @property
+    def has_nonfinite_values(self) -> bool:
+        """Whether a literal tensor holds NaN or ±Inf (random tensors are always finite)."""
+        return any(t is not None and t.values is not None and not np.isfinite(t.values).all()
+                   for t in (self.input, self.weight, self.bias))
+
     def params(self) -> dict:
         """Hyper-parameters as plain data (for records and reports)."""
         return {

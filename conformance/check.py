@@ -111,19 +111,24 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             )
             if keep_arrays or not cmp.ok:
                 rec["arrays"] = _arrays_for_report(out.array, expected, tol)
-    entry = find_known(known, case=case.id, adapter=adapter.name, api=rec["api"], device=device,
-                       dtype=dtype, precision=precision,
-                       kind=rec.get("failure_kind") or rec["status"])
-    if entry is not None:
-        rec["known"] = {"reason": entry.reason, "issue": entry.issue}
-        if rec["status"] in FAILING:
-            rec["underlying_status"] = rec["status"]
-            rec["status"] = "xfail"
-        elif rec["status"] in ("pass", "rejected") and entry.strict:
-            rec["underlying_status"] = rec["status"]
-            rec["status"] = "xpass"
+    apply_known(rec, known)
     rec["seconds"] = time.perf_counter() - t0
     return rec
+
+
+def apply_known(rec: dict, known: list[KnownDisagreement]) -> None:
+    """Match a record against the known disagreements: a failing status (crash included)
+    becomes ``xfail``, a pass or rejection of a strict entry ``xpass``; the entry is kept."""
+    entry = find_known(known, case=rec["case"], adapter=rec["adapter"], api=rec["api"],
+                       device=rec["device"], dtype=rec["dtype"], precision=rec["precision"],
+                       kind=rec.get("failure_kind") or rec["status"])
+    if entry is None:
+        return
+    rec["known"] = {"reason": entry.reason, "issue": entry.issue}
+    if rec["status"] in FAILING:
+        rec["underlying_status"], rec["status"] = rec["status"], "xfail"
+    elif rec["status"] in ("pass", "rejected") and entry.strict:
+        rec["underlying_status"], rec["status"] = rec["status"], "xpass"
 
 
 _GRID_LIMIT = 16

@@ -78,7 +78,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from conformance.report import render_report
+    from conformance.report import write_report
     from conformance.results import ResultsFileError, read_results
 
     try:
@@ -87,8 +87,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except ResultsFileError as exc:
         print(f"conformance report: {exc}", file=sys.stderr)
         return 1
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(render_report(data, baseline=base), encoding="utf-8")
+    write_report(args.output, data, baseline=base, baseline_path=args.baseline)
     print(f"report: {args.output}")
     return 0
 
@@ -105,11 +104,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     comp = compare_results(base, new, error_growth=args.error_growth)
     print(format_comparison(comp))
     if args.report:
-        from conformance.report import render_report
+        from conformance.report import write_report
 
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(render_report(new, baseline=base, baseline_path=args.base),
-                                     encoding="utf-8")
+        write_report(args.report, new, baseline=base, baseline_path=args.base)
         print(f"report: {args.report}")
     return 1 if comp["regressions"] else 0
 

@@ -23,8 +23,8 @@ import pytest
 
 from adapters import ADAPTER_NAMES, get_adapter
 from conformance.cases import load_file
-from conformance.check import run_check
-from conformance.known import find_known, load_known
+from conformance.check import apply_known, run_check
+from conformance.known import load_known
 
 RECORD_KEY = "conformance_record"
 _records_key = pytest.StashKey["ResultsCollector"]()
@@ -212,12 +212,12 @@ class ProblemItem(pytest.Item):
         return self.path, None, self.name
 
 
-def _crash_record(report: pytest.TestReport) -> dict:
+def _crash_record(report: pytest.TestReport, precision: str) -> dict:
     m = _ITEM_RE.search(report.nodeid)
     text = str(report.longrepr)[-1500:] if report.longrepr else ""
     crashed = "crashed" in text or "worker" in text and "died" in text
     base = m.groupdict() if m else {"case": report.nodeid, "adapter": "?", "api": "?", "device": "?", "dtype": "?"}
-    return {**base, "status": "crash" if crashed else "error", "nodeid": report.nodeid,
+    return {**base, "status": "crash" if crashed else "error", "nodeid": report.nodeid, "precision": precision,
             "message": ("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
             if crashed else f"unexpected failure outside the check: {text[-600:]}",
             "expected_shape": None, "shape": None, "tags": [], "native_call": None, "known": None}
@@ -242,13 +242,8 @@ class ResultsCollector:
             elif key == "conformance_probes" and not self.probes:
                 self.probes = json.loads(value)
         if report.failed and report.nodeid not in self.records and _ITEM_RE.search(report.nodeid):
-            rec = _crash_record(report)
-            entry = find_known(_state(self.config)["known"], case=rec["case"], adapter=rec["adapter"],
-                               api=rec["api"], device=rec["device"], dtype=rec["dtype"],
-                               precision=self.config.getoption("precision"), kind=rec["status"])
-            if entry is not None:
-                rec["known"] = {"reason": entry.reason, "issue": entry.issue}
-                rec["underlying_status"], rec["status"] = rec["status"], "xfail"
+            rec = _crash_record(report, self.config.getoption("precision"))
+            apply_known(rec, _state(self.config)["known"])
             self.records[report.nodeid] = rec
 
 
@@ -312,10 +307,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         write_results(path, payload)
     report = config.getoption("report")
     if report:
-        from conformance.report import render_report
+        from conformance.report import write_report
 
-        Path(report).parent.mkdir(parents=True, exist_ok=True)
-        Path(report).write_text(render_report(payload), encoding="utf-8")
+        write_report(report, payload)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         counts: dict[str, int] = {}

@@ -152,3 +152,11 @@ def _env() -> jinja2.Environment:
 def render_report(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> str:
     """The report as one HTML string."""
     return _env().get_template("report.html.j2").render(**build_context(payload, baseline, baseline_path))
+
+
+def write_report(path: str | Path, payload: dict, baseline: dict | None = None,
+                 baseline_path: str | None = None) -> None:
+    """Render the report and write it to ``path`` (parent directories created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(payload, baseline, baseline_path), encoding="utf-8")
