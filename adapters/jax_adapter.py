@@ -26,6 +26,10 @@ import numpy as np
 from adapters.base import Adapter, NativeCall, RunOutput
 from conformance.dtypes import numpy_dtype
 
+# XLA preallocates 75% of GPU memory per process; with one process per xdist worker the second
+# would fail. Allocate on demand instead (set before JAX is imported; the environment wins).
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 
@@ -81,7 +85,9 @@ class JaxAdapter(Adapter):
         if precision == "strict":
             jax.config.update("jax_default_matmul_precision", "highest")
         return {"precision_argument": "HIGHEST" if precision == "strict" else None,
-                "jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
+                "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
+                "XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
+                "XLA_PYTHON_CLIENT_ALLOCATOR": os.environ.get("XLA_PYTHON_CLIENT_ALLOCATOR")}
 
     def supports(self, case, api, device, dtype):
         if api == "conv_transpose" and case.groups != 1:

@@ -15,11 +15,17 @@ size given explicitly by ``output_shape``. Translation from the canonical conven
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
 
 from adapters.base import Adapter, NativeCall, RunOutput
+
+# TF maps nearly all GPU memory into the first process that touches the GPU; the suite runs one
+# process per xdist worker, so each must grow its allocation instead (set before TF is imported;
+# an explicit setting in the environment wins).
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 _LAYOUT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 
@@ -55,7 +61,8 @@ class TensorflowAdapter(Adapter):
 
         if precision == "strict":
             tf.config.experimental.enable_tensor_float_32_execution(False)
-        return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()}
+        return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+                "TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")}
 
     def api_label(self, api, rank):
         return f"conv{rank}d_transpose"

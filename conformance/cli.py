@@ -1,4 +1,4 @@
-"""Command line: ``conformance validate | run | report | compare`` (also ``python -m conformance``)."""
+"""Command line: ``conformance validate | run | devices | report | compare | merge`` (also ``python -m conformance``)."""
 
 from __future__ import annotations
 
@@ -45,10 +45,45 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
         pa += ["--dtypes", args.dtypes]
     if args.report:
         pa += ["--report", args.report]
+    if args.no_probes:
+        pa.append("--no-probes")
     if args.n != "0":
         pa += ["-n", args.n, "--max-worker-restart", "100000"]
     pa += ["-q", "-rN", "--no-header"] + list(args.pytest_args or [])
     return pa
+
+
+# The NumPy reference has no GPU; every other framework must run on one under --require-gpu.
+CPU_ONLY_FRAMEWORKS = ("numpy",)
+
+
+def frameworks_without_gpu_checks(data: dict, frameworks: list[str]) -> list[str]:
+    """The requested GPU-capable frameworks with no check on device ``gpu`` in ``data``."""
+    on_gpu = {r["adapter"] for r in data["results"] if r["device"] == "gpu"}
+    return [f for f in frameworks if f not in CPU_ONLY_FRAMEWORKS and f not in on_gpu]
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from adapters import ADAPTER_NAMES, get_adapter
+
+    frameworks = [f for f in args.frameworks.split(",") if f]
+    unknown = [f for f in frameworks if f not in ADAPTER_NAMES]
+    if unknown:
+        print(f"conformance devices: unknown framework(s) {unknown}; known: {', '.join(ADAPTER_NAMES)}",
+              file=sys.stderr)
+        return 1
+    missing = []
+    for name in frameworks:
+        a = get_adapter(name)
+        why = a.unavailable_reason()
+        devices = [] if why else a.devices()
+        print(f"{name} {a.version() or '(not installed)'}: " + (why or ", ".join(devices)))
+        if name not in CPU_ONLY_FRAMEWORKS and "gpu" not in devices:
+            missing.append(name)
+    if args.require_gpu and missing:
+        print(f"conformance devices: --require-gpu: NO GPU visible to {', '.join(missing)}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -63,10 +98,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
                                                                             "environment": {}}
-    if args.require_gpu and not any(r["device"] == "gpu" for r in data["results"]):
-        print("conformance: --require-gpu: NO GPU CHECK RAN (no framework sees a GPU). "
-              f"frameworks: {data['environment'].get('frameworks')}", file=sys.stderr)
-        return 2
+    if args.require_gpu:
+        missing = frameworks_without_gpu_checks(data, [f for f in args.frameworks.split(",") if f])
+        if missing:
+            seen = data["environment"].get("framework_devices") or {}
+            unavailable = data["environment"].get("unavailable") or {}
+            detail = "; ".join(f"{f}: " + (unavailable.get(f) or f"sees {', '.join(seen.get(f, [])) or 'nothing'}")
+                               for f in missing)
+            print(f"conformance: --require-gpu: NO GPU CHECK RAN for {', '.join(missing)} ({detail})",
+                  file=sys.stderr)
+            return 2
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("conformance: no checks were collected (check --cases, --tags, --frameworks, --device)",
               file=sys.stderr)
@@ -93,7 +134,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from conformance.regression import compare_results, format_comparison
+    from conformance.regression import compare_results, format_comparison, run_to_run_differences
     from conformance.results import ResultsFileError, read_results
 
     try:
@@ -101,13 +142,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     except ResultsFileError as exc:
         print(f"conformance compare: {exc}", file=sys.stderr)
         return 1
-    comp = compare_results(base, new, error_growth=args.error_growth)
-    print(format_comparison(comp))
+    comp = compare_results(base, new, error_growth=args.error_growth, device=args.device)
+    print(format_comparison(comp, exact=args.exact))
     if args.report:
         from conformance.report import write_report
 
         write_report(args.report, new, baseline=base, baseline_path=args.base)
         print(f"report: {args.report}")
+    if args.exact:
+        differ = run_to_run_differences(comp)
+        if differ:
+            print(f"conformance compare --exact: {len(differ)} check(s) differ between the two runs",
+                  file=sys.stderr)
+        return 1 if differ else 0
     return 1 if comp["regressions"] else 0
 
 
@@ -125,8 +172,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``conformance`` argument parser (every subcommand)."""
     p = argparse.ArgumentParser(prog="conformance", description="Transposed-convolution conformance suite")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -145,9 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--results", default="reports/results.json")
     r.add_argument("--report", default="", help="HTML report to write")
     r.add_argument("--known", default="known_disagreements.yaml")
-    r.add_argument("--require-gpu", action="store_true", help="exit 2 when no check ran on a GPU")
+    r.add_argument("--no-probes", action="store_true",
+                   help="skip the convention probes (e.g. in a rerun whose first run had them)")
+    r.add_argument("--require-gpu", action="store_true",
+                   help="exit 2 when a requested framework (numpy aside) ran no check on a GPU")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest options (-k, -m, -x ...)")
     r.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser("devices", help="which devices each framework sees (imports the frameworks)")
+    d.add_argument("--frameworks", default="numpy,torch,tensorflow,jax")
+    d.add_argument("--require-gpu", action="store_true",
+                   help="exit 2 when a requested framework (numpy aside) sees no GPU")
+    d.set_defaults(func=_cmd_devices)
 
     rep = sub.add_parser("report", help="render the HTML report of a results file")
     rep.add_argument("results")
@@ -161,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--report", help="HTML report of NEW with the comparison")
     c.add_argument("--error-growth", type=float, default=0.5,
                    help="flag a pass whose error grew by more than this fraction of its tolerance")
+    c.add_argument("--device", choices=("cpu", "gpu"), help="compare only the checks run on this device")
+    c.add_argument("--exact", action="store_true",
+                   help="two runs of the same build: any change of status or error (either way) exits 1")
     c.set_defaults(func=_cmd_compare)
 
     m = sub.add_parser("merge", help="merge results files of disjoint runs (e.g. one per framework)")
@@ -168,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("inputs", nargs="+")
     m.set_defaults(func=_cmd_merge)
 
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     args.argv = argv
     return int(args.func(args))
 

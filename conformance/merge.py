@@ -34,6 +34,8 @@ def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str,
     env["unavailable"] = {k: v for e in envs for k, v in (e.get("unavailable") or {}).items()
                           if k not in env["frameworks"]}
     env["devices"] = sorted({d for e in envs for d in e.get("devices") or []})
+    for key in ("framework_devices", "framework_settings"):
+        env[key] = {k: v for e in envs for k, v in (e.get(key) or {}).items()}
     env["gpus"] = [g for g in {repr(g): g for e in envs for g in e.get("gpus") or []}.values()]
     return {
         "schema": SCHEMA, "complete": all(p.get("complete") for p in payloads),

@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_state_key] = {
         "frameworks": frameworks, "adapters": {}, "configured": {}, "known": known,
         "known_problems": known_problems, "started": datetime.now(UTC).isoformat(),
-        "t0": time.time(), "problems": [], "seen_ids": {},
+        "t0": time.time(), "problems": [], "seen_ids": {}, "framework_devices": {},
     }
 
 
@@ -124,7 +124,9 @@ class CaseFile(pytest.File):
                 adapter = _adapter(config, name)
                 if name in st.get("unavailable", {}):
                     continue
-                devices = adapter.devices()
+                devices = st["framework_devices"].get(name)
+                if devices is None:
+                    devices = st["framework_devices"][name] = adapter.devices()
                 devices = [d for d in devices if want_dev == "all" or d == want_dev]
                 for api in adapter.apis:
                     if not adapter.applies(case, api):
@@ -295,7 +297,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "started": st["started"], "finished": datetime.now(UTC).isoformat(),
         "duration_s": round(time.time() - st["t0"], 3),
         "command": config.getoption("conformance_command") or " ".join(sys.argv),
-        "environment": environment(versions, config.getoption("precision"), devices or [config.getoption("device")], unavailable),
+        "environment": environment(versions, config.getoption("precision"), devices or [config.getoption("device")],
+                                   unavailable, framework_devices=st["framework_devices"],
+                                   framework_settings=st["configured"]),
         "selection": {"frameworks": st["frameworks"], "device": config.getoption("device"),
                       "tags": config.getoption("tags"), "dtypes": config.getoption("dtypes")},
         "problems": sorted(set(problems_map.values()) | set(st["known_problems"])),

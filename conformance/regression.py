@@ -25,10 +25,11 @@ def _err_ratio(rec: dict) -> float | None:
     return float(err) / float(tol) if tol else (0.0 if err == 0 else float("inf"))
 
 
-def compare_results(base: dict, new: dict, error_growth: float = 0.5) -> dict[str, Any]:
-    """Classify every matched check; see the module docstring."""
-    b = {result_key(r): r for r in base["results"]}
-    n = {result_key(r): r for r in new["results"]}
+def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: str | None = None) -> dict[str, Any]:
+    """Classify every matched check; see the module docstring. ``device``: compare only the
+    checks run on that device (``cpu`` / ``gpu``), e.g. a GPU-only rerun against a full run."""
+    b = {result_key(r): r for r in base["results"] if device is None or r["device"] == device}
+    n = {result_key(r): r for r in new["results"] if device is None or r["device"] == device}
     out: dict[str, list] = {"regressions": [], "improvements": [], "appeared": [], "disappeared": [],
                             "changed": [], "unchanged": []}
     for key in sorted(set(b) | set(n)):
@@ -72,8 +73,14 @@ def compare_results(base: dict, new: dict, error_growth: float = 0.5) -> dict[st
     return out
 
 
-def format_comparison(comp: dict) -> str:
-    """Plain-text summary, regressions first."""
+def run_to_run_differences(comp: dict) -> list[dict]:
+    """For two runs of the same build (nondeterminism): every check whose status or error
+    differs in either direction, or that ran in one run only; a deterministic pair has none."""
+    return comp["regressions"] + comp["improvements"] + comp["changed"] + comp["appeared"] + comp["disappeared"]
+
+
+def format_comparison(comp: dict, exact: bool = False) -> str:
+    """Plain-text summary, regressions first (``exact``: list every changed check too)."""
     lines = [
         f"regressions: {len(comp['regressions'])}, improvements: {len(comp['improvements'])}, "
         f"appeared: {len(comp['appeared'])}, disappeared: {len(comp['disappeared'])}, "
@@ -81,7 +88,9 @@ def format_comparison(comp: dict) -> str:
         f"base frameworks: {comp['base_env'].get('frameworks')}",
         f"new  frameworks: {comp['new_env'].get('frameworks')}",
     ]
-    for title in ("regressions", "improvements", "appeared", "disappeared"):
+    titles = ("regressions", "improvements", "changed", "appeared", "disappeared") if exact else \
+        ("regressions", "improvements", "appeared", "disappeared")
+    for title in titles:
         rows = comp[title]
         if rows:
             lines.append(f"-- {title} --")

@@ -41,12 +41,19 @@ def _gpu_models() -> list[dict[str, str]]:
 
 
 def environment(frameworks: dict[str, str | None], precision: str, devices: list[str],
-                unavailable: dict[str, str]) -> dict[str, Any]:
-    """Machine and framework facts recorded with every results file."""
+                unavailable: dict[str, str], framework_devices: dict[str, list[str]] | None = None,
+                framework_settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Machine and framework facts recorded with every results file.
+
+    ``devices``: the devices checks ran on; ``framework_devices``: what each framework saw
+    (``cpu``, plus ``gpu`` where it sees a CUDA device), whether or not the run used it;
+    ``framework_settings``: the precision/memory flags each adapter's ``configure`` set."""
     return {
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": _cpu_model(),
         "gpus": _gpu_models(), "frameworks": frameworks, "unavailable": unavailable,
         "devices": devices, "precision": precision,
+        "framework_devices": dict(framework_devices or {}),
+        "framework_settings": dict(framework_settings or {}),
     }
 
 

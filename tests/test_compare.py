@@ -72,3 +72,34 @@ def test_old_schema_refused_with_clear_message(tmp_path, capsys):
     assert main(["compare", _write(tmp_path, "junk.json", {}), _write(tmp_path, "n2.json", SAMPLE)]) == 1
     (tmp_path / "notjson.json").write_text("{")
     assert main(["report", str(tmp_path / "notjson.json"), "-o", str(tmp_path / "r.html")]) == 1
+
+
+def test_exact_flags_any_run_to_run_change(tmp_path, capsys):
+    """--exact (nondeterminism between two runs of one build): a smaller error counts too."""
+    a = _write(tmp_path, "a.json", SAMPLE)
+    assert main(["compare", a, a, "--exact"]) == 0
+    rerun = copy.deepcopy(SAMPLE)
+    r = next(r for r in rerun["results"] if r["status"] == "pass" and (r.get("max_abs_err") or 0) > 0)
+    r["max_abs_err"] = r["max_abs_err"] / 2  # an improvement: not a regression, but nondeterminism
+    b = _write(tmp_path, "b.json", rerun)
+    assert main(["compare", a, b]) == 0
+    capsys.readouterr()
+    assert main(["compare", a, b, "--exact"]) == 1
+    captured = capsys.readouterr()
+    assert "-- changed --" in captured.out and r["case"] in captured.out
+    assert "1 check(s) differ" in captured.err
+
+
+def test_device_restricts_both_sides(tmp_path):
+    """A GPU-only rerun compared with a GPU+CPU run: --device gpu leaves the CPU checks out."""
+    full = copy.deepcopy(SAMPLE)
+    gpu_rec = copy.deepcopy(_first(full, "pass"))
+    gpu_rec["device"] = "gpu"
+    full["results"].append(gpu_rec)
+    gpu_only = copy.deepcopy(full)
+    gpu_only["results"] = [r for r in gpu_only["results"] if r["device"] == "gpu"]
+    comp = compare_results(full, gpu_only, device="gpu")
+    assert not comp["disappeared"] and len(comp["unchanged"]) == 1
+    assert len(compare_results(full, gpu_only)["disappeared"]) == len(SAMPLE["results"])
+    a, b = _write(tmp_path, "a.json", full), _write(tmp_path, "b.json", gpu_only)
+    assert main(["compare", a, b, "--device", "gpu", "--exact"]) == 0

@@ -20,6 +20,9 @@ def _split(payload):
     b["results"] = [r for r in payload["results"] if r["adapter"] not in ("numpy", "torch")]
     a["environment"]["frameworks"] = {"numpy": "1", "torch": "2", "jax": None}
     b["environment"]["frameworks"] = {"jax": "3", "tensorflow": "4"}
+    a["environment"]["framework_devices"] = {"numpy": ["cpu"], "torch": ["cpu", "gpu"]}
+    b["environment"]["framework_devices"] = {"jax": ["cpu", "gpu"]}
+    b["environment"]["framework_settings"] = {"jax": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}}
     return a, b
 
 
@@ -28,6 +31,9 @@ def test_merge_disjoint_runs(tmp_path):
     merged = merge_results([a, b], ["a.json", "b.json"])
     assert len(merged["results"]) == len(SAMPLE["results"])
     assert merged["environment"]["frameworks"] == {"numpy": "1", "torch": "2", "jax": "3", "tensorflow": "4"}
+    assert merged["environment"]["framework_devices"] == {"numpy": ["cpu"], "torch": ["cpu", "gpu"],
+                                                          "jax": ["cpu", "gpu"]}
+    assert merged["environment"]["framework_settings"]["jax"] == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     fa, fb, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "m.json"
     fa.write_text(json.dumps(a))
     fb.write_text(json.dumps(b))

@@ -135,12 +135,90 @@ def test_precision_default_is_recorded(tmp_path):
     assert {r["precision"] for r in data["results"]} == {"default"}
 
 
+def _torch_sees_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        pytest.skip("torch is not installed: the GPU-requirement tests need one GPU-capable framework")
+    return torch.cuda.is_available()
+
+
 def test_require_gpu_fails_loudly_without_gpu(tmp_path):
+    if _torch_sees_gpu():
+        pytest.skip("torch sees a GPU on this machine: the no-GPU failure cannot be shown here")
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy,torch", "-n", "0",
+                   "--device", "gpu", "--require-gpu", "--no-probes")
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "NO GPU CHECK RAN for torch" in p.stderr and "sees cpu" in p.stderr
+    assert data["environment"]["framework_devices"]["torch"] == ["cpu"]
+
+
+def test_require_gpu_names_each_framework_without_gpu_checks():
+    from conformance.cli import frameworks_without_gpu_checks
+
+    data = {"results": [{"adapter": "torch", "device": "gpu"}, {"adapter": "jax", "device": "cpu"},
+                        {"adapter": "numpy", "device": "cpu"}]}
+    assert frameworks_without_gpu_checks(data, ["numpy", "torch", "jax", "tensorflow"]) == ["jax", "tensorflow"]
+
+
+def test_devices_command_reports_and_requires_gpu():
+    sees_gpu = _torch_sees_gpu()
+    cmd = [sys.executable, "-m", "conformance", "devices", "--frameworks", "numpy,torch", "--require-gpu"]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "numpy " in p.stdout and "torch " in p.stdout
+    if sees_gpu:
+        assert p.returncode == 0 and "cpu, gpu" in p.stdout
+    else:
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert "NO GPU visible to torch" in p.stderr
+
+
+def test_gpu_script_stops_loudly_without_a_driver(tmp_path):
+    """`tox -e gpu` (scripts/gpu.sh) must fail, not skip, where no NVIDIA driver answers."""
     import shutil
 
     if shutil.which("nvidia-smi"):
-        pytest.skip("a GPU driver is present on this machine")
-    p, _ = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "0",
-                "--device", "gpu", "--require-gpu")
-    assert p.returncode == 2
-    assert "NO GPU CHECK RAN" in p.stderr
+        pytest.skip("nvidia-smi is present: the no-driver failure cannot be shown here")
+    env = {**os.environ, "GPU_VENVS": str(tmp_path / "venvs")}
+    p = subprocess.run(["bash", str(ROOT / "scripts" / "gpu.sh")], cwd=ROOT, capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "no usable NVIDIA GPU" in p.stderr
+    assert not (tmp_path / "venvs").exists()  # stopped before installing anything
+
+"""The conformance run: pytest plugin, xdist, results file, exit codes, crash isolation."""
+
+
+
+def test_gpu_script_calls_parse():
+    """Every `conformance` call in scripts/gpu.sh parses (a bad flag there would only show on a GPU)."""
+    import re
+    import shlex
+
+    from conformance.cli import build_parser
+
+    text = (ROOT / "scripts" / "gpu.sh").read_text()
+    calls = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.split(";")[0].split("||")[0].strip()
+        if line.startswith("#"):
+            continue
+        m = re.search(r'(?:"\$\{C\[@\]\}"|\bconformance)\s+(devices|run|merge|report|compare)\b(.*)', line)
+        if m:
+            calls.append(m)
+        m = re.search(r'^run (--.*)', line)
+        if m:
+            calls.append(re.match(r"(run)(.*)", "run " + m.group(1)))
+    subs = sorted({m.group(1) for m in calls})
+    assert subs == ["compare", "devices", "merge", "report", "run"], subs
+    fill = {"$fw": "torch", '"$@"': "", '"${strict[@]}"': "a.json b.json", '"${rerun[@]}"': "a.json",
+            '"${default[@]}"': "a.json"}
+    for m in calls:
+        rest = m.group(2)
+        for k, v in fill.items():
+            rest = rest.replace(k, v)
+        args = [m.group(1), *shlex.split(rest)]
+        if m.group(1) == "run":
+            args += ["--frameworks", "torch"]  # the run() helper adds it
+        build_parser().parse_args(args)  # SystemExit on an unknown flag
