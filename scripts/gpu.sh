@@ -12,6 +12,7 @@
 #   GPU_FRAMEWORKS  frameworks to run (default "torch jax tensorflow")
 #   PYTHON          the interpreter the venvs are made from (default python3)
 #   GPU_VENVS       where the venvs go (default .venv-gpu)
+#   GPU_REPORTS     where results and reports go (default reports)
 #   GPU_PIP_ARGS    extra pip arguments, e.g. "--no-index --find-links wheels/" on an offline machine
 #   GPU_PREINSTALLED=1  no venvs and no installs: $PYTHON already holds CUDA builds of the
 #                   frameworks and the project's dependencies (e.g. a machine image with torch and
@@ -22,6 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENVS=${GPU_VENVS:-.venv-gpu}
+R=${GPU_REPORTS:-reports}
 FRAMEWORKS=${GPU_FRAMEWORKS:-torch jax tensorflow}
 read -r -a PIP_ARGS <<<"${GPU_PIP_ARGS:-}"
 # XLA: allocate on demand (one process per xdist worker shares the GPU); TF: grow, don't grab all.
@@ -30,7 +32,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
 export TF_FORCE_GPU_ALLOW_GROWTH=${TF_FORCE_GPU_ALLOW_GROWTH:-true}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 nvidia-smi || { echo "gpu.sh: nvidia-smi failed: no usable NVIDIA GPU/driver here" >&2; exit 2; }
-mkdir -p reports
+mkdir -p "$R"
 # Pinned CUDA builds (the CPU pins are in pyproject.toml: same releases where PyPI has both).
 declare -A PKG=([torch]="torch==2.14.1" [jax]="jax[cuda12]==0.10.2" [tensorflow]="tensorflow[and-cuda]==2.21.0")
 strict=() rerun=() default=() failed=0
@@ -51,30 +53,30 @@ for fw in $FRAMEWORKS; do
   run() { "${C[@]}" run --frameworks "$fw" --require-gpu "$@"; }
   set +e
   echo "== $fw: strict, GPU and CPU =="
-  run --device all --precision strict --results "reports/results-gpu-$fw-strict.json" "$@"; rc1=$?
+  run --device all --precision strict --results "$R/results-gpu-$fw-strict.json" "$@"; rc1=$?
   echo "== $fw: strict, GPU, second run =="
-  run --device gpu --precision strict --no-probes --results "reports/results-gpu-$fw-strict-rerun.json" "$@"; rc2=$?
+  run --device gpu --precision strict --no-probes --results "$R/results-gpu-$fw-strict-rerun.json" "$@"; rc2=$?
   echo "== $fw: default precision, GPU =="
-  run --device gpu --precision default --no-probes --results "reports/results-gpu-$fw-default.json" "$@"; rc3=$?
+  run --device gpu --precision default --no-probes --results "$R/results-gpu-$fw-default.json" "$@"; rc3=$?
   set -e
   for rc in $rc1 $rc2 $rc3; do
     [ "$rc" -ne 2 ] || { echo "gpu.sh: $fw ran no check on the GPU" >&2; exit 2; }
     [ "$rc" -eq 0 ] || failed=1   # unexpected results: reported, and the job fails at the end
   done
-  strict+=("reports/results-gpu-$fw-strict.json"); rerun+=("reports/results-gpu-$fw-strict-rerun.json")
-  default+=("reports/results-gpu-$fw-default.json")
+  strict+=("$R/results-gpu-$fw-strict.json"); rerun+=("$R/results-gpu-$fw-strict-rerun.json")
+  default+=("$R/results-gpu-$fw-default.json")
 done
-"${C[@]}" merge reports/results-gpu-strict.json "${strict[@]}"
-"${C[@]}" merge reports/results-gpu-strict-rerun.json "${rerun[@]}"
-"${C[@]}" merge reports/results-gpu-default.json "${default[@]}"
-"${C[@]}" report reports/results-gpu-strict.json -o reports/conformance-gpu-strict.html
+"${C[@]}" merge "$R"/results-gpu-strict.json "${strict[@]}"
+"${C[@]}" merge "$R"/results-gpu-strict-rerun.json "${rerun[@]}"
+"${C[@]}" merge "$R"/results-gpu-default.json "${default[@]}"
+"${C[@]}" report "$R"/results-gpu-strict.json -o "$R"/conformance-gpu-strict.html
 set +e
 echo "== run-to-run (strict, GPU): any error change is flagged =="
-"${C[@]}" compare reports/results-gpu-strict.json reports/results-gpu-strict-rerun.json --device gpu --exact \
-  --report reports/gpu-nondeterminism.html; nondet=$?
+"${C[@]}" compare "$R"/results-gpu-strict.json "$R"/results-gpu-strict-rerun.json --device gpu --exact \
+  --report "$R"/gpu-nondeterminism.html; nondet=$?
 echo "== strict vs default precision, GPU (findings, not a failure of this job) =="
-"${C[@]}" compare reports/results-gpu-strict.json reports/results-gpu-default.json --device gpu \
-  --report reports/gpu-strict-vs-default.html
+"${C[@]}" compare "$R"/results-gpu-strict.json "$R"/results-gpu-default.json --device gpu \
+  --report "$R"/gpu-strict-vs-default.html
 set -e
 [ "$failed" -eq 0 ] || echo "gpu.sh: some GPU runs had unexpected results (see the reports)" >&2
 exit $(( nondet || failed ))

@@ -1,0 +1,13 @@
+"""Test double, loaded only when this folder is on PYTHONPATH (tests/test_gpu_script.py): the torch
+adapter claims a GPU and runs its "gpu" checks on the CPU, so that scripts/gpu.sh's whole flow
+(devices, three runs, merge, report, the two comparisons) can run on a machine without a GPU.
+Results made with it say device "gpu" and are meaningless as GPU results."""
+
+import os
+
+if os.environ.get("CONFORMANCE_TEST_FAKE_GPU") == "1":
+    from adapters.torch_adapter import TorchAdapter
+
+    _run = TorchAdapter.run
+    TorchAdapter.devices = lambda self: ["cpu", "gpu"]
+    TorchAdapter.run = lambda self, case, api, device, dtype, x, w, b: _run(self, case, api, "cpu", dtype, x, w, b)
