@@ -27,6 +27,7 @@ from conformance.check import apply_known, run_check
 from conformance.known import load_known
 
 RECORD_KEY = "conformance_record"
+WORKER_ENV_KEY = "conformance_worker_environment"
 _records_key = pytest.StashKey["ResultsCollector"]()
 _state_key = pytest.StashKey[dict]()
 _ITEM_RE = re.compile(r"::(?P<case>[^\[]+)\[(?P<adapter>[a-z]+)\.(?P<api>[^-\]]+)-(?P<device>cpu|gpu)-(?P<dtype>[a-z0-9]+)\]$")
@@ -248,6 +249,19 @@ class ResultsCollector:
             apply_known(rec, _state(self.config)["known"])
             self.records[report.nodeid] = rec
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        """xdist controller: a worker's view of the frameworks (collection, and so the adapters'
+        ``devices()`` and ``configure()``, runs in the workers only) joins the controller's."""
+        st = _state(self.config)
+        seen = (getattr(node, "workeroutput", None) or {}).get(WORKER_ENV_KEY)
+        if seen:
+            env = json.loads(seen)
+            for name, devices in env["framework_devices"].items():
+                st["framework_devices"].setdefault(name, devices)
+            for name, settings in env["configured"].items():
+                st["configured"].setdefault(name, settings)
+
 
 def _frameworks_versions(names: list[str]) -> tuple[dict, dict]:
     versions, unavailable = {}, {}
@@ -272,8 +286,11 @@ def _probes(frameworks: list[str]) -> list[dict]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if hasattr(config, "workerinput"):
-        return  # xdist worker: the controller writes the file
+    if hasattr(config, "workerinput"):  # xdist worker: the controller writes the file
+        st = _state(config)
+        config.workeroutput[WORKER_ENV_KEY] = json.dumps(
+            {"framework_devices": st["framework_devices"], "configured": st["configured"]}, default=str)
+        return
     from conformance.results import SCHEMA, environment, write_results
 
     st = _state(config)

@@ -76,7 +76,8 @@ def test_gpu_script_whole_flow_with_a_fake_gpu(tmp_path):
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GPU_PREINSTALLED": "1",
            "PYTHON": sys.executable, "GPU_FRAMEWORKS": "torch", "GPU_REPORTS": str(reports),
            "PYTHONPATH": str(DATA / "fake_gpu"), "CONFORMANCE_TEST_FAKE_GPU": "1"}
-    p = subprocess.run(["bash", str(GPU_SH), "--cases", "cases/documents", "-n", "0"], cwd=ROOT,
+    # -n 2: under xdist only the workers collect, so what each framework saw must reach the controller
+    p = subprocess.run(["bash", str(GPU_SH), "--cases", "cases/documents", "-n", "2"], cwd=ROOT,
                        capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     for name in ("results-gpu-strict.json", "results-gpu-strict-rerun.json", "results-gpu-default.json",
@@ -85,6 +86,8 @@ def test_gpu_script_whole_flow_with_a_fake_gpu(tmp_path):
     strict = json.loads((reports / "results-gpu-strict.json").read_text())
     assert {r["device"] for r in strict["results"]} == {"cpu", "gpu"}
     assert strict["environment"]["framework_devices"] == {"torch": ["cpu", "gpu"]}
+    assert strict["environment"]["framework_settings"]["torch"]["torch.backends.cudnn.allow_tf32"] is False
+    assert "Devices seen" in (reports / "conformance-gpu-strict.html").read_text()
     default = json.loads((reports / "results-gpu-default.json").read_text())
     assert {r["device"] for r in default["results"]} == {"gpu"}
     assert {r["precision"] for r in default["results"]} == {"default"}

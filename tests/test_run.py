@@ -29,6 +29,7 @@ def test_numpy_run_results_file(tmp_path):
     assert data["schema"] == "conformance-results/1" and data["complete"] is True
     env = data["environment"]
     assert env["precision"] == "strict" and env["frameworks"]["numpy"]
+    assert env["framework_devices"] == {"numpy": ["cpu"]}  # from the xdist workers
     statuses = {r["status"] for r in data["results"]}
     assert statuses <= {"pass", "unsupported"} and "pass" in statuses
     r = next(r for r in data["results"] if r["case"] == "doc-basic-2x2" and r["api"] == "recipe"
