@@ -66,6 +66,7 @@ def frameworks_without_gpu_checks(data: dict, frameworks: list[str]) -> list[str
 def _cmd_devices(args: argparse.Namespace) -> int:
     from adapters import ADAPTER_NAMES, get_adapter
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     frameworks = [f for f in args.frameworks.split(",") if f]
     unknown = [f for f in frameworks if f not in ADAPTER_NAMES]
     if unknown:
