@@ -62,7 +62,9 @@ class TensorflowAdapter(Adapter):
         if precision == "strict":
             tf.config.experimental.enable_tensor_float_32_execution(False)
         return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
-                "TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")}
+                "TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
+                # oneDNN kernels (on by default on x86 CPUs) change CPU summation order
+                "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")}
 
     def api_label(self, api, rank):
         return f"conv{rank}d_transpose"
