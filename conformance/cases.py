@@ -18,6 +18,7 @@ import numpy as np
 
 from conformance.dtypes import DTYPE_NAMES, round_to
 from conformance.geometry import Geometry, PadPairs, pad_pairs, per_axis
+from conformance.limits import elements, expanded_nodes, limit, over_limit
 from conformance.schema import CASE_SCHEMA, DEFAULTS_SCHEMA, FILE_SCHEMA, with_defs
 from conformance.yaml_io import load_yaml
 
@@ -219,6 +220,12 @@ def _case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem])
     b = _tensor(raw["bias"], file, cid, f"{base}.bias", problems) if "bias" in raw else None
     if len(problems) > n_before or x is None or w is None:
         return None
+    for key, spec in (("input", x), ("weight", w), ("bias", b)):
+        msg = over_limit("elements", f"{key} shape {list(spec.shape)} elements", elements(spec.shape)) if spec else None
+        if msg:
+            problems.append(CaseProblem(file, cid, f"{base}.{key}", msg))
+    if len(problems) > n_before:
+        return None
     expected = raw["expected"]
     err = bool(expected.get("error", False))
     invalid: list[str] = []  # configuration problems: fatal unless expected.error
@@ -280,6 +287,13 @@ def _case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem])
                 file, cid, f"{base}.expected.shape",
                 f"expected shape {list(exp_shape)} contradicts the output-size rule, which gives {list(out)}"))
             return None
+        macs = elements(x.shape) * w.shape[1] * elements(w.shape[2:])
+        for msg in (over_limit("elements", f"output shape {list(out)} elements", elements(out)),
+                    over_limit("macs", "multiply-adds", macs)):
+            if msg:
+                problems.append(CaseProblem(file, cid, base, msg))
+        if len(problems) > n_before:
+            return None
     if "frameworks" in raw and not raw.get("reason"):
         problems.append(CaseProblem(file, cid, f"{base}.reason", "`frameworks` needs a `reason`"))
     if len(problems) > n_before:
@@ -328,13 +342,22 @@ def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult
     file = display or str(path)
     problems: list[CaseProblem] = []
     try:
+        msg = over_limit("file_bytes", "file size in bytes", Path(path).stat().st_size)
+        if msg:
+            return LoadResult([], [CaseProblem(file, "", "", msg)], [file])
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return LoadResult([], [CaseProblem(file, "", "", f"cannot read file: {exc}")], [file])
     try:
         data = load_yaml(text)
+        nodes = expanded_nodes(data, limit("yaml_nodes"))
+    except RecursionError:
+        return LoadResult([], [CaseProblem(file, "", "", "not valid YAML: nested too deeply")], [file])
     except Exception as exc:  # yaml.YAMLError and constructor errors
         return LoadResult([], [CaseProblem(file, "", "", f"not valid YAML: {exc}")], [file])
+    msg = over_limit("yaml_nodes", "YAML nodes with aliases expanded", nodes, counted_to_cap=True)
+    if msg:
+        return LoadResult([], [CaseProblem(file, "", "", msg)], [file])
     if not isinstance(data, dict):
         return LoadResult([], [CaseProblem(file, "", "", "the top level must be a mapping with `cases:`")], [file])
     file_probs = _schema_problems(data, FILE_SCHEMA, file, "", "")

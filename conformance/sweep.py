@@ -13,10 +13,12 @@ Tensors are random, seeded from a CRC32 of the generated id (stable across machi
 from __future__ import annotations
 
 import itertools
+import math
 import zlib
 from typing import Any
 
 from conformance.geometry import Geometry, pad_pairs, per_axis
+from conformance.limits import over_limit
 
 _DEFAULTS: dict[str, Any] = {
     "rank": 2, "batch": 1, "in_channels": 2, "out_channels": 3, "spatial": 4, "kernel": 3,
@@ -97,6 +99,11 @@ def expand_sweep(sweep: dict, file: str, label: str) -> tuple[list[dict], list]:
                                         f"unknown distribution in {vals}; allowed {sorted(_DIST)}"))
             return [], problems
     keys = list(grid)
+    points = math.prod(len(grid[k]) for k in keys)
+    msg = over_limit("sweep_points", "grid points", points)
+    if msg:
+        problems.append(CaseProblem(file, sweep["id"], f"{label}.grid", msg))
+        return [], problems
     out: list[dict] = []
     seen: set[str] = set()
     for combo in itertools.product(*(grid[k] for k in keys)):

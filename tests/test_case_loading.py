@@ -113,3 +113,23 @@ cases:
 """)
     assert r.problems == []
     assert "output_padding[0]=2 must be smaller than max(stride, dilation)=2" in r.cases[0].invalid_reasons[0]
+
+
+def test_limits_refuse_before_allocating_and_can_be_raised(monkeypatch):
+    """A too-large case is refused at load time (nothing allocated); its variable raises the limit."""
+    result = load_file(BAD / "too_large.yaml")
+    assert [c.id for c in result.cases] == ["small-is-fine"]
+    monkeypatch.setenv("CONFORMANCE_MAX_ELEMENTS", str(2**27))
+    raised = load_file(BAD / "too_large.yaml")
+    assert "huge-output" in [c.id for c in raised.cases]  # loaded; its tensors are generated lazily
+    assert not any("huge-output" == p.case for p in raised.problems)
+
+
+def test_limit_variables_are_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONFORMANCE_MAX_ELEMENTS", "lots")
+    with pytest.raises(ValueError, match="CONFORMANCE_MAX_ELEMENTS='lots' is not an integer"):
+        load_file(BAD / "too_large.yaml")
+    monkeypatch.delenv("CONFORMANCE_MAX_ELEMENTS")
+    monkeypatch.setenv("CONFORMANCE_MAX_FILE_BYTES", "100")
+    problems = load_file(ROOT / "cases" / "documents" / "d2l_transposed_conv.yaml").problems
+    assert len(problems) == 1 and "file size in bytes" in problems[0].message
