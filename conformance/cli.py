@@ -47,6 +47,7 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
         pa += ["--report", args.report]
     if args.no_probes:
         pa.append("--no-probes")
+    pa += ["--check-timeout", str(args.check_timeout)]
     if args.n != "0":
         pa += ["-n", args.n, "--max-worker-restart", "100000"]
     pa += ["-q", "-rN", "--no-header"] + list(args.pytest_args or [])
@@ -193,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default="reports/results.json")
     r.add_argument("--report", default="", help="HTML report to write")
     r.add_argument("--known", default="known_disagreements.yaml")
+    r.add_argument("--check-timeout", type=float, default=300.0,
+                   help="seconds one check may run before its worker is stopped and the check recorded "
+                        "as crash/timeout (xdist only; 0: no limit)")
     r.add_argument("--no-probes", action="store_true",
                    help="skip the convention probes (e.g. in a rerun whose first run had them)")
     r.add_argument("--require-gpu", action="store_true",

@@ -11,10 +11,13 @@ the results file at the end. Nothing is kept in worker globals. A worker that di
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import re
+import shutil
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +28,12 @@ from adapters import ADAPTER_NAMES, get_adapter
 from conformance.cases import load_file
 from conformance.check import apply_known, run_check
 from conformance.known import load_known
+from conformance.watchdog import Watchdog, timed_out
 
 RECORD_KEY = "conformance_record"
 WORKER_ENV_KEY = "conformance_worker_environment"
+WATCHDOG_DIR_KEY = "conformance_watchdog_dir"
+DEFAULT_CHECK_TIMEOUT_S = 300.0  # the slowest committed check takes a few seconds
 _records_key = pytest.StashKey["ResultsCollector"]()
 _state_key = pytest.StashKey[dict]()
 _ITEM_RE = re.compile(r"::(?P<case>[^\[]+)\[(?P<adapter>[a-z]+)\.(?P<api>[^-\]]+)-(?P<device>cpu|gpu)-(?P<dtype>[a-z0-9]+)\]$")
@@ -45,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--report", default="", help="also write the HTML report here")
     g.addoption("--known", default="known_disagreements.yaml", help="known-disagreements file")
     g.addoption("--no-probes", action="store_true", help="skip the convention probes")
+    g.addoption("--check-timeout", type=float, default=DEFAULT_CHECK_TIMEOUT_S,
+                help="seconds one check may take under xdist before its worker is stopped and the "
+                     "check recorded as crash/timeout (0: no limit)")
     g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
 
 
@@ -67,7 +76,32 @@ def pytest_configure(config: pytest.Config) -> None:
         "frameworks": frameworks, "adapters": {}, "configured": {}, "known": known,
         "known_problems": known_problems, "started": datetime.now(UTC).isoformat(),
         "t0": time.time(), "problems": [], "seen_ids": {}, "framework_devices": {},
+        "watchdog_dir": None, "watchdog": None,
     }
+    if not hasattr(config, "workerinput") and config.getoption("check_timeout") > 0:
+        # controller: a directory for the workers' watchdog files (used under xdist only)
+        config.stash[_state_key]["watchdog_dir"] = tempfile.mkdtemp(prefix="conformance-watchdog-")
+
+
+def _watchdog(config: pytest.Config) -> Watchdog | None:
+    """This worker's watchdog (None in the controller, with -n 0, or with --check-timeout 0)."""
+    st = _state(config)
+    if st["watchdog"] is None and hasattr(config, "workerinput"):
+        directory = config.workerinput.get(WATCHDOG_DIR_KEY)
+        if directory and config.getoption("check_timeout") > 0:
+            st["watchdog"] = Watchdog(directory, config.workerinput.get("workerid", "gw"),
+                                      config.getoption("check_timeout"))
+    return st["watchdog"]
+
+
+@contextlib.contextmanager
+def _time_limit(item: pytest.Item):
+    wd = _watchdog(item.config)
+    if wd is None:
+        yield
+    else:
+        with wd.guard(item.nodeid):
+            yield
 
 
 def _state(config: pytest.Config) -> dict:
@@ -157,8 +191,9 @@ class CaseItem(pytest.Item):
     def runtest(self):
         st = _state(self.config)
         adapter = _adapter(self.config, self.adapter_name)
-        rec = run_check(self.case, adapter, self.api, self.device, self.dtype,
-                        self.config.getoption("precision"), st["known"])
+        with _time_limit(self):
+            rec = run_check(self.case, adapter, self.api, self.device, self.dtype,
+                            self.config.getoption("precision"), st["known"])
         rec["nodeid"] = self.nodeid
         self.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
         status = rec["status"]
@@ -182,7 +217,8 @@ class ProbeItem(pytest.Item):
     """The convention probes (conformance.probes), run in a worker like any check."""
 
     def runtest(self):
-        rows = _probes(_state(self.config)["frameworks"])
+        with _time_limit(self):
+            rows = _probes(_state(self.config)["frameworks"])
         self.user_properties.append(("conformance_probes", json.dumps(rows)))
         bad = [r for r in rows if not r["agrees"]]
         if bad:
@@ -215,15 +251,22 @@ class ProblemItem(pytest.Item):
         return self.path, None, self.name
 
 
-def _crash_record(report: pytest.TestReport, precision: str) -> dict:
+def _crash_record(report: pytest.TestReport, config: pytest.Config) -> dict:
     m = _ITEM_RE.search(report.nodeid)
     text = str(report.longrepr)[-1500:] if report.longrepr else ""
     crashed = "crashed" in text or "worker" in text and "died" in text
     base = m.groupdict() if m else {"case": report.nodeid, "adapter": "?", "api": "?", "device": "?", "dtype": "?"}
-    return {**base, "status": "crash" if crashed else "error", "nodeid": report.nodeid, "precision": precision,
-            "message": ("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
-            if crashed else f"unexpected failure outside the check: {text[-600:]}",
-            "expected_shape": None, "shape": None, "tags": [], "native_call": None, "known": None}
+    rec = {**base, "status": "crash" if crashed else "error", "nodeid": report.nodeid,
+           "precision": config.getoption("precision"),
+           "message": ("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
+           if crashed else f"unexpected failure outside the check: {text[-600:]}",
+           "expected_shape": None, "shape": None, "tags": [], "native_call": None, "known": None}
+    where = timed_out(_state(config)["watchdog_dir"], report.nodeid) if crashed else None
+    if where is not None:
+        rec.update(failure_kind="timeout",
+                   message=f"no result within --check-timeout {config.getoption('check_timeout'):g} s: "
+                           f"the worker was stopped; it was in {where}")
+    return rec
 
 
 class ResultsCollector:
@@ -245,9 +288,14 @@ class ResultsCollector:
             elif key == "conformance_probes" and not self.probes:
                 self.probes = json.loads(value)
         if report.failed and report.nodeid not in self.records and _ITEM_RE.search(report.nodeid):
-            rec = _crash_record(report, self.config.getoption("precision"))
+            rec = _crash_record(report, self.config)
             apply_known(rec, _state(self.config)["known"])
             self.records[report.nodeid] = rec
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        """xdist controller: tell each worker where its watchdog file goes."""
+        node.workerinput[WATCHDOG_DIR_KEY] = _state(self.config)["watchdog_dir"]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -295,6 +343,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     st = _state(config)
     collector = config.stash[_records_key]
+    if st["watchdog_dir"]:
+        shutil.rmtree(st["watchdog_dir"], ignore_errors=True)
     records, problems_map = collector.records, collector.problems
     results = sorted(records.values(), key=lambda r: (r["case"], r["adapter"], r["api"], r["device"], r["dtype"]))
     versions, unavailable = _frameworks_versions(st["frameworks"])

@@ -104,6 +104,28 @@ cases:
     assert crashed[0]["known"]["reason"] == "aborts"
 
 
+def test_hung_check_costs_one_check(tmp_path):
+    """A check that never returns is stopped by the worker's watchdog and recorded as a timeout."""
+    f = tmp_path / "hang.yaml"
+    f.write_text("""
+defaults: {dtypes: [float32, float64]}
+cases:
+  - id: hang-me
+    input: {values: [[[1, 2]]]}
+    weight: {values: [[[1, 1]]]}
+    expected: {shape: [1, 1, 3], values: [[[1, 3, 2]]]}
+""")
+    p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1", "--check-timeout", "3",
+                   "--no-probes", "--", "-p", "tests.hang_plugin")
+    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+    by = {(r["api"], r["dtype"]): r for r in data["results"]}
+    hung = by[("scatter", "float32")]
+    assert hung["status"] == "crash" and hung["failure_kind"] == "timeout", hung
+    assert "no result within --check-timeout 3 s" in hung["message"] and "hang_plugin.py" in hung["message"]
+    assert by[("scatter", "float64")]["status"] == "pass"
+    assert len([r for r in data["results"] if r["dtype"] == "float32"]) == 3  # one record per check
+
+
 @pytest.mark.skipif(not all(__import__("importlib").util.find_spec(m) for m in ("torch", "tensorflow", "jax")),
                     reason="needs torch, tensorflow and jax installed")
 def test_documents_pass_on_every_framework(tmp_path):
