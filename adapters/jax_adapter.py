@@ -158,6 +158,9 @@ class JaxAdapter(Adapter):
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
                 ((x, wn) if b is None else (x, wn, b))]
         y = fn(*args)
+        placed = sorted(str(d) for d in y.devices())
+        if [d.platform for d in y.devices()] != [dev.platform]:
+            raise RuntimeError(f"jax ran {api} on {placed}, not on {dev}")
         res = np.asarray(jax.device_get(y)).astype(np.float64)
         sp = _SPATIAL.get(rank, "?")
         call = NativeCall(
@@ -169,7 +172,7 @@ class JaxAdapter(Adapter):
                        **({"feature_group_count": case.groups} if api != "conv_transpose" else
                           {"transpose_kernel": True, "use_consistent_padding": consistent}),
                        "bias": "added with + inside the same jit" if b is not None else None,
-                       "device": str(dev)},
+                       "device": str(dev), "placed_on": placed},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},
         )
         return RunOutput(res, str(y.dtype), call)

@@ -46,6 +46,9 @@ class TensorflowAdapter(Adapter):
     unsupported_patterns = (
         re.compile(r"not (yet )?supported on CPU", re.I),
         re.compile(r"do(es)? not yet support", re.I),
+        # soft placement off (configure): the op/dtype has a CPU kernel only; asked for on the GPU
+        re.compile(r"Could not satisfy device specification '[^']*GPU[^']*'.*Supported device types \[CPU\]",
+                   re.S),
     )
 
     def _import(self):
@@ -61,7 +64,11 @@ class TensorflowAdapter(Adapter):
 
         if precision == "strict":
             tf.config.experimental.enable_tensor_float_32_execution(False)
+        # TF's default soft placement silently runs an op on the CPU when the GPU has no kernel for
+        # it; a "gpu" result must come from the GPU, so placement is hard (and checked in run).
+        tf.config.set_soft_device_placement(False)
         return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+                "soft_device_placement": tf.config.get_soft_device_placement(),
                 "TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
                 # oneDNN kernels (on by default on x86 CPUs) change CPU summation order
                 "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")}
@@ -127,6 +134,9 @@ class TensorflowAdapter(Adapter):
                    dilations=list(case.dilation))
             if b is not None:
                 y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))
+        placed = re.search(r"device:([A-Z]+):", y.device, re.I)
+        if placed is None or placed.group(1).lower() != device:
+            raise RuntimeError(f"TF ran {self.native_name(rank)} on {y.device!r}, not on the {device.upper()}")
         res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
         call = NativeCall(
             function=self.native_name(rank), input_layout=_LAYOUT.get(rank, "?"),
@@ -136,7 +146,7 @@ class TensorflowAdapter(Adapter):
             padding_mapping=f"{mapping}; output_padding folded into output_shape",
             arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
                        "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
-                       "device": devname},
+                       "device": devname, "placed_on": y.device},
             precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
         )
         return RunOutput(res, y.dtype.name, call)

@@ -84,6 +84,8 @@ class TorchAdapter(Adapter):
                 if tb is not None:
                     mod.bias.copy_(tb)
                 out = mod(tx)
+            if out.device.type != dev:
+                raise RuntimeError(f"torch returned its output on {out.device}, not on {dev}")
             res = out.detach().to("cpu", torch.float64).numpy()
         call = NativeCall(
             function=fn, input_layout=_LAYOUT.get(rank, "?"),
@@ -91,7 +93,8 @@ class TorchAdapter(Adapter):
             weight_transform="identity (no permutation, no flip)", weight_permutation=None,
             weight_flip=False,
             padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
-            arguments={**kwargs, "bias": b is not None, "device": dev, "dtype": dtype},
+            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": str(out.device),
+                       "dtype": dtype},
             precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32},
         )
         return RunOutput(res, str(out.dtype).replace("torch.", ""), call)

@@ -40,6 +40,24 @@ def test_adapter_matches_reference_on_probe(name, case):
         assert rec["max_abs_err"] == 0.0  # integers: exact in float64
         call = rec["native_call"]
         assert call["function"] and call["input_layout"] and call["weight_layout"]
+        if name != "numpy":  # where the framework actually ran it, read back from its output
+            assert "cpu" in str(call["arguments"]["placed_on"]).lower()
+
+
+def test_tensorflow_never_falls_back_to_the_cpu_silently():
+    """TF's default soft placement would run a "/GPU:0" op on the CPU when the GPU lacks a kernel
+    (or, as here, is absent), and a CPU result would be reported as a GPU one. The adapter turns
+    soft placement off, so TF refuses instead."""
+    a = _adapter("tensorflow")
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible: the refusal cannot be provoked by its absence")
+    assert tf.config.get_soft_device_placement() is False
+    case = PROBES[0]
+    x, w, b = case.tensors("float32")
+    with pytest.raises(Exception, match=r"Could not satisfy device specification .*Supported device types \[CPU\]"):
+        a.run(case, "conv_transpose", "gpu", "float32", x, w, b)
 
 
 SLIPS = {
