@@ -43,6 +43,7 @@ class RunOutput:
     array: np.ndarray  # float64, canonical (N, C_out, *S)
     native_dtype: str  # dtype the framework returned
     native_call: NativeCall
+    placed_on: str  # "cpu" / "gpu": where the framework's output actually lives, read back from it
 
 
 class Adapter:

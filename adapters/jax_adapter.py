@@ -159,8 +159,6 @@ class JaxAdapter(Adapter):
                 ((x, wn) if b is None else (x, wn, b))]
         y = fn(*args)
         placed = sorted(str(d) for d in y.devices())
-        if [d.platform for d in y.devices()] != [dev.platform]:
-            raise RuntimeError(f"jax ran {api} on {placed}, not on {dev}")
         res = np.asarray(jax.device_get(y)).astype(np.float64)
         sp = _SPATIAL.get(rank, "?")
         call = NativeCall(
@@ -175,4 +173,5 @@ class JaxAdapter(Adapter):
                        "device": str(dev), "placed_on": placed},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},
         )
-        return RunOutput(res, str(y.dtype), call)
+        platforms = sorted({d.platform for d in y.devices()})
+        return RunOutput(res, str(y.dtype), call, placed_on=",".join(platforms))

@@ -60,4 +60,4 @@ class NumpyAdapter(Adapter):
             padding_mapping="canonical (begin, end) pairs",
             arguments={"compute_dtype": "float64"}, precision={"compute": "float64"},
         )
-        return RunOutput(round_to(out, dtype), dtype, call)
+        return RunOutput(round_to(out, dtype), dtype, call, placed_on="cpu")

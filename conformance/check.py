@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from adapters import numpy_reference as ref
-from adapters.base import Adapter
+from adapters.base import Adapter, RunOutput
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.known import KnownDisagreement, find_known
@@ -79,6 +79,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
         except Exception as exc:  # the framework rejected the configuration: what we want
             rec.update(status="rejected", message=f"{type(exc).__name__}: {str(exc)[:500]}")
         else:
+            if _misplaced(rec, out, device):
+                return _finish(rec, known, t0)
             rec.update(status="accepted-invalid", shape=list(out.array.shape),
                        native_call=out.native_call.as_dict(),
                        message=("invalid configuration accepted; returned shape "
@@ -96,6 +98,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                 rec.update(status="error", message=msg,
                            traceback="".join(traceback.format_exception(exc)[-3:])[-2000:])
         else:
+            if _misplaced(rec, out, device):
+                return _finish(rec, known, t0)
             tol, info = derived_tolerance(
                 magnitude, reference, dtype=dtype, device=device, precision=precision,
                 n_terms=terms_per_output(case.in_channels, case.groups, case.geometry.kernel)
@@ -111,6 +115,21 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             )
             if keep_arrays or not cmp.ok:
                 rec["arrays"] = _arrays_for_report(out.array, expected, tol)
+    return _finish(rec, known, t0)
+
+
+def _misplaced(rec: dict, out: RunOutput, device: str) -> bool:
+    """A result read back from another device than the check asked for (e.g. a framework that
+    fell back to the CPU for a "gpu" check) is an error, whatever its values: True then."""
+    if out.placed_on == device:
+        return False
+    rec.update(status="error", native_call=out.native_call.as_dict(),
+               message=f"{rec['adapter']}.{rec['api']} returned its output on {out.placed_on!r}, not on the "
+                       f"requested {device!r}: the result cannot stand for that device")
+    return True
+
+
+def _finish(rec: dict, known: list[KnownDisagreement], t0: float) -> dict:
     apply_known(rec, known)
     rec["seconds"] = time.perf_counter() - t0
     return rec

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters import ADAPTER_NAMES, get_adapter
+from adapters import ADAPTER_NAMES, Adapter, NativeCall, RunOutput, get_adapter
+from adapters.numpy_reference import conv_transpose_scatter
 from conformance.cases import load_cases
 from conformance.check import run_check
-from tests.conftest import DATA, framework_available
+from tests.conftest import DATA, ROOT, framework_available
 
 PROBES = load_cases([DATA / "probes"]).cases
 _MODULE = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
@@ -42,6 +43,30 @@ def test_adapter_matches_reference_on_probe(name, case):
         assert call["function"] and call["input_layout"] and call["weight_layout"]
         if name != "numpy":  # where the framework actually ran it, read back from its output
             assert "cpu" in str(call["arguments"]["placed_on"]).lower()
+
+
+class _AnswersFromTheCpu(Adapter):
+    """Stub: asked for any device, computes with the reference and reports placement "cpu"."""
+
+    name, apis = "stub", ("scatter",)
+
+    def run(self, case, api, device, dtype, x, w, b):
+        y = conv_transpose_scatter(x, w, b, stride=case.stride, padding=case.padding,
+                                   output_padding=case.output_padding, dilation=case.dilation,
+                                   groups=max(case.groups, 1)) if not case.expected_error else np.zeros((1,))
+        return RunOutput(y, dtype, NativeCall("stub", "", "", "", ""), placed_on="cpu")
+
+
+def test_result_from_another_device_is_an_error():
+    """run_check reads back where the output lives: a "gpu" check answered from the CPU is an
+    error, never a pass, and for an invalid case never `accepted-invalid` either."""
+    invalid = load_cases([ROOT / "cases" / "invalid"]).cases[0]
+    for case in (PROBES[0], invalid):
+        assert run_check(case, _AnswersFromTheCpu(), "scatter", "cpu", "float64", "strict", [])["status"] in (
+            "pass", "accepted-invalid")
+        rec = run_check(case, _AnswersFromTheCpu(), "scatter", "gpu", "float64", "strict", [])
+        assert rec["status"] == "error", rec
+        assert "returned its output on 'cpu', not on the requested 'gpu'" in rec["message"]
 
 
 def test_tensorflow_never_falls_back_to_the_cpu_silently():
