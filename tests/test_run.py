@@ -75,16 +75,22 @@ def test_bad_case_file_does_not_hide_others(tmp_path):
     assert {r["case"] for r in data["results"]} == {"good-one"}
 
 
-def test_crash_costs_one_check(tmp_path):
-    f = tmp_path / "crash.yaml"
+def _one_case_file(tmp_path, case_id: str):
+    """A one-case file (float32 and float64) whose id a test plugin (crash, hang) keys on."""
+    f = tmp_path / f"{case_id}.yaml"
     f.write_text("""
 defaults: {dtypes: [float32, float64]}
 cases:
-  - id: crash-me
+  - id: CASE_ID
     input: {values: [[[1, 2]]]}
     weight: {values: [[[1, 1]]]}
     expected: {shape: [1, 1, 3], values: [[[1, 3, 2]]]}
-""")
+""".replace("CASE_ID", case_id))
+    return f
+
+
+def test_crash_costs_one_check(tmp_path):
+    f = _one_case_file(tmp_path, "crash-me")
     p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1",
                    "--", "-p", "tests.crash_plugin")
     assert p.returncode == 1
@@ -106,15 +112,7 @@ cases:
 
 def test_hung_check_costs_one_check(tmp_path):
     """A check that never returns is stopped by the worker's watchdog and recorded as a timeout."""
-    f = tmp_path / "hang.yaml"
-    f.write_text("""
-defaults: {dtypes: [float32, float64]}
-cases:
-  - id: hang-me
-    input: {values: [[[1, 2]]]}
-    weight: {values: [[[1, 1]]]}
-    expected: {shape: [1, 1, 3], values: [[[1, 3, 2]]]}
-""")
+    f = _one_case_file(tmp_path, "hang-me")
     p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1", "--check-timeout", "3",
                    "--no-probes", "--", "-p", "tests.hang_plugin")
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
