@@ -45,11 +45,27 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
         pa += ["--report", args.report]
     if args.no_probes:
         pa.append("--no-probes")
+    pa += ["--profile", args.profile]
+    if args.profiles_file:
+        pa += ["--profiles-file", args.profiles_file]
+    if args.shard:
+        pa += ["--shard", args.shard]
     pa += ["--check-timeout", str(args.check_timeout)]
+    if getattr(args, "preflight_json", ""):
+        pa += ["--preflight-json", args.preflight_json]
     if args.n != "0":
-        pa += ["-n", args.n, "--max-worker-restart", "100000"]
-    pa += ["-q", "-rN", "--no-header"] + list(args.pytest_args or [])
+        # each known crash costs one restart; a framework that crashes while setting up is caught
+        # by the preflight, so the bound only stops a run whose checks crash by the hundred
+        pa += ["-n", args.n, "--max-worker-restart", str(MAX_WORKER_RESTARTS)]
+    extra = list(args.pytest_args or [])
+    # pytest's per-failure sections cost time quadratic in the failures and repeat what the
+    # results hold: off unless asked for (`-- --tb=short`); the run prints its own summary
+    tb = [] if any(a.startswith("--tb") for a in extra) else ["--tb=no"]
+    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", *tb] + extra
     return pa
+
+
+MAX_WORKER_RESTARTS = 200
 
 
 def _gpu_capable(name: str) -> bool:
@@ -115,8 +131,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CONFORMANCE_JAX_CACHE", str(Path(".jax_cache").resolve()))
-    code = pytest.main(build_pytest_args(args))
-    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.INTERRUPTED):
+    args.preflight_json = _preflight(args)
+    try:
+        code = pytest.main(build_pytest_args(args))
+    finally:
+        if args.preflight_json:
+            Path(args.preflight_json).unlink(missing_ok=True)
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return 1
     data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
                                                                             "environment": {}}
@@ -137,8 +158,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from conformance.verdict import run_verdict
 
     verdict = run_verdict(data) if Path(args.results).exists() else run_verdict({"complete": False})
-    print(verdict.line(), file=sys.stderr)
-    return verdict.exit_code
+    print(verdict.line())
+    return 130 if code == pytest.ExitCode.INTERRUPTED else verdict.exit_code
+
+
+def _preflight(args: argparse.Namespace) -> str:
+    """Set each framework up once in a child process (conformance/preflight.py); the path of a
+    JSON file naming those that crash or hang doing so, for the run to leave out ("" if none)."""
+    if args.setup_timeout <= 0:
+        return ""
+    import json
+    import tempfile
+
+    from conformance.preflight import preflight
+
+    try:
+        frameworks = _requested(args.frameworks)
+    except Exception:
+        return ""  # an unknown name: the run itself reports it as a usage error
+    out = preflight(frameworks, args.precision, args.setup_timeout)
+    for name, why in out["unavailable"].items():
+        print(f"conformance: {name} is left out of this run: {why}", file=sys.stderr)
+    if not out["unavailable"]:
+        return ""
+    fd, path = tempfile.mkstemp(prefix="conformance-preflight-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(out, fh)
+    return path
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from conformance.plan import format_plan, plan_table, planned_checks
+    from conformance.profiles import ProfileError, load_profile
+
+    try:
+        profile = load_profile(args.profile, args.profiles_file or None)
+    except ProfileError as exc:
+        print(f"conformance plan: {exc}", file=sys.stderr)
+        return 1
+    checks, problems = planned_checks(args.cases or [DEFAULT_CASES], _requested(args.frameworks))
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(format_plan(profile, plan_table(profile, checks)))
+    return 1 if problems else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -219,12 +281,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--check-timeout", type=float, default=300.0,
                    help="seconds one check may run before its worker is stopped and the check recorded "
                         "as crash/timeout (xdist only; 0: no limit)")
+    r.add_argument("--profile", default="default",
+                   help="which checks of each column run (conformance/profiles.yaml): quick, default, full")
+    r.add_argument("--profiles-file", default="", help="a profiles file of your own instead of the built-in one")
+    r.add_argument("--shard", default="", help="K/N: run shard K of N (deterministic, balanced by estimated cost); "
+                                               "`conformance merge` joins the shards")
+    r.add_argument("--setup-timeout", type=float, default=180.0,
+                   help="seconds a framework may take to set up (import, configure, devices) in the preflight "
+                        "before it is left out of the run as unavailable (0: no preflight)")
     r.add_argument("--no-probes", action="store_true",
                    help="skip the convention probes (e.g. in a rerun whose first run had them)")
     r.add_argument("--require-gpu", action="store_true",
                    help="exit 2 when a requested framework (numpy aside) ran no check on a GPU")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest options (-k, -m, -x ...)")
     r.set_defaults(func=_cmd_run)
+
+    pl = sub.add_parser("plan", help="what a profile runs per API column, with coverage and estimated time")
+    pl.add_argument("--cases", nargs="+")
+    pl.add_argument("--frameworks", default="")
+    pl.add_argument("--profile", default="default")
+    pl.add_argument("--profiles-file", default="")
+    pl.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("devices", help="which devices each framework sees (imports the frameworks)")
     d.add_argument("--frameworks", default="", help="comma-separated frameworks (default: every registered one)")

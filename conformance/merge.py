@@ -16,6 +16,11 @@ def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str,
     """One payload holding every input's results; environment fields are unioned."""
     if not payloads:
         raise MergeError("nothing to merge")
+    from conformance.shards import shard_problems
+
+    problems = shard_problems(payloads, names)
+    if problems:
+        raise MergeError("; ".join(problems))
     seen: dict[tuple, str] = {}
     results: list[dict] = []
     for p, name in zip(payloads, names):
@@ -44,7 +49,17 @@ def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str,
         "duration_s": sum(p.get("duration_s") or 0 for p in payloads),
         "command": " + ".join(p.get("command", "") for p in payloads),
         "environment": env, "merged_from": names,
+        "selection": _merged_selection(payloads),
         "problems": sorted({x for p in payloads for x in p.get("problems", [])}),
         "convention_probes": [row for p in payloads for row in p.get("convention_probes") or []],
         "results": sorted(results, key=result_key),
     }
+
+
+def _merged_selection(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """The selection of the merged run: the shards' common one without the shard, or the first
+    input's for merges of disjoint runs (e.g. one per framework)."""
+    sel = dict(payloads[0].get("selection") or {})
+    if sel.get("shard"):
+        sel["shard"] = None
+    return sel

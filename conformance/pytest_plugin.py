@@ -1,11 +1,12 @@
 """pytest plugin that turns case files into checks: ``pytest -p conformance.pytest_plugin cases/``.
 
 Every YAML case file is a collector; every (case, adapter, api, device, dtype) is an item
-named ``<case id>[<adapter>.<api>-<device>-<dtype>]`` with markers per framework, device
-and dtype. Each item stores its results record in ``item.user_properties``; the controller
-(xdist's, or the single process) collects records from the reports it receives and writes
-the results file at the end. Nothing is kept in worker globals. A worker that dies
-(segfault) is recorded as ``crash`` for the check it was running; xdist restarts it.
+named by :func:`conformance.check_id.format_check_id` with markers per framework, device and
+dtype. The run profile (``--profile``) and shard (``--shard K/N``) select items after
+collection (the same pure function in every process). Each item stores its results record in
+``item.user_properties``; the controller (xdist's, or the single process) collects them
+(:mod:`conformance.collector`) and writes the results file (:mod:`conformance.run_finish`).
+A worker that dies is recorded as ``crash`` for the check it was running; xdist restarts it.
 """
 
 from __future__ import annotations
@@ -14,28 +15,28 @@ import argparse
 import contextlib
 import json
 import shutil
-import sys
+import signal
 import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from adapters.registry import AdapterLoadError, adapter_names, entries, get_adapter, registry_problems
+from adapters.registry import AdapterLoadError, adapter_names, entries, get_adapter
 from conformance.cases import load_file
-from conformance.check import apply_known, run_check
-from conformance.check_id import format_check_id, parse_check_id
+from conformance.check import run_check
+from conformance.check_id import format_check_id
+from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
 from conformance.known import load_known
+from conformance.profiles import DEFAULT_PROFILE, ProfileError, Shard, load_profile, select, selection_digest, shard_of
+from conformance.run_state import RunState
 from conformance.status import Status
-from conformance.watchdog import Watchdog, timed_out
+from conformance.watchdog import Watchdog
 
-RECORD_KEY = "conformance_record"
 WORKER_ENV_KEY = "conformance_worker_environment"
 WATCHDOG_DIR_KEY = "conformance_watchdog_dir"
 DEFAULT_CHECK_TIMEOUT_S = 300.0  # the slowest committed check takes a few seconds
-_records_key = pytest.StashKey["ResultsCollector"]()
-_state_key = pytest.StashKey[dict]()
+_records_key = pytest.StashKey[ResultsCollector]()
+_state_key = pytest.StashKey[RunState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--precision", default="strict", choices=("strict", "default"))
     g.addoption("--tags", default="", help="comma-separated case tags to select")
     g.addoption("--dtypes", default="", help="comma-separated dtypes to restrict to")
+    g.addoption("--profile", default=DEFAULT_PROFILE, help="run profile (conformance/profiles.yaml): quick, default, full")
+    g.addoption("--profiles-file", default="", help="profiles file (default: the built-in one)")
+    g.addoption("--shard", default="", help="K/N: run only shard K of N (deterministic, cost-balanced)")
     g.addoption("--results", default="reports/results.json", help="results file to write")
     g.addoption("--report", default="", help="also write the HTML report here")
     g.addoption("--known", default="known_disagreements.yaml", help="known-disagreements file")
@@ -54,29 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="seconds one check may take under xdist before its worker is stopped and the "
                      "check recorded as crash/timeout (0: no limit)")
     g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for name in entries():
-        config.addinivalue_line("markers", f"{name}: checks of the {name} adapter")
-    config.addinivalue_line("markers", "gpu: checks that run on a GPU")
-    config.addinivalue_line("markers", "cpu: checks that run on the CPU")
-    for dt in ("float16", "bfloat16", "float32", "float64"):
-        config.addinivalue_line("markers", f"{dt}: checks in {dt}")
-    collector = ResultsCollector(config)
-    config.stash[_records_key] = collector
-    config.pluginmanager.register(collector, "conformance-results-collector")
-    frameworks = selected_frameworks(config.getoption("frameworks"))
-    known, known_problems = load_known(config.getoption("known"))
-    config.stash[_state_key] = {
-        "frameworks": frameworks, "adapters": {}, "configured": {}, "known": known,
-        "known_problems": known_problems, "started": datetime.now(UTC).isoformat(),
-        "t0": time.time(), "problems": [], "seen_ids": {}, "framework_devices": {},
-        "watchdog_dir": None, "watchdog": None,
-    }
-    if not hasattr(config, "workerinput") and config.getoption("check_timeout") > 0:
-        # controller: a directory for the workers' watchdog files (used under xdist only)
-        config.stash[_state_key]["watchdog_dir"] = tempfile.mkdtemp(prefix="conformance-watchdog-")
+    g.addoption("--preflight-json", default="", help=argparse.SUPPRESS)
 
 
 def selected_frameworks(option: str) -> list[str]:
@@ -89,20 +71,59 @@ def selected_frameworks(option: str) -> list[str]:
     return frameworks
 
 
-def _watchdog(config: pytest.Config) -> Watchdog | None:
-    """This worker's watchdog (None in the controller, with -n 0, or with --check-timeout 0)."""
-    st = _state(config)
-    if st["watchdog"] is None and hasattr(config, "workerinput"):
+def _sigterm(signum, frame):  # a CI timeout: end like Ctrl-C, so what was done is written
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in entries():
+        config.addinivalue_line("markers", f"{name}: checks of the {name} adapter")
+    config.addinivalue_line("markers", "gpu: checks that run on a GPU")
+    config.addinivalue_line("markers", "cpu: checks that run on the CPU")
+    for dt in ("float16", "bfloat16", "float32", "float64"):
+        config.addinivalue_line("markers", f"{dt}: checks in {dt}")
+    try:
+        profile = load_profile(config.getoption("profile"), config.getoption("profiles_file") or None)
+        shard = Shard.parse(config.getoption("shard")) if config.getoption("shard") else None
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    known, known_problems = load_known(config.getoption("known"))
+    st = RunState(frameworks=selected_frameworks(config.getoption("frameworks")),
+                  precision=config.getoption("precision"), known=known, known_problems=known_problems,
+                  profile=profile, shard=shard)
+    preflight = config.getoption("preflight_json")
+    if preflight:  # what `conformance run` found before starting pytest (conformance/preflight.py)
+        pre = json.loads(Path(preflight).read_text(encoding="utf-8"))
+        st.unavailable.update(pre.get("unavailable", {}))
+        st.frameworks = [f for f in st.frameworks if f not in st.unavailable]
+    config.stash[_state_key] = st
+    collector = ResultsCollector(config, st)
+    config.stash[_records_key] = collector
+    config.pluginmanager.register(collector, "conformance-results-collector")
+    if hasattr(config, "workerinput"):
         directory = config.workerinput.get(WATCHDOG_DIR_KEY)
-        if directory and config.getoption("check_timeout") > 0:
-            st["watchdog"] = Watchdog(directory, config.workerinput.get("workerid", "gw"),
-                                      config.getoption("check_timeout"))
-    return st["watchdog"]
+        if directory:
+            st.watchdog = Watchdog(directory, config.workerinput.get("workerid", "gw"),
+                                   config.getoption("check_timeout"))
+            st.watchdog.capture_stderr()
+        return
+    # controller (or -n 0): a folder for the workers' watchdog and stderr files (xdist only),
+    # stale outputs replaced at once by an in-progress file, records streamed as they arrive
+    st.watchdog_dir = tempfile.mkdtemp(prefix="conformance-watchdog-")
+    from conformance.run_finish import start_outputs
+
+    start_outputs(config, st, collector)
+    with contextlib.suppress(ValueError):  # not in the main thread
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _state(config: pytest.Config) -> RunState:
+    return config.stash[_state_key]
 
 
 @contextlib.contextmanager
 def _time_limit(item: pytest.Item):
-    wd = _watchdog(item.config)
+    wd = _state(item.config).watchdog
     if wd is None:
         yield
     else:
@@ -110,28 +131,23 @@ def _time_limit(item: pytest.Item):
             yield
 
 
-def _state(config: pytest.Config) -> dict:
-    return config.stash[_state_key]
-
-
 def _adapter(config: pytest.Config, name: str):
-    """This process's adapter instance (created and configured once per process)."""
+    """This process's adapter instance (created and configured once per process), or None."""
     st = _state(config)
-    if name not in st["adapters"]:
-        st["unavailable"] = st.get("unavailable", {})
+    if name not in st.adapters:
         try:
             a = get_adapter(name)
         except AdapterLoadError as exc:  # a broken plugin: reported, the others still run
-            st["adapters"][name] = None
-            st["unavailable"][name] = str(exc)
+            st.adapters[name] = None
+            st.unavailable[name] = str(exc)
             return None
-        st["adapters"][name] = a
+        st.adapters[name] = a
         why = a.unavailable_reason() if a.installed() else f"{name} is not installed ({a.module or name})"
         if why:
-            st["unavailable"][name] = why
+            st.unavailable[name] = why
         else:
-            st["configured"][name] = a.configure(config.getoption("precision"))
-    return st["adapters"][name]
+            st.configured[name] = a.configure(st.precision)
+    return st.adapters[name]
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path):
@@ -144,33 +160,33 @@ class CaseFile(pytest.File):
     def collect(self):
         config = self.config
         st = _state(config)
-        if not config.getoption("no_probes") and not st.get("probe_collected"):
-            st["probe_collected"] = True  # one probe item per session, run by some worker
+        if not config.getoption("no_probes") and not st.probe_collected:
+            st.probe_collected = True  # one probe item per session, run by some worker
             yield ProbeItem.from_parent(self, name="convention-probes")
         display = str(self.path.relative_to(config.rootpath)) if self.path.is_relative_to(config.rootpath) else str(self.path)
         result = load_file(self.path, display=display)
         for p in result.problems:
-            yield ProblemItem.from_parent(self, name=f"invalid-case-file[{len(st['problems'])}]", problem=str(p))
-            st["problems"].append(str(p))
+            yield ProblemItem.from_parent(self, name=f"invalid-case-file[{len(st.problems)}]", problem=str(p))
+            st.problems.append(str(p))
         tags = {t for t in config.getoption("tags").split(",") if t}
         dtypes = {t for t in config.getoption("dtypes").split(",") if t}
         want_dev = config.getoption("device")
         for case in result.cases:
-            first = st["seen_ids"].setdefault(case.id, display)
+            first = st.seen_ids.setdefault(case.id, display)
             if first != display:
                 msg = f"{display}: case {case.id}: id: duplicate case id, first defined in {first}"
-                st["problems"].append(msg)
+                st.problems.append(msg)
                 yield ProblemItem.from_parent(self, name=f"duplicate-id[{case.id}]", problem=msg)
                 continue
             if tags and not tags & set(case.tags):
                 continue
-            for name in st["frameworks"]:
+            for name in st.frameworks:
                 adapter = _adapter(config, name)
-                if adapter is None or name in st.get("unavailable", {}):
+                if adapter is None or name in st.unavailable:
                     continue  # reported as unavailable in the environment
-                devices = st["framework_devices"].get(name)
+                devices = st.framework_devices.get(name)
                 if devices is None:
-                    devices = st["framework_devices"][name] = adapter.devices()
+                    devices = st.framework_devices[name] = adapter.devices()
                 devices = [d for d in devices if want_dev == "all" or d == want_dev]
                 for api in adapter.apis:
                     if not adapter.applies(case, api):
@@ -182,10 +198,33 @@ class CaseFile(pytest.File):
                                 continue
                             item = CaseItem.from_parent(
                                 self, name=format_check_id(case.id, name, label, device, dtype), case=case,
-                                adapter_name=name, api=api, device=device, dtype=dtype)
+                                adapter_name=name, api=api, label=label, device=device, dtype=dtype)
                             for m in (name, device, dtype):
                                 item.add_marker(m)
                             yield item
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Apply the profile, then the shard: the same pure function in every process."""
+    st = _state(config)
+    checks = [i for i in items if isinstance(i, CaseItem)]
+    chosen = select(st.profile, checks)
+    ids = [c.nodeid for c in chosen]
+    st.selection = {"profile": st.profile.name, "collected_checks": len(checks), "selected_checks": len(chosen),
+                    "digest": selection_digest(ids), "shard": None}
+    keep = {id(c) for c in chosen}
+    if st.shard is not None:
+        shards = shard_of(st.profile, chosen, st.shard.count, ids)
+        keep = {id(c) for c, s in zip(chosen, shards) if s == st.shard.index}
+        st.selection["shard"] = {"index": st.shard.index, "count": st.shard.count, "checks": len(keep)}
+    others = [i for i in items if not isinstance(i, CaseItem)]
+    if st.shard is not None and st.shard.index != 1:
+        others = [i for i in others if not isinstance(i, ProbeItem)]  # probes run in shard 1
+    kept = [i for i in items if (isinstance(i, CaseItem) and id(i) in keep) or i in others]
+    dropped = [i for i in items if not (isinstance(i, CaseItem) and id(i) in keep) and i not in others]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
 
 
 class CheckFailed(Exception):
@@ -193,18 +232,21 @@ class CheckFailed(Exception):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case, adapter_name, api, device, dtype, **kw):
+    def __init__(self, *, case, adapter_name, api, label, device, dtype, **kw):
         super().__init__(**kw)
-        self.case, self.adapter_name, self.api, self.device, self.dtype = case, adapter_name, api, device, dtype
+        self.case, self.adapter_name, self.api, self.label = case, adapter_name, api, label
+        self.device, self.dtype = device, dtype
 
     def runtest(self):
         st = _state(self.config)
         adapter = _adapter(self.config, self.adapter_name)
         with _time_limit(self):
-            rec = run_check(self.case, adapter, self.api, self.device, self.dtype,
-                            self.config.getoption("precision"), st["known"])
+            rec = run_check(self.case, adapter, self.api, self.device, self.dtype, st.precision, st.known)
         rec["nodeid"] = self.nodeid
         self.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
+        if not getattr(self.config, "_conformance_selection_sent", False):
+            self.config._conformance_selection_sent = True  # the plan, once per worker
+            self.user_properties.append((SELECTION_KEY, json.dumps(st.selection)))
         status = Status(rec["status"])
         if status is Status.UNSUPPORTED:
             pytest.skip(f"unsupported: {rec['message']}")
@@ -227,8 +269,8 @@ class ProbeItem(pytest.Item):
 
     def runtest(self):
         with _time_limit(self):
-            rows = _probes(_state(self.config)["frameworks"])
-        self.user_properties.append(("conformance_probes", json.dumps(rows)))
+            rows = _probes(_state(self.config).frameworks)
+        self.user_properties.append((PROBES_KEY, json.dumps(rows)))
         bad = [r for r in rows if not r["agrees"]]
         if bad:
             raise CheckFailed("convention probe disagrees with the adapter's declaration: "
@@ -250,7 +292,7 @@ class ProblemItem(pytest.Item):
         self.problem = problem
 
     def runtest(self):
-        self.user_properties.append(("conformance_problem", self.problem))
+        self.user_properties.append((PROBLEM_KEY, self.problem))
         raise CheckFailed(self.problem)
 
     def repr_failure(self, excinfo):
@@ -258,81 +300,6 @@ class ProblemItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, self.name
-
-
-def _crash_record(report: pytest.TestReport, config: pytest.Config) -> dict:
-    key = parse_check_id(report.nodeid)
-    text = str(report.longrepr)[-1500:] if report.longrepr else ""
-    crashed = "crashed" in text or "worker" in text and "died" in text
-    base = key._asdict() if key else {"case": report.nodeid, "adapter": "?", "api": "?", "device": "?", "dtype": "?"}
-    rec = {**base, "status": "crash" if crashed else "error", "nodeid": report.nodeid,
-           "precision": config.getoption("precision"),
-           "message": ("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
-           if crashed else f"unexpected failure outside the check: {text[-600:]}",
-           "expected_shape": None, "shape": None, "tags": [], "native_call": None, "known": None}
-    where = timed_out(_state(config)["watchdog_dir"], report.nodeid) if crashed else None
-    if where is not None:
-        rec.update(failure_kind="timeout",
-                   message=f"no result within --check-timeout {config.getoption('check_timeout'):g} s: "
-                           f"the worker was stopped; it was in {where}")
-    return rec
-
-
-class ResultsCollector:
-    """Registered on every process; only the controller's copy receives all reports."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.records: dict[str, dict] = {}
-        self.problems: dict[str, str] = {}
-        self.probes: list[dict] = []
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
-            if key == RECORD_KEY and report.nodeid not in self.records:
-                self.records[report.nodeid] = json.loads(value)
-            elif key == "conformance_problem":
-                self.problems[report.nodeid] = value
-            elif key == "conformance_probes" and not self.probes:
-                self.probes = json.loads(value)
-        if report.failed and report.nodeid not in self.records and parse_check_id(report.nodeid):
-            rec = _crash_record(report, self.config)
-            apply_known(rec, _state(self.config)["known"])
-            self.records[report.nodeid] = rec
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node) -> None:
-        """xdist controller: tell each worker where its watchdog file goes."""
-        node.workerinput[WATCHDOG_DIR_KEY] = _state(self.config)["watchdog_dir"]
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error) -> None:
-        """xdist controller: a worker's view of the frameworks (collection, and so the adapters'
-        ``devices()`` and ``configure()``, runs in the workers only) joins the controller's."""
-        st = _state(self.config)
-        seen = (getattr(node, "workeroutput", None) or {}).get(WORKER_ENV_KEY)
-        if seen:
-            env = json.loads(seen)
-            for name, devices in env["framework_devices"].items():
-                st["framework_devices"].setdefault(name, devices)
-            for name, settings in env["configured"].items():
-                st["configured"].setdefault(name, settings)
-
-
-def _frameworks_versions(names: list[str]) -> tuple[dict, dict]:
-    versions, unavailable = {}, {}
-    for n in names:
-        try:
-            a = get_adapter(n)
-        except AdapterLoadError as exc:
-            versions[n], unavailable[n] = None, str(exc)
-            continue
-        v = a.version() if a.installed() else None
-        versions[n] = v
-        if v is None:
-            unavailable[n] = f"{n} is not installed"
-    return versions, unavailable
 
 
 def _probes(frameworks: list[str]) -> list[dict]:
@@ -345,64 +312,40 @@ def _probes(frameworks: list[str]) -> list[dict]:
                  "declared": "", "agrees": False, "naive_mapping": ""}]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist controller: tell each worker where its watchdog and stderr files go."""
+    node.workerinput[WATCHDOG_DIR_KEY] = _state(node.config).watchdog_dir
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: a worker's view of the frameworks (collection, and so the adapters'
+    ``devices()`` and ``configure()``, runs in the workers only) joins the controller's."""
+    st = _state(node.config)
+    seen = (getattr(node, "workeroutput", None) or {}).get(WORKER_ENV_KEY)
+    if seen:
+        env = json.loads(seen)
+        for name, devices in env["framework_devices"].items():
+            st.framework_devices.setdefault(name, devices)
+        for name, settings in env["configured"].items():
+            st.configured.setdefault(name, settings)
+        for name, why in env.get("unavailable", {}).items():
+            st.unavailable.setdefault(name, why)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if hasattr(config, "workerinput"):  # xdist worker: the controller writes the file
-        st = _state(config)
-        config.workeroutput[WORKER_ENV_KEY] = json.dumps(
-            {"framework_devices": st["framework_devices"], "configured": st["configured"]}, default=str)
-        return
-    from conformance.results import SCHEMA, environment, write_results
-
     st = _state(config)
-    collector = config.stash[_records_key]
-    if st["watchdog_dir"]:
-        shutil.rmtree(st["watchdog_dir"], ignore_errors=True)
-    records, problems_map = collector.records, collector.problems
-    results = sorted(records.values(), key=lambda r: (r["case"], r["adapter"], r["api"], r["device"], r["dtype"]))
-    versions, unavailable = _frameworks_versions(st["frameworks"])
-    unavailable.update(st.get("unavailable", {}))
-    ran = {r["adapter"] for r in results}
-    for name in st["frameworks"]:
-        # Installed but no check ran (under xdist the workers' import failures stay in the
-        # workers): try the import here so a broken install is reported, not silent.
-        if name not in ran and name not in unavailable:
-            why = get_adapter(name).unavailable_reason()
-            if why:
-                unavailable[name] = why
-    plugin_problems = registry_problems()
-    devices = sorted({r["device"] for r in results if r.get("device") in ("cpu", "gpu")})
-    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or bool(session.shouldstop)
-    payload = {
-        "schema": SCHEMA, "complete": not interrupted,
-        "started": st["started"], "finished": datetime.now(UTC).isoformat(),
-        "duration_s": round(time.time() - st["t0"], 3),
-        "command": config.getoption("conformance_command") or " ".join(sys.argv),
-        "environment": environment(versions, config.getoption("precision"), devices or [config.getoption("device")],
-                                   unavailable, framework_devices=st["framework_devices"],
-                                   framework_settings=st["configured"], adapter_problems=plugin_problems),
-        "selection": {"frameworks": st["frameworks"], "device": config.getoption("device"),
-                      "tags": config.getoption("tags"), "dtypes": config.getoption("dtypes")},
-        "problems": sorted(set(problems_map.values()) | set(st["known_problems"])),
-        "convention_probes": collector.probes,
-        "results": results,
-    }
-    path = config.getoption("results")
-    if path:
-        write_results(path, payload)
-    report = config.getoption("report")
-    if report:
-        from conformance.report import write_report
+    if hasattr(config, "workerinput"):  # xdist worker: the controller writes the file
+        config.workeroutput[WORKER_ENV_KEY] = json.dumps(
+            {"framework_devices": st.framework_devices, "configured": st.configured,
+             "unavailable": st.unavailable}, default=str)
+        return
+    from conformance.run_finish import finish_outputs
 
-        write_report(report, payload)
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
-        tr.write_sep("=", "conformance")
-        tr.write_line("statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-        if path:
-            tr.write_line(f"results: {path}")
-        if report:
-            tr.write_line(f"report: {report}")
+    try:
+        finish_outputs(session, exitstatus, st, config.stash[_records_key])
+    finally:
+        if st.watchdog_dir:
+            shutil.rmtree(st.watchdog_dir, ignore_errors=True)

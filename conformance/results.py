@@ -12,8 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "conformance-results/1"
-SUPPORTED_SCHEMAS = (SCHEMA,)
+from conformance.results_compact import COMPACT_SCHEMA, compact, expand
+
+SCHEMA = COMPACT_SCHEMA  # what this version writes (conformance/results_compact.py)
+SUPPORTED_SCHEMAS = ("conformance-results/1", COMPACT_SCHEMA)
 
 
 class ResultsFileError(ValueError):
@@ -28,6 +30,23 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+_ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_fp16",
+              "asimd", "sve", "bf16")
+
+
+def cpu_features() -> list[str]:
+    """The CPU's vector-ISA flags that decide which kernels oneDNN/XLA/Eigen pick (a finding can
+    show on one ISA only, e.g. an AVX-512 bfloat16 path)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in _ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
 
 
 def _gpu_models() -> list[dict[str, str]]:
@@ -55,6 +74,7 @@ def environment(frameworks: dict[str, str | None], precision: str, devices: list
 
     return {
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": _cpu_model(),
+        "cpu_features": cpu_features(),
         "gpus": _gpu_models(), "frameworks": frameworks, "unavailable": unavailable,
         "devices": devices, "precision": precision,
         "framework_devices": dict(framework_devices or {}),
@@ -81,7 +101,7 @@ def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_json_safe(payload), fh, indent=1, sort_keys=False, allow_nan=False)
+            json.dump(_json_safe(compact(payload)), fh, separators=(",", ":"), sort_keys=False, allow_nan=False)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
@@ -104,7 +124,26 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
             f"(supported: {', '.join(SUPPORTED_SCHEMAS)}); re-run the suite to produce a new file")
     if not isinstance(data.get("results"), list):
         raise ResultsFileError(f"{path}: `results` must be a list")
+    if schema == COMPACT_SCHEMA:
+        data = expand(data)
+    if data.get("in_progress"):
+        data["results"] = _streamed(Path(path), data)
     return data
+
+
+def _streamed(path: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records a run still in progress (or whose controller died) streamed so far."""
+    stream = path.with_name(str(data.get("stream") or path.name + ".stream.jsonl"))
+    out = []
+    try:
+        for line in stream.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # the last line of a process that died mid-write
+    except OSError:
+        pass
+    return out
 
 
 def result_key(rec: dict[str, Any]) -> tuple[str, str, str, str, str]:

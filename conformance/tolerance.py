@@ -11,9 +11,16 @@ standard dot-product error bound gives
 - ``u_acc``: unit roundoff of the accumulator: the dtype itself for float32/float64,
   float32 for float16/bfloat16 (their products are exact in float32 and every framework
   here accumulates 16-bit convolutions in float32; one that does not will fail, a finding);
-- ``u_out * R``: the conv result rounded to the dtype before a separate bias add;
+- ``u_out * R``: the conv result rounded to the dtype before a separate bias add (only when the
+  case has a bias: without one the output is rounded once, which ``u_out * |y|`` covers, and a
+  framework that rounds partial sums to the 16-bit dtype along the way must not hide in it);
 - ``u_out * |y|``: the final rounding of the output to the dtype;
-- ``n * tiny``: products that flush to zero below the smallest normal number;
+- ``n * tiny_acc + sub/2``: products that flush to zero below the accumulator's smallest normal
+  number (float32's for the 16-bit dtypes, whose products are formed in float32), plus half the
+  dtype's smallest subnormal: the absolute rounding error of an output in the subnormal range,
+  where ``u_out * |y|`` no longer bounds it. (Was ``n * tiny`` of the dtype: 0.1 absolute for a
+  1600-term float16 sum, which hid float16 accumulation entirely.) A framework that flushes
+  subnormal outputs to zero errs by up to the dtype's ``tiny`` there and fails;
 - precision ``default`` on a GPU with float32 allows TF32 inputs (10-bit mantissa):
   ``+ 2 * 2**-11 * R`` for rounding both operands.
 
@@ -36,7 +43,7 @@ def terms_per_output(in_channels: int, groups: int, kernel: tuple[int, ...]) -> 
 
 
 def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: str, n_terms: int,
-                      device: str, precision: str, override: dict | None = None
+                      device: str, precision: str, override: dict | None = None, bias_added: bool = True
                       ) -> tuple[np.ndarray, dict]:
     """Per-element absolute tolerance and a description of how it was derived.
 
@@ -51,14 +58,15 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
     u_acc = unit_roundoff(acc)
     nu = n_terms * u_acc
     gamma = nu / (1.0 - nu) if nu < 0.5 else 2 * nu
-    coeff = gamma + u_out
+    coeff = gamma + (u_out if bias_added else 0.0)
     tf32 = precision == "default" and device == "gpu" and dtype == "float32"
     if tf32:
         coeff += 2 * TF32_UNIT_ROUNDOFF
-    floor = n_terms * float(finfo(dtype).tiny)
+    floor = n_terms * float(finfo(acc).tiny) + float(finfo(dtype).smallest_subnormal) / 2
     tol = coeff * magnitude + u_out * np.abs(reference) + floor
     info = {
-        "model": "gamma(n,u_acc)*R + u_out*R + u_out*|y| + n*tiny" + (" + 2*u_tf32*R" if tf32 else ""),
+        "model": "gamma(n,u_acc)*R" + (" + u_out*R" if bias_added else "") + " + u_out*|y| + n*tiny_acc + sub/2"
+                 + (" + 2*u_tf32*R" if tf32 else ""),
         "n_terms": n_terms, "u_acc": u_acc, "accumulator": acc, "u_out": u_out,
         "coefficient_of_R": coeff, "floor": floor, "tf32_allowed": tf32,
         "max": float(np.max(tol)) if tol.size else 0.0,

@@ -4,7 +4,6 @@ with a test double in which torch claims a GPU (tests/data/fake_gpu)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ import sys
 
 import pytest
 
+from conformance.results import read_results
 from tests.conftest import DATA, ROOT
 
 GPU_SH = ROOT / "scripts" / "gpu.sh"
@@ -83,12 +83,12 @@ def test_gpu_script_whole_flow_with_a_fake_gpu(tmp_path):
     for name in ("results-gpu-strict.json", "results-gpu-strict-rerun.json", "results-gpu-default.json",
                  "conformance-gpu-strict.html", "gpu-nondeterminism.html", "gpu-strict-vs-default.html"):
         assert (reports / name).is_file(), name
-    strict = json.loads((reports / "results-gpu-strict.json").read_text())
+    strict = read_results(reports / "results-gpu-strict.json")
     assert {r["device"] for r in strict["results"]} == {"cpu", "gpu"}
     assert strict["environment"]["framework_devices"] == {"torch": ["cpu", "gpu"]}
     assert strict["environment"]["framework_settings"]["torch"]["torch.backends.cudnn.allow_tf32"] is False
     assert "Devices seen" in (reports / "conformance-gpu-strict.html").read_text()
-    default = json.loads((reports / "results-gpu-default.json").read_text())
+    default = read_results(reports / "results-gpu-default.json")
     assert {r["device"] for r in default["results"]} == {"gpu"}
     assert {r["precision"] for r in default["results"]} == {"default"}
     assert "== run-to-run (strict, GPU)" in p.stdout and "regressions: 0" in p.stdout

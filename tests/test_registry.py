@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 
 from adapters import registry
 from conformance.check_id import format_check_id, parse_check_id
+from conformance.results import read_results
 from tests.conftest import DATA, ROOT
 
 SITE = DATA / "plugins" / "site"
@@ -80,7 +80,7 @@ def _run(tmp_path, *args, pythonpath=()):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *map(str, pythonpath)])}
     p = subprocess.run([sys.executable, "-m", "conformance", "run", "--results", str(res), *args],
                        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
-    return p, (json.loads(res.read_text()) if res.exists() else None)
+    return p, (read_results(res) if res.exists() else None)
 
 
 def test_plugin_runs_through_the_suite(tmp_path):

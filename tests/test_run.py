@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
+from conformance.results import read_results
 from tests.conftest import DATA, ROOT
 
 CASES_DOC = str(ROOT / "cases" / "documents")
@@ -19,14 +19,14 @@ def _run(tmp_path, *args, env=None):
     cmd = [sys.executable, "-m", "conformance", "run", "--results", str(res), *args]
     e = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=e, timeout=600)
-    data = json.loads(res.read_text()) if res.exists() else None
+    data = read_results(res) if res.exists() else None
     return p, data
 
 
 def test_numpy_run_results_file(tmp_path):
     p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "2")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert data["schema"] == "conformance-results/1" and data["complete"] is True
+    assert data["schema"] == "conformance-results/2" and data["complete"] is True
     env = data["environment"]
     assert env["precision"] == "strict" and env["frameworks"]["numpy"]
     assert env["framework_devices"] == {"numpy": ["cpu"]}  # from the xdist workers

@@ -1,0 +1,113 @@
+"""Benchmark: the harness beside its floor, per framework.
+
+    python benchmarks/floor.py [--profile default] [--frameworks numpy,torch,tensorflow,jax] [-n 2]
+
+For each framework, in this session:
+- harness, cold and warm: ``conformance run --frameworks FW --profile P -n N --no-probes`` (cold: an
+  empty JAX compilation cache; warm: the same command again, cache kept), wall time;
+- floor, cold and warm: the same native calls without the harness: N fresh processes, each
+  importing the framework, configuring it like the adapter, and calling ``adapter.run`` on its
+  share of the profile's checks (inputs generated before the clock starts; the same cost-balanced
+  split as ``--shard``), wall time of the slowest; warm: the same calls made a second time
+  inside those processes (compiled functions cached);
+and prints harness / floor per framework (issue 11's goal: <= 1.2x cold, <= 1.5x warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _floor_worker(framework: str, profile: str, index: int, count: int) -> None:
+    """One floor process: prints {"cold": s, "warm": s, "checks": n} (time from process start)."""
+    t_start = time.perf_counter()
+    sys.path.insert(0, str(ROOT))
+    from adapters.registry import get_adapter
+    from conformance.plan import planned_checks
+    from conformance.profiles import column, load_profile, select, shard_of
+
+    prof = load_profile(profile)
+    checks, _ = planned_checks([str(ROOT / "cases")], [framework])
+    chosen = select(prof, checks)
+    ids = [f"{c.case.id}[{column(c)}-{c.device}-{c.dtype}]" for c in chosen]
+    mine = [c for c, s in zip(chosen, shard_of(prof, chosen, count, ids)) if s == index]
+    a = get_adapter(framework)
+    api_of = {a.api_label(api, c.case.rank): api for c in mine for api in a.apis}
+    setup = time.perf_counter()
+    work = []
+    for c in mine:
+        api = api_of[c.label]
+        if a.supports(c.case, api, c.device, c.dtype) is None:
+            work.append((c, api, *c.case.tensors(c.dtype)))
+    t_inputs = time.perf_counter() - setup
+    a.unavailable_reason()  # the import
+    a.configure("strict")
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        for c, api, x, w, b in work:
+            try:
+                a.run(c.case, api, c.device, c.dtype, x, w, b)
+            except Exception:
+                pass  # invalid cases are rejected: the call is the floor either way
+        times.append(time.perf_counter() - t0)
+    import_and_configure = time.perf_counter() - t_start - t_inputs - sum(times)
+    print(json.dumps({"cold": import_and_configure + times[0], "warm": times[1], "checks": len(work),
+                      "selected": len(mine)}))
+
+
+def _floor(framework: str, profile: str, n: int, cache: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONFORMANCE_JAX_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--floor-worker", framework, profile, str(k), str(n)],
+                              env=env, stdout=subprocess.PIPE, text=True) for k in range(1, n + 1)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    wall = time.perf_counter() - t0
+    return {"cold": wall, "warm": max(o["warm"] for o in outs), "checks": sum(o["checks"] for o in outs)}
+
+
+def _harness(framework: str, profile: str, n: int, cache: str, results: str) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONFORMANCE_JAX_CACHE": cache}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "conformance", "run", "--frameworks", framework, "--profile", profile,
+                    "-n", str(n), "--no-probes", "--results", results], cwd=ROOT, env=env,
+                   capture_output=True, text=True)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--floor-worker":
+        _floor_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--frameworks", default="numpy,torch,tensorflow,jax")
+    ap.add_argument("-n", type=int, default=2)
+    args = ap.parse_args()
+    print(f"{'framework':<12} {'harness cold':>12} {'floor cold':>10} {'ratio':>6} {'harness warm':>12} "
+          f"{'floor warm':>10} {'ratio':>6}  checks")
+    for fw in args.frameworks.split(","):
+        with tempfile.TemporaryDirectory() as cache_h, tempfile.TemporaryDirectory() as cache_f:
+            res = str(Path(cache_h) / "results.json")
+            h_cold = _harness(fw, args.profile, args.n, cache_h, res)
+            h_warm = _harness(fw, args.profile, args.n, cache_h, res)
+            fl = _floor(fw, args.profile, args.n, cache_f)
+            # the warm floor: the calls alone (compiled), per worker in parallel, + the process start
+            # the warm harness also pays (imports); measured as a second cold floor with a warm cache
+            fl_warm = _floor(fw, args.profile, args.n, cache_f)["cold"]
+        print(f"{fw:<12} {h_cold:>11.1f}s {fl['cold']:>9.1f}s {h_cold / fl['cold']:>6.2f} {h_warm:>11.1f}s "
+              f"{fl_warm:>9.1f}s {h_warm / fl_warm:>6.2f}  {fl['checks']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""``conformance plan``: what a profile runs, per API column, without running anything: checks
+selected of those collected, the estimated cold time, and which feature x dtype pairs each
+column covers (the coverage README states). Builds the same (case, adapter, api, device,
+dtype) list the pytest plugin collects, on the CPU, and applies the same selection."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.cases import Case, load_cases
+from conformance.features import FEATURES, case_features
+from conformance.profiles import Profile, column, select
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    case: Case
+    adapter_name: str
+    label: str
+    device: str
+    dtype: str
+
+
+def planned_checks(case_paths: list[str], frameworks: list[str]) -> tuple[list[PlannedCheck], list[str]]:
+    """Every CPU check the run would collect for these frameworks, and the case-file problems."""
+    from adapters.registry import get_adapter
+
+    loaded = load_cases(case_paths)
+    adapters = [get_adapter(f) for f in frameworks]
+    out: list[PlannedCheck] = []
+    for case in loaded.cases:
+        for a in adapters:
+            for api in a.apis:
+                if a.applies(case, api):
+                    label = a.api_label(api, case.rank)
+                    out.extend(PlannedCheck(case, a.name, label, "cpu", dt) for dt in case.dtypes)
+    return out, [str(p) for p in loaded.problems]
+
+
+def plan_table(profile: Profile, checks: list[PlannedCheck]) -> list[dict[str, Any]]:
+    """Per column: collected, selected, estimated seconds, feature x dtype pairs covered / present."""
+    chosen = select(profile, checks)
+    rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"collected": 0, "selected": 0, "present": set(),
+                                                           "covered": set()})
+    for c in checks:
+        r = rows[column(c)]
+        r["collected"] += 1
+        r["present"] |= {(f, c.dtype) for f in case_features(c.case)}
+    for c in chosen:
+        r = rows[column(c)]
+        r["selected"] += 1
+        r["covered"] |= {(f, c.dtype) for f in case_features(c.case)}
+    out = []
+    for col, r in rows.items():
+        out.append({"column": col, "collected": r["collected"], "selected": r["selected"],
+                    "seconds": r["selected"] * profile.cost(col),
+                    "covered": len(r["covered"]), "present": len(r["present"]),
+                    "uncovered": sorted(f"{f}/{d}" for f, d in r["present"] - r["covered"])})
+    return out
+
+
+def format_plan(profile: Profile, table: list[dict[str, Any]]) -> str:
+    """Plain-text table of :func:`plan_table` with totals."""
+    lines = [f"profile {profile.name}: {profile.description}".strip(),
+             f"{'column':<46} {'selected':>9} {'of':>7} {'est. s':>8}  feature x dtype covered"]
+    for r in sorted(table, key=lambda r: r["column"]):
+        lines.append(f"{r['column']:<46} {r['selected']:>9} {r['collected']:>7} {r['seconds']:>8.1f}  "
+                     f"{r['covered']}/{r['present']}" + (f" (missing {', '.join(r['uncovered'][:4])}"
+                                                         f"{'...' if len(r['uncovered']) > 4 else ''})"
+                                                         if r["uncovered"] else ""))
+    sel = sum(r["selected"] for r in table)
+    est = sum(r["seconds"] for r in table)
+    lines.append(f"{'total':<46} {sel:>9} {sum(r['collected'] for r in table):>7} {est:>8.1f}  "
+                 f"(estimated check seconds, cold; about {est / 2:.0f} s of wall time on 2 workers)")
+    lines.append("features: " + ", ".join(FEATURES))
+    return "\n".join(lines)

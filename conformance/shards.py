@@ -1,0 +1,54 @@
+"""Checks that results files are the shards of one run before ``conformance merge`` joins them:
+the same selection (profile, frameworks, cases: one digest of every selected check id), the
+same environment, disjoint, and together complete; a missing shard is named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _env_identity(p: dict[str, Any]) -> tuple:
+    env = p.get("environment") or {}
+    return (tuple(sorted((env.get("frameworks") or {}).items())), env.get("precision"), env.get("python"),
+            env.get("platform"))
+
+
+def shard_problems(payloads: list[dict[str, Any]], names: list[str]) -> list[str]:
+    """Why these files are not the complete, consistent set of shards of one run (empty: they
+    are, or none of them is a shard)."""
+    sharded = [(p, n) for p, n in zip(payloads, names) if (p.get("selection") or {}).get("shard")]
+    if not sharded:
+        return []
+    if len(sharded) != len(payloads):
+        plain = [n for p, n in zip(payloads, names) if not (p.get("selection") or {}).get("shard")]
+        return [f"{', '.join(plain)}: not a shard, but other inputs are; merge shards of one run only"]
+    problems = []
+    first, first_name = sharded[0]
+    sel0 = first["selection"]
+    count = sel0["shard"]["count"]
+    seen: dict[int, str] = {}
+    for p, n in sharded:
+        sel = p["selection"]
+        for key in ("digest", "profile", "selected_checks", "frameworks", "tags", "dtypes", "device"):
+            if sel.get(key) != sel0.get(key):
+                problems.append(f"{n}: selection {key} {sel.get(key)!r} differs from {first_name}'s "
+                                f"{sel0.get(key)!r}: not shards of the same run")
+        if sel["shard"]["count"] != count:
+            problems.append(f"{n}: shard {sel['shard']['index']}/{sel['shard']['count']}, but {first_name} "
+                            f"is one of {count}")
+        if _env_identity(p) != _env_identity(first):
+            problems.append(f"{n}: environment (framework versions, precision, python, platform) differs "
+                            f"from {first_name}'s")
+        idx = sel["shard"]["index"]
+        if idx in seen:
+            problems.append(f"{n}: shard {idx}/{count} is also given as {seen[idx]}")
+        seen[idx] = n
+        if not p.get("complete"):
+            problems.append(f"{n}: shard {idx}/{count} is incomplete")
+    missing = sorted(set(range(1, count + 1)) - set(seen))
+    if missing:
+        problems.append(f"missing shard(s) {', '.join(f'{k}/{count}' for k in missing)}")
+    total = sum(len(p["results"]) for p, _ in sharded)
+    if not missing and not problems and total != sel0.get("selected_checks"):
+        problems.append(f"the shards hold {total} checks, the run selected {sel0.get('selected_checks')}")
+    return problems

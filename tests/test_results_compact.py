@@ -1,0 +1,44 @@
+"""Compact results (schema 2): what is per case, per API and per run is stored once; readers see
+version-1 records, and version-1 files stay readable."""
+
+from __future__ import annotations
+
+import json
+
+from conformance.results import read_results, write_results
+from tests.conftest import DATA, ROOT
+
+BASELINE = ROOT / "reports" / "baselines" / "results-tensorflow-2.21.0-cpu.json"
+
+
+def _strip(r):
+    return {k: v for k, v in r.items() if k not in ("nodeid", "seconds")}
+
+
+def test_round_trip_restores_version_1_records(tmp_path):
+    for src in (BASELINE, DATA / "results_sample.json"):
+        v1 = read_results(src)
+        write_results(tmp_path / "r.json", v1)
+        assert json.loads((tmp_path / "r.json").read_text())["schema"] == "conformance-results/2"
+        back = read_results(tmp_path / "r.json")
+        assert [_strip(r) for r in back["results"]] == [_strip(r) for r in v1["results"]]
+        assert back["environment"] == v1["environment"] and back["problems"] == v1["problems"]
+
+
+def test_compact_size_per_check(tmp_path):
+    v1 = read_results(BASELINE)
+    write_results(tmp_path / "r.json", v1)
+    per_check = (tmp_path / "r.json").stat().st_size / len(v1["results"])
+    assert per_check <= 600, per_check  # issue 11: at most 0.6 KB a check on average (was 2.5 KB)
+
+
+def test_in_progress_file_reads_the_streamed_records(tmp_path):
+    from conformance.collector import stream_path
+
+    path = tmp_path / "r.json"
+    write_results(path, {"schema": "conformance-results/2", "complete": False, "in_progress": True,
+                         "stream": stream_path(path).name, "results": [], "problems": []})
+    rec = {"case": "a", "adapter": "numpy", "api": "recipe", "device": "cpu", "dtype": "float32", "status": "pass"}
+    stream_path(path).write_text(json.dumps(rec) + "\n" + '{"case": "trunc')  # died mid-write
+    data = read_results(path)
+    assert data["complete"] is False and [r["case"] for r in data["results"]] == ["a"]
