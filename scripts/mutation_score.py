@@ -34,10 +34,11 @@ for p in (ROOT, ROOT / "mutation" / "site"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from conformance import check as check_mod  # noqa: E402
-from conformance.cases import load_cases, select  # noqa: E402
 from convt_mutants.adapter import MutantAdapter  # noqa: E402
 from convt_mutants.catalogue import MUTANTS  # noqa: E402
+
+from conformance import check as check_mod  # noqa: E402
+from conformance.cases import load_cases, select  # noqa: E402
 
 KILLING = ("fail", "error", "accepted-invalid", "crash")
 MIN_CASES = 3

@@ -14,9 +14,9 @@ API names use ``_`` only: the suite's item ids are ``case[adapter.api-device-dty
 from __future__ import annotations
 
 import numpy as np
+
 from adapters.base import Adapter, NativeCall, RunOutput
 from conformance.dtypes import round_to
-
 from convt_mutants import impl
 from convt_mutants.catalogue import BY_NAME, MUTANTS
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from conformance.dtypes import round_to
 
+from conformance.dtypes import round_to
 from convt_mutants import impl
 from convt_mutants.impl import Params, accumulator, add_bias, crop
 
