@@ -10,6 +10,8 @@ It never computes or emulates: what the native API cannot express is reported by
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,13 +48,52 @@ class RunOutput:
     placed_on: str  # "cpu" / "gpu": where the framework's output actually lives, read back from it
 
 
+@dataclass(frozen=True)
+class ProbeCall:
+    """A convention probe an adapter declares (see conformance/probes.py).
+
+    ``call(x, w, layout, stride)`` makes the API's native call with a *naive* mapping: ``x`` is
+    channels-first ``(N, C, H, W)`` (moved channels-last by the call when ``layout`` is
+    ``"channels-last"``; raise for a layout the API cannot take), ``w`` is a 4-D array whose first
+    two axes go into the API's two channel slots in order and whose last two are the spatial
+    axes, no flip; VALID padding, the given stride; returns the output channels-first.
+    ``declared`` is the (weight transform, layout) the adapter itself applies, in the probes'
+    vocabulary: transform one of "identity", "spatial flip", "in/out swap",
+    "in/out swap + spatial flip"; layout "channels-first" or "channels-last"."""
+
+    api: str
+    declared: tuple[str, str]
+    call: Callable[..., np.ndarray]
+
+
 class Adapter:
-    """Base class; subclasses set ``name``, ``distributions`` and ``apis``."""
+    """Base class: a framework declares everything the engine needs to know about it here.
+
+    Subclasses set ``name`` (the name in ``--frameworks``), ``module`` (its import name: the
+    framework counts as installed when it can be found), ``distributions``, ``apis``, and may
+    set ``dtypes``, ``order`` (position in reports), ``gpu_capable`` (False for an adapter
+    that never runs on a GPU, such as the NumPy reference) and :meth:`probes`."""
 
     name: str = ""
+    module: str = ""  # import name; "" means the same as ``name``
     distributions: tuple[str, ...] = ()  # PyPI names that provide the framework, first found wins
     apis: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+    order: int = 100  # display order in reports and the default --frameworks list
+    gpu_capable: bool = True  # False: never runs a check on a GPU (--require-gpu does not ask it)
+    # Messages with which the framework itself refuses a valid configuration it does not implement
+    unsupported_patterns: tuple = ()
+
+    def installed(self) -> bool:
+        """Whether the framework's module can be found (without importing it)."""
+        try:
+            return importlib.util.find_spec(self.module or self.name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def probes(self) -> list[ProbeCall]:
+        """The naive native calls the convention probes make (none by default)."""
+        return []
 
     def version(self) -> str | None:
         """Installed version of the framework's distribution (no import needed).

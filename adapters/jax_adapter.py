@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from adapters.base import Adapter, NativeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
 from conformance.dtypes import numpy_dtype
 
 # XLA preallocates 75% of GPU memory per process; with one process per xdist worker the second
@@ -56,14 +56,43 @@ def regroup_flip(w: np.ndarray, groups: int) -> np.ndarray:
 
 class JaxAdapter(Adapter):
     name = "jax"
+    module = "jax"
     distributions = ("jax",)
     apis = ("conv_transpose", "conv_general_dilated")
+    order = 30
 
     def __init__(self) -> None:
         self._precision = "strict"
 
     def _import(self):
         import jax  # noqa: F401
+
+    def probes(self):
+        # JAX's layouts are chosen by dimension_numbers: probed as ('NCHW', 'OIHW', 'NCHW'), the
+        # weight's first axis into the first-named slot (O), no transpose_kernel.
+        dn = ("NCHW", "OIHW", "NCHW")
+
+        def channels_first(layout: str) -> None:
+            if layout != "channels-first":
+                raise ValueError("layout is a dimension_numbers argument; probed channels-first")
+
+        def ct(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
+            from jax import lax
+
+            channels_first(layout)
+            # 'VALID' is the forward conv's padding in every JAX release (explicit pads are not).
+            return np.asarray(lax.conv_transpose(x, w, stride, "VALID", dimension_numbers=dn,
+                                                 transpose_kernel=False, precision=lax.Precision.HIGHEST))
+
+        def cgd(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
+            from jax import lax
+
+            channels_first(layout)
+            pads = [(k - 1, k - 1) for k in w.shape[2:]]
+            return np.asarray(lax.conv_general_dilated(x, w, (1, 1), pads, lhs_dilation=stride,
+                                                       dimension_numbers=dn, precision=lax.Precision.HIGHEST))
+        declared = ("in/out swap + spatial flip", "channels-first")
+        return [ProbeCall("conv_transpose", declared, ct), ProbeCall("conv_general_dilated", declared, cgd)]
 
     def devices(self):
         import jax

@@ -24,8 +24,11 @@ _MATRIX_LIMIT = 4_000_000  # entries of V; beyond that the dense matrix form is 
 
 class NumpyAdapter(Adapter):
     name = "numpy"
+    module = "numpy"
     distributions = ("numpy",)
     apis = ("scatter", "recipe", "matrix")
+    order = 0
+    gpu_capable = False  # the reference has no GPU
 
     def _import(self) -> None:
         import numpy  # noqa: F401

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from adapters.base import Adapter, NativeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
 
 # TF maps nearly all GPU memory into the first process that touches the GPU; the suite runs one
 # process per xdist worker, so each must grow its allocation instead (set before TF is imported;
@@ -40,8 +40,10 @@ def same_pads(in_size: int, out_size: int, k: int, s: int, d: int) -> tuple[int,
 
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
+    module = "tensorflow"
     distributions = ("tensorflow-cpu", "tensorflow")  # CPU wheel, or the GPU-capable one
     apis = ("conv_transpose",)
+    order = 20
     # Messages with which TF itself refuses a valid configuration it does not implement.
     unsupported_patterns = (
         re.compile(r"not (yet )?supported on CPU", re.I),
@@ -53,6 +55,21 @@ class TensorflowAdapter(Adapter):
 
     def _import(self):
         import tensorflow  # noqa: F401
+
+    def probes(self):
+        def call(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
+            import tensorflow as tf
+
+            wk = np.transpose(w, (2, 3, 0, 1))  # naive: (A, B, kH, kW) -> (kH, kW, A, B)
+            out_sp = [(n - 1) * s + k for n, s, k in zip(x.shape[2:], stride, w.shape[2:])]
+            if layout == "channels-last":
+                y = tf.nn.conv2d_transpose(np.moveaxis(x, 1, -1), wk, [x.shape[0], *out_sp, wk.shape[2]],
+                                           list(stride), "VALID", data_format="NHWC")
+                return np.moveaxis(y.numpy(), -1, 1)
+            y = tf.nn.conv2d_transpose(x, wk, [x.shape[0], wk.shape[2], *out_sp], list(stride), "VALID",
+                                       data_format="NCHW")
+            return y.numpy()
+        return [ProbeCall("conv2d_transpose", ("in/out swap", "channels-last"), call)]
 
     def devices(self):
         import tensorflow as tf

@@ -8,15 +8,29 @@ PyTorch's native convention IS the canonical one: NC(D)(H)W input, weight
 
 from __future__ import annotations
 
-from adapters.base import Adapter, NativeCall, RunOutput
+import numpy as np
+
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
 
 _LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 
 
 class TorchAdapter(Adapter):
     name = "torch"
+    module = "torch"
     distributions = ("torch",)
     apis = ("conv_transpose", "ConvTranspose")  # functional / module; rank suffix added in ids
+    order = 10
+
+    def probes(self):
+        def call(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
+            import torch
+
+            if layout != "channels-first":
+                raise ValueError("torch's conv_transpose2d takes NCHW only")
+            return torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
+                                                        stride=stride).numpy()
+        return [ProbeCall("conv_transpose2d", ("identity", "channels-first"), call)]
 
     def _import(self):
         import torch  # noqa: F401

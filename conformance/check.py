@@ -17,11 +17,8 @@ from adapters.base import Adapter, RunOutput
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.known import KnownDisagreement, find_known
+from conformance.status import Status, status_of
 from conformance.tolerance import derived_tolerance, terms_per_output
-
-FAILING = ("fail", "error", "accepted-invalid", "crash")
-STATUSES = ("pass", "fail", "unsupported", "error", "rejected", "accepted-invalid", "xfail",
-            "xpass", "crash")
 
 
 def _float(v: Any) -> float | None:
@@ -55,7 +52,7 @@ def base_record(case: Case, adapter: Adapter, api: str, device: str, dtype: str,
 
 
 def _unsupported_by_framework(adapter: Adapter, exc: BaseException) -> bool:
-    pats: tuple[re.Pattern, ...] = getattr(adapter, "unsupported_patterns", ())
+    pats: tuple[re.Pattern, ...] = adapter.unsupported_patterns
     return any(p.search(str(exc)) for p in pats)
 
 
@@ -69,7 +66,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
     reason = reason or (f"{adapter.name} does not support dtype {dtype}" if dtype not in adapter.dtypes else None)
     reason = reason or adapter.supports(case, api, device, dtype)
     if reason:
-        rec.update(status="unsupported", message=reason)
+        rec.update(status=Status.UNSUPPORTED.value, message=reason)
         rec["seconds"] = time.perf_counter() - t0
         return rec
     x, w, b = case.tensors(dtype)
@@ -77,11 +74,11 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
         try:
             out = adapter.run(case, api, device, dtype, x, w, b)
         except Exception as exc:  # the framework rejected the configuration: what we want
-            rec.update(status="rejected", message=f"{type(exc).__name__}: {str(exc)[:500]}")
+            rec.update(status=Status.REJECTED.value, message=f"{type(exc).__name__}: {str(exc)[:500]}")
         else:
             if _misplaced(rec, out, device):
                 return _finish(rec, known, t0)
-            rec.update(status="accepted-invalid", shape=list(out.array.shape),
+            rec.update(status=Status.ACCEPTED_INVALID.value, shape=list(out.array.shape),
                        native_call=out.native_call.as_dict(),
                        message=("invalid configuration accepted; returned shape "
                                 f"{list(out.array.shape)}. Why invalid: {'; '.join(case.invalid_reasons)}"))
@@ -93,9 +90,9 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
         except Exception as exc:
             msg = f"{type(exc).__name__}: {str(exc)[:800]}"
             if _unsupported_by_framework(adapter, exc):
-                rec.update(status="unsupported", message=f"the framework refuses it: {msg}")
+                rec.update(status=Status.UNSUPPORTED.value, message=f"the framework refuses it: {msg}")
             else:
-                rec.update(status="error", message=msg,
+                rec.update(status=Status.ERROR.value, message=msg,
                            traceback="".join(traceback.format_exception(exc)[-3:])[-2000:])
         else:
             if _misplaced(rec, out, device):
@@ -107,7 +104,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                 override=case.tolerance)
             cmp = compare(out.array, expected, tol, dtype)  # shape is checked first
             rec.update(
-                status="pass" if cmp.ok else "fail", failure_kind=cmp.kind or None,
+                status=(Status.PASS if cmp.ok else Status.FAIL).value, failure_kind=cmp.kind or None,
                 shape=list(out.array.shape), max_abs_err=_float(cmp.max_abs_err),
                 max_rel_err=_float(cmp.max_rel_err), max_ulp=cmp.max_ulp, mismatched=cmp.mismatched,
                 tolerance=info, message=cmp.message, native_call=out.native_call.as_dict(),
@@ -123,7 +120,7 @@ def _misplaced(rec: dict, out: RunOutput, device: str) -> bool:
     fell back to the CPU for a "gpu" check) is an error, whatever its values: True then."""
     if out.placed_on == device:
         return False
-    rec.update(status="error", native_call=out.native_call.as_dict(),
+    rec.update(status=Status.ERROR.value, native_call=out.native_call.as_dict(),
                message=f"{rec['adapter']}.{rec['api']} returned its output on {out.placed_on!r}, not on the "
                        f"requested {device!r}: the result cannot stand for that device")
     return True
@@ -144,10 +141,11 @@ def apply_known(rec: dict, known: list[KnownDisagreement]) -> None:
     if entry is None:
         return
     rec["known"] = {"reason": entry.reason, "issue": entry.issue}
-    if rec["status"] in FAILING:
-        rec["underlying_status"], rec["status"] = rec["status"], "xfail"
-    elif rec["status"] in ("pass", "rejected") and entry.strict:
-        rec["underlying_status"], rec["status"] = rec["status"], "xpass"
+    status = status_of(rec["status"])
+    if status.failing:
+        rec["underlying_status"], rec["status"] = rec["status"], Status.XFAIL.value
+    elif status in (Status.PASS, Status.REJECTED) and entry.strict:
+        rec["underlying_status"], rec["status"] = rec["status"], Status.XPASS.value
 
 
 _GRID_LIMIT = 16

@@ -8,8 +8,6 @@ import shlex
 import sys
 from pathlib import Path
 
-from conformance.check import FAILING
-
 DEFAULT_CASES = "cases"
 
 
@@ -54,34 +52,56 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
     return pa
 
 
-# The NumPy reference has no GPU; every other framework must run on one under --require-gpu.
-CPU_ONLY_FRAMEWORKS = ("numpy",)
+def _gpu_capable(name: str) -> bool:
+    from adapters.registry import AdapterLoadError, adapter_class
+
+    try:
+        return adapter_class(name).gpu_capable
+    except AdapterLoadError:
+        return True  # a broken plugin cannot have run on a GPU: it is reported as missing
 
 
 def frameworks_without_gpu_checks(data: dict, frameworks: list[str]) -> list[str]:
-    """The requested GPU-capable frameworks with no check on device ``gpu`` in ``data``."""
+    """The requested GPU-capable frameworks (the adapter's ``gpu_capable``) with no check on
+    device ``gpu`` in ``data``."""
     on_gpu = {r["adapter"] for r in data["results"] if r["device"] == "gpu"}
-    return [f for f in frameworks if f not in CPU_ONLY_FRAMEWORKS and f not in on_gpu]
+    return [f for f in frameworks if _gpu_capable(f) and f not in on_gpu]
+
+
+def _requested(option: str) -> list[str]:
+    from adapters.registry import adapter_names
+
+    return [f for f in option.split(",") if f] or list(adapter_names())
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from adapters import ADAPTER_NAMES, get_adapter
+    from adapters.registry import AdapterLoadError, entries, get_adapter, registry_problems
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    frameworks = [f for f in args.frameworks.split(",") if f]
-    unknown = [f for f in frameworks if f not in ADAPTER_NAMES]
+    frameworks = _requested(args.frameworks)
+    known = entries()
+    unknown = [f for f in frameworks if f not in known]
     if unknown:
-        print(f"conformance devices: unknown framework(s) {unknown}; known: {', '.join(ADAPTER_NAMES)}",
+        print(f"conformance devices: unknown framework(s) {unknown}; known: {', '.join(known)}",
               file=sys.stderr)
         return 1
     missing = []
     for name in frameworks:
-        a = get_adapter(name)
-        why = a.unavailable_reason()
-        devices = [] if why else a.devices()
-        print(f"{name} {a.version() or '(not installed)'}: " + (why or ", ".join(devices)))
-        if name not in CPU_ONLY_FRAMEWORKS and "gpu" not in devices:
+        origin = f"[{known[name].origin}: {known[name].target}]"
+        try:
+            a = get_adapter(name)
+        except AdapterLoadError as exc:
+            print(f"{name} {origin}: BROKEN: {exc}")
             missing.append(name)
+            continue
+        why = a.unavailable_reason() if a.installed() else f"not installed ({a.module or name})"
+        devices = [] if why else a.devices()
+        print(f"{name} {a.version() or '(not installed)'} {origin}: " + (why or ", ".join(devices)))
+        if a.gpu_capable and "gpu" not in devices:
+            missing.append(name)
+    for p in registry_problems():
+        if not any(p.startswith(f"framework {n!r}") for n in frameworks):
+            print(f"plugin problem: {p}", file=sys.stderr)
     if args.require_gpu and missing:
         print(f"conformance devices: --require-gpu: NO GPU visible to {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -101,7 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
                                                                             "environment": {}}
     if args.require_gpu:
-        missing = frameworks_without_gpu_checks(data, [f for f in args.frameworks.split(",") if f])
+        missing = frameworks_without_gpu_checks(data, _requested(args.frameworks))
         if missing:
             seen = data["environment"].get("framework_devices") or {}
             unavailable = data["environment"].get("unavailable") or {}
@@ -114,10 +134,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("conformance: no checks were collected (check --cases, --tags, --frameworks, --device)",
               file=sys.stderr)
         return 1
-    bad = [r for r in data["results"] if r["status"] in FAILING]
-    if data["problems"]:
-        print(f"conformance: {len(data['problems'])} case-file problem(s)", file=sys.stderr)
-    return 1 if bad or data["problems"] else 0
+    from conformance.verdict import run_verdict
+
+    verdict = run_verdict(data) if Path(args.results).exists() else run_verdict({"complete": False})
+    print(verdict.line(), file=sys.stderr)
+    return verdict.exit_code
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -186,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the suite (pytest + xdist underneath)")
     r.add_argument("--cases", nargs="+", help="case files or directories (default: cases/)")
     r.add_argument("--tags", default="", help="comma-separated tags")
-    r.add_argument("--frameworks", default="numpy,torch,tensorflow,jax")
+    r.add_argument("--frameworks", default="",
+                   help="comma-separated frameworks (default: every registered one; `conformance devices` lists them)")
     r.add_argument("--device", choices=("cpu", "gpu", "all"), default="cpu")
     r.add_argument("--precision", choices=("strict", "default"), default="strict")
     r.add_argument("--dtypes", default="", help="comma-separated dtypes to restrict to")
@@ -205,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("devices", help="which devices each framework sees (imports the frameworks)")
-    d.add_argument("--frameworks", default="numpy,torch,tensorflow,jax")
+    d.add_argument("--frameworks", default="", help="comma-separated frameworks (default: every registered one)")
     d.add_argument("--require-gpu", action="store_true",
                    help="exit 2 when a requested framework (numpy aside) sees no GPU")
     d.set_defaults(func=_cmd_devices)

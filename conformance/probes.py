@@ -19,14 +19,6 @@ from adapters import numpy_reference as ref
 TRANSFORMS = ("identity", "spatial flip", "in/out swap", "in/out swap + spatial flip")
 STRIDE = (2, 1)
 
-# What each adapter declares, in the same vocabulary (see the adapter modules' docstrings).
-DECLARED = {
-    ("torch", "conv_transpose2d"): ("identity", "channels-first"),
-    ("tensorflow", "conv2d_transpose"): ("in/out swap", "channels-last"),
-    ("jax", "conv_transpose"): ("in/out swap + spatial flip", "channels-first"),
-    ("jax", "conv_general_dilated"): ("in/out swap + spatial flip", "channels-first"),
-}
-
 
 def _transform(w: np.ndarray, name: str) -> np.ndarray:
     if "swap" in name:
@@ -45,85 +37,45 @@ def _probe_inputs():
     return x, w, expected
 
 
-def _naive_calls():
-    """(adapter, api) -> f(x_nchw, w_slots, layout) -> output NCHW, per installed framework."""
-    calls = {}
-    try:
-        import torch
+def _probe_calls(frameworks: list[str] | None):
+    """(adapter name, ProbeCall) for every installed framework that declares probes."""
+    from adapters.registry import AdapterLoadError, adapter_names, get_adapter
 
-        def torch_call(x, w, layout):
-            if layout != "channels-first":
-                raise ValueError("torch's conv_transpose2d takes NCHW only")
-            return torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
-                                                        stride=STRIDE).numpy()
-        calls[("torch", "conv_transpose2d")] = torch_call
-    except ImportError:
-        pass
-    try:
-        import tensorflow as tf
-
-        def tf_call(x, w, layout):
-            wk = np.transpose(w, (2, 3, 0, 1))  # naive: (A, B, kH, kW) -> (kH, kW, A, B)
-            out_sp = [(3 - 1) * STRIDE[0] + 2, (4 - 1) * STRIDE[1] + 3]
-            if layout == "channels-last":
-                y = tf.nn.conv2d_transpose(np.moveaxis(x, 1, -1), wk, [1, *out_sp, wk.shape[2]],
-                                           STRIDE, "VALID", data_format="NHWC")
-                return np.moveaxis(y.numpy(), -1, 1)
-            y = tf.nn.conv2d_transpose(x, wk, [1, wk.shape[2], *out_sp], STRIDE, "VALID", data_format="NCHW")
-            return y.numpy()
-        calls[("tensorflow", "conv2d_transpose")] = tf_call
-    except ImportError:
-        pass
-    try:
-        import jax  # noqa: F401
-        from jax import lax
-
-        # JAX's layouts are chosen by dimension_numbers: probed as ('NCHW', 'OIHW', 'NCHW'),
-        # the weight's first axis into the first-named slot (O), no transpose_kernel.
-        dn = ("NCHW", "OIHW", "NCHW")
-
-        def jax_ct(x, w, layout):
-            if layout != "channels-first":
-                raise ValueError("layout is a dimension_numbers argument; probed channels-first")
-            # 'VALID' is the forward conv's padding in every JAX release (explicit pads are not).
-            return np.asarray(lax.conv_transpose(x, w, STRIDE, "VALID", dimension_numbers=dn,
-                                                 transpose_kernel=False, precision=lax.Precision.HIGHEST))
-
-        def jax_cgd(x, w, layout):
-            if layout != "channels-first":
-                raise ValueError("layout is a dimension_numbers argument; probed channels-first")
-            return np.asarray(lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (2, 2)], lhs_dilation=STRIDE,
-                                                       dimension_numbers=dn, precision=lax.Precision.HIGHEST))
-        calls[("jax", "conv_transpose")] = jax_ct
-        calls[("jax", "conv_general_dilated")] = jax_cgd
-    except ImportError:
-        pass
-    return calls
+    out = []
+    for name in adapter_names():
+        if frameworks and name not in frameworks:
+            continue
+        try:
+            a = get_adapter(name)
+        except AdapterLoadError:
+            continue
+        if a.installed() and a.unavailable_reason() is None:
+            out.extend((name, p) for p in a.probes())
+    return out
 
 
 def discover_conventions(frameworks: list[str] | None = None) -> list[dict]:
     """One row per installed native API: discovered vs declared transform and layout."""
     x, w, expected = _probe_inputs()
     rows = []
-    for (adapter, api), call in _naive_calls().items():
-        if frameworks and adapter not in frameworks:
-            continue
+    for adapter, probe in _probe_calls(frameworks):
+        api = probe.api
         matches = []
         for layout in ("channels-first", "channels-last"):
             for t in TRANSFORMS:
                 try:
-                    out = call(x, _transform(w, t), layout)
+                    out = probe.call(x, _transform(w, t), layout, STRIDE)
                 except Exception:  # that candidate cannot even be called: not it
                     continue
                 if out.shape == expected.shape and np.allclose(out, expected, rtol=0, atol=1e-9):
                     matches.append((t, layout))
-        declared = DECLARED.get((adapter, api))
+        declared = probe.declared
         discovered = matches[0] if len(matches) == 1 else None
         rows.append({
             "adapter": adapter, "api": f"{adapter}.{api}",
             "discovered": (f"{discovered[0]}; {discovered[1]}" if discovered else
                            ("no candidate matches" if not matches else f"ambiguous: {matches}")),
-            "declared": f"{declared[0]}; {declared[1]}" if declared else "not declared",
+            "declared": f"{declared[0]}; {declared[1]}",
             "agrees": discovered is not None and discovered == declared,
             "naive_mapping": "weight axes (A, B, kH, kW) into the API's two channel slots and spatial axes, no flip",
         })

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -24,10 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters import ADAPTER_NAMES, get_adapter
+from adapters.registry import AdapterLoadError, adapter_names, entries, get_adapter, registry_problems
 from conformance.cases import load_file
 from conformance.check import apply_known, run_check
+from conformance.check_id import format_check_id, parse_check_id
 from conformance.known import load_known
+from conformance.status import Status
 from conformance.watchdog import Watchdog, timed_out
 
 RECORD_KEY = "conformance_record"
@@ -36,13 +36,12 @@ WATCHDOG_DIR_KEY = "conformance_watchdog_dir"
 DEFAULT_CHECK_TIMEOUT_S = 300.0  # the slowest committed check takes a few seconds
 _records_key = pytest.StashKey["ResultsCollector"]()
 _state_key = pytest.StashKey[dict]()
-_ITEM_RE = re.compile(r"::(?P<case>[^\[]+)\[(?P<adapter>[a-z]+)\.(?P<api>[^-\]]+)-(?P<device>cpu|gpu)-(?P<dtype>[a-z0-9]+)\]$")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("conformance")
-    g.addoption("--frameworks", default=",".join(ADAPTER_NAMES),
-                help="comma-separated adapters to run (numpy,torch,tensorflow,jax)")
+    g.addoption("--frameworks", default="",
+                help="comma-separated frameworks to run (default: every registered one; see `conformance devices`)")
     g.addoption("--device", default="cpu", choices=("cpu", "gpu", "all"))
     g.addoption("--precision", default="strict", choices=("strict", "default"))
     g.addoption("--tags", default="", help="comma-separated case tags to select")
@@ -58,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in ADAPTER_NAMES:
+    for name in entries():
         config.addinivalue_line("markers", f"{name}: checks of the {name} adapter")
     config.addinivalue_line("markers", "gpu: checks that run on a GPU")
     config.addinivalue_line("markers", "cpu: checks that run on the CPU")
@@ -67,10 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     collector = ResultsCollector(config)
     config.stash[_records_key] = collector
     config.pluginmanager.register(collector, "conformance-results-collector")
-    frameworks = [f for f in config.getoption("frameworks").split(",") if f]
-    unknown = [f for f in frameworks if f not in ADAPTER_NAMES]
-    if unknown:
-        raise pytest.UsageError(f"unknown framework(s) {unknown}; known: {', '.join(ADAPTER_NAMES)}")
+    frameworks = selected_frameworks(config.getoption("frameworks"))
     known, known_problems = load_known(config.getoption("known"))
     config.stash[_state_key] = {
         "frameworks": frameworks, "adapters": {}, "configured": {}, "known": known,
@@ -81,6 +77,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput") and config.getoption("check_timeout") > 0:
         # controller: a directory for the workers' watchdog files (used under xdist only)
         config.stash[_state_key]["watchdog_dir"] = tempfile.mkdtemp(prefix="conformance-watchdog-")
+
+
+def selected_frameworks(option: str) -> list[str]:
+    """The frameworks a ``--frameworks`` value names (empty: every loadable registered one);
+    UsageError for a name the registry does not know."""
+    frameworks = [f for f in option.split(",") if f] or list(adapter_names())
+    unknown = [f for f in frameworks if f not in entries()]
+    if unknown:
+        raise pytest.UsageError(f"unknown framework(s) {unknown}; known: {', '.join(entries())}")
+    return frameworks
 
 
 def _watchdog(config: pytest.Config) -> Watchdog | None:
@@ -112,10 +118,15 @@ def _adapter(config: pytest.Config, name: str):
     """This process's adapter instance (created and configured once per process)."""
     st = _state(config)
     if name not in st["adapters"]:
-        a = get_adapter(name)
-        st["adapters"][name] = a
         st["unavailable"] = st.get("unavailable", {})
-        why = a.unavailable_reason()
+        try:
+            a = get_adapter(name)
+        except AdapterLoadError as exc:  # a broken plugin: reported, the others still run
+            st["adapters"][name] = None
+            st["unavailable"][name] = str(exc)
+            return None
+        st["adapters"][name] = a
+        why = a.unavailable_reason() if a.installed() else f"{name} is not installed ({a.module or name})"
         if why:
             st["unavailable"][name] = why
         else:
@@ -154,11 +165,9 @@ class CaseFile(pytest.File):
             if tags and not tags & set(case.tags):
                 continue
             for name in st["frameworks"]:
-                if importlib.util.find_spec(name) is None:
-                    continue  # reported as unavailable in the environment
                 adapter = _adapter(config, name)
-                if name in st.get("unavailable", {}):
-                    continue
+                if adapter is None or name in st.get("unavailable", {}):
+                    continue  # reported as unavailable in the environment
                 devices = st["framework_devices"].get(name)
                 if devices is None:
                     devices = st["framework_devices"][name] = adapter.devices()
@@ -172,7 +181,7 @@ class CaseFile(pytest.File):
                             if dtypes and dtype not in dtypes:
                                 continue
                             item = CaseItem.from_parent(
-                                self, name=f"{case.id}[{name}.{label}-{device}-{dtype}]", case=case,
+                                self, name=format_check_id(case.id, name, label, device, dtype), case=case,
                                 adapter_name=name, api=api, device=device, dtype=dtype)
                             for m in (name, device, dtype):
                                 item.add_marker(m)
@@ -196,12 +205,12 @@ class CaseItem(pytest.Item):
                             self.config.getoption("precision"), st["known"])
         rec["nodeid"] = self.nodeid
         self.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
-        status = rec["status"]
-        if status == "unsupported":
+        status = Status(rec["status"])
+        if status is Status.UNSUPPORTED:
             pytest.skip(f"unsupported: {rec['message']}")
-        if status == "xfail":
+        if status is Status.XFAIL:
             pytest.xfail(f"known disagreement ({rec.get('underlying_status')}): {rec['known']['reason']}")
-        if status in ("fail", "error", "accepted-invalid"):
+        if status.unexpected:
             raise CheckFailed(f"{status}{'/' + rec['failure_kind'] if rec.get('failure_kind') else ''}: {rec['message']}")
 
     def repr_failure(self, excinfo):
@@ -252,10 +261,10 @@ class ProblemItem(pytest.Item):
 
 
 def _crash_record(report: pytest.TestReport, config: pytest.Config) -> dict:
-    m = _ITEM_RE.search(report.nodeid)
+    key = parse_check_id(report.nodeid)
     text = str(report.longrepr)[-1500:] if report.longrepr else ""
     crashed = "crashed" in text or "worker" in text and "died" in text
-    base = m.groupdict() if m else {"case": report.nodeid, "adapter": "?", "api": "?", "device": "?", "dtype": "?"}
+    base = key._asdict() if key else {"case": report.nodeid, "adapter": "?", "api": "?", "device": "?", "dtype": "?"}
     rec = {**base, "status": "crash" if crashed else "error", "nodeid": report.nodeid,
            "precision": config.getoption("precision"),
            "message": ("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
@@ -287,7 +296,7 @@ class ResultsCollector:
                 self.problems[report.nodeid] = value
             elif key == "conformance_probes" and not self.probes:
                 self.probes = json.loads(value)
-        if report.failed and report.nodeid not in self.records and _ITEM_RE.search(report.nodeid):
+        if report.failed and report.nodeid not in self.records and parse_check_id(report.nodeid):
             rec = _crash_record(report, self.config)
             apply_known(rec, _state(self.config)["known"])
             self.records[report.nodeid] = rec
@@ -314,8 +323,12 @@ class ResultsCollector:
 def _frameworks_versions(names: list[str]) -> tuple[dict, dict]:
     versions, unavailable = {}, {}
     for n in names:
-        a = get_adapter(n)
-        v = a.version() if importlib.util.find_spec(n) is not None else None
+        try:
+            a = get_adapter(n)
+        except AdapterLoadError as exc:
+            versions[n], unavailable[n] = None, str(exc)
+            continue
+        v = a.version() if a.installed() else None
         versions[n] = v
         if v is None:
             unavailable[n] = f"{n} is not installed"
@@ -357,6 +370,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             why = get_adapter(name).unavailable_reason()
             if why:
                 unavailable[name] = why
+    plugin_problems = registry_problems()
     devices = sorted({r["device"] for r in results if r.get("device") in ("cpu", "gpu")})
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or bool(session.shouldstop)
     payload = {
@@ -366,7 +380,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "command": config.getoption("conformance_command") or " ".join(sys.argv),
         "environment": environment(versions, config.getoption("precision"), devices or [config.getoption("device")],
                                    unavailable, framework_devices=st["framework_devices"],
-                                   framework_settings=st["configured"]),
+                                   framework_settings=st["configured"], adapter_problems=plugin_problems),
         "selection": {"frameworks": st["frameworks"], "device": config.getoption("device"),
                       "tags": config.getoption("tags"), "dtypes": config.getoption("dtypes")},
         "problems": sorted(set(problems_map.values()) | set(st["known_problems"])),

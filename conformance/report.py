@@ -15,15 +15,12 @@ from urllib.parse import urlparse
 
 import jinja2
 
+from adapters.registry import display_order
 from conformance.regression import compare_results
+from conformance.status import SEVERITY, Status, worst
+from conformance.verdict import run_verdict
 
-SEVERITY = ["crash", "error", "fail", "accepted-invalid", "xpass", "xfail", "unsupported", "rejected", "pass"]
-COLOURS = {
-    "pass": "#2e7d32", "rejected": "#558b2f", "unsupported": "#9e9e9e", "xfail": "#f9a825",
-    "xpass": "#6a1b9a", "accepted-invalid": "#d84315", "fail": "#c62828", "error": "#b71c1c",
-    "crash": "#000000",
-}
-ADAPTER_ORDER = {"numpy": 0, "torch": 1, "tensorflow": 2, "jax": 3}
+COLOURS = {s.value: s.colour for s in Status}
 
 
 def api_family(api: str) -> str:
@@ -32,7 +29,7 @@ def api_family(api: str) -> str:
 
 
 def _worst(statuses: list[str]) -> str:
-    return min(statuses, key=lambda s: SEVERITY.index(s) if s in SEVERITY else 0)
+    return worst(statuses).value
 
 
 def safe_link(url: str | None) -> str | None:
@@ -80,7 +77,7 @@ def _conventions(results: list[dict]) -> list[dict]:
         if r["status"] == "unsupported":
             e["unsupported"][(r.get("message") or "")[:300]] += 1
     out = []
-    for key in sorted(by, key=lambda k: (ADAPTER_ORDER.get(k[0], 9), k[1])):
+    for key in sorted(by, key=lambda k: (display_order(k[0]), k[1])):
         e = by[key]
         e["calls"] = sorted(e["calls"].values(), key=lambda c: -c["n"])
         e["unsupported"] = e["unsupported"].most_common()
@@ -93,7 +90,7 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
     results = payload["results"]
     totals = Counter(r["status"] for r in results)
     columns = sorted({(r["adapter"], api_family(r["api"]), r["device"]) for r in results},
-                     key=lambda c: (ADAPTER_ORDER.get(c[0], 9), c[1], c[2]))
+                     key=lambda c: (display_order(c[0]), c[1], c[2]))
     cases: dict[str, dict] = {}
     for r in results:
         c = cases.setdefault(r["case"], {
@@ -116,7 +113,7 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
                                  "count": len(st), "framework": col[0]})
             else:
                 c["row"].append(None)
-        c["results"].sort(key=lambda r: (ADAPTER_ORDER.get(r["adapter"], 9), r["api"], r["device"],
+        c["results"].sort(key=lambda r: (display_order(r["adapter"]), r["api"], r["device"],
                                          ["float16", "bfloat16", "float32", "float64"].index(r["dtype"])
                                          if r["dtype"] in ("float16", "bfloat16", "float32", "float64") else 9))
         for r in c["results"]:
@@ -127,13 +124,15 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
     if baseline is not None:
         comparison = compare_results(baseline, payload)
         comparison["path"] = baseline_path or "baseline"
-    failing = [r for r in results if r["status"] in ("fail", "error", "crash", "accepted-invalid", "xpass")]
+    verdict = run_verdict(payload)
+    failing = verdict.unexpected
     all_tags = sorted({t for c in cases.values() for t in c["tags"]})
     return {
-        "p": payload, "env": payload.get("environment", {}), "totals": totals, "severity": SEVERITY,
+        "p": payload, "env": payload.get("environment", {}), "totals": totals, "severity": [s.value for s in SEVERITY], "verdict": verdict,
+        "unexpected_statuses": [s.value for s in Status if s.unexpected],
         "colours": COLOURS, "columns": columns, "groups": ordered_groups, "n_cases": len(cases),
         "conventions": _conventions(results), "comparison": comparison, "failing": failing,
-        "frameworks": sorted({c[0] for c in columns}, key=lambda a: ADAPTER_ORDER.get(a, 9)),
+        "frameworks": sorted({c[0] for c in columns}, key=display_order),
         "tags": all_tags, "probes": payload.get("convention_probes") or [],
     }
 

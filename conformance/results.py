@@ -42,18 +42,25 @@ def _gpu_models() -> list[dict[str, str]]:
 
 def environment(frameworks: dict[str, str | None], precision: str, devices: list[str],
                 unavailable: dict[str, str], framework_devices: dict[str, list[str]] | None = None,
-                framework_settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                framework_settings: dict[str, dict[str, Any]] | None = None,
+                adapter_problems: list[str] | None = None) -> dict[str, Any]:
     """Machine and framework facts recorded with every results file.
 
     ``devices``: the devices checks ran on; ``framework_devices``: what each framework saw
     (``cpu``, plus ``gpu`` where it sees a CUDA device), whether or not the run used it;
-    ``framework_settings``: the precision/memory flags each adapter's ``configure`` set."""
+    ``framework_settings``: the precision/memory flags each adapter's ``configure`` set;
+    ``adapter_origins``: where each registered adapter comes from (built-in or an entry point);
+    ``adapter_problems``: plugins that could not be loaded, with their errors."""
+    from adapters.registry import entries
+
     return {
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": _cpu_model(),
         "gpus": _gpu_models(), "frameworks": frameworks, "unavailable": unavailable,
         "devices": devices, "precision": precision,
         "framework_devices": dict(framework_devices or {}),
         "framework_settings": dict(framework_settings or {}),
+        "adapter_origins": {n: f"{e.target} ({e.origin})" for n, e in entries().items()},
+        "adapter_problems": list(adapter_problems or []),
     }
 
 

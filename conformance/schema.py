@@ -84,7 +84,8 @@ _case_properties = {
     },
     "frameworks": {
         "type": "array",
-        "items": {"enum": ["numpy", "torch", "tensorflow", "jax"]},
+        # framework names as registered (adapters/registry.py); a plugin's name is valid too
+        "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
         "minItems": 1,
     },
     "reason": {"type": "string"},

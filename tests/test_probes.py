@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from conformance.probes import DECLARED, discover_conventions
+from adapters import adapter_names, get_adapter
+from conformance.probes import discover_conventions
 
-INSTALLED = [n for n in ("torch", "tensorflow", "jax") if importlib.util.find_spec(n)]
+INSTALLED = [n for n in adapter_names() if get_adapter(n).installed() and get_adapter(n).probes()]
 
 
-@pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+@pytest.mark.skipif(not INSTALLED, reason="no framework with probes installed")
 def test_discovered_conventions_match_declared():
     rows = discover_conventions()
     assert {r["adapter"] for r in rows} == set(INSTALLED)
@@ -20,8 +19,26 @@ def test_discovered_conventions_match_declared():
         assert not r["discovered"].startswith(("ambiguous", "no candidate")), r
 
 
-def test_every_declared_api_is_probed_when_installed():
+def test_every_declared_probe_runs_when_installed():
     probed = {(r["adapter"], r["api"].split(".", 1)[1]) for r in discover_conventions()}
-    for key in DECLARED:
-        if key[0] in INSTALLED:
-            assert key in probed
+    for name in INSTALLED:
+        for p in get_adapter(name).probes():
+            assert (name, p.api) in probed
+
+
+def test_a_wrong_declaration_is_a_disagreement(monkeypatch):
+    """A probe whose declared transform is not what the API does must not agree."""
+    from adapters.base import ProbeCall
+    from adapters.numpy_reference import conv_transpose_scatter
+
+    def identity_call(x, w, layout, stride):
+        if layout != "channels-first":
+            raise ValueError("NCHW only")
+        return conv_transpose_scatter(x, w, stride=stride, padding=((0, 0), (0, 0)), output_padding=(0, 0),
+                                      dilation=(1, 1))
+
+    lying = ProbeCall("fake2d", ("spatial flip", "channels-first"), identity_call)
+    monkeypatch.setattr("conformance.probes._probe_calls", lambda fw: [("fake", lying)])
+    (row,) = discover_conventions()
+    assert row["discovered"] == "identity; channels-first"
+    assert not row["agrees"]

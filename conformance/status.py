@@ -1,0 +1,79 @@
+"""The statuses of a check and what each one means for a verdict: the only place that says
+which statuses are bad.
+
+``pass``; ``fail`` (value, shape or non-finite positions differ); ``unsupported`` (the adapter
+cannot express the case natively, or the framework refuses a valid configuration as "not
+supported"); ``error`` (an unexpected exception); ``rejected`` / ``accepted-invalid`` for
+``expected.error`` cases; ``xfail`` / ``xpass`` for checks matched by a known disagreement;
+``crash`` (the process running the check died or was stopped).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """A check's status; its value is what the results file stores."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+    REJECTED = "rejected"
+    ACCEPTED_INVALID = "accepted-invalid"
+    XFAIL = "xfail"
+    XPASS = "xpass"
+    CRASH = "crash"
+
+    @property
+    def failing(self) -> bool:
+        """The framework (or the check) went wrong: what a known disagreement turns into xfail."""
+        return self in _FAILING
+
+    @property
+    def unexpected(self) -> bool:
+        """Fails the run's verdict: a failing status, or a known disagreement that now passes."""
+        return self in _FAILING or self is Status.XPASS
+
+    @property
+    def good(self) -> bool:
+        """The framework did what the case asks (computed it right, or rejected the invalid)."""
+        return self in (Status.PASS, Status.REJECTED, Status.XPASS)
+
+    @property
+    def ran(self) -> bool:
+        """The native call was made (everything but ``unsupported``)."""
+        return self is not Status.UNSUPPORTED
+
+    @property
+    def severity(self) -> int:
+        """0 = worst; the order in which reports show statuses."""
+        return SEVERITY.index(self)
+
+    @property
+    def colour(self) -> str:
+        return _COLOURS[self]
+
+
+_FAILING = frozenset({Status.FAIL, Status.ERROR, Status.ACCEPTED_INVALID, Status.CRASH})
+SEVERITY: tuple[Status, ...] = (Status.CRASH, Status.ERROR, Status.FAIL, Status.ACCEPTED_INVALID, Status.XPASS,
+                                Status.XFAIL, Status.UNSUPPORTED, Status.REJECTED, Status.PASS)
+_COLOURS = {
+    Status.PASS: "#2e7d32", Status.REJECTED: "#558b2f", Status.UNSUPPORTED: "#9e9e9e", Status.XFAIL: "#f9a825",
+    Status.XPASS: "#6a1b9a", Status.ACCEPTED_INVALID: "#d84315", Status.FAIL: "#c62828", Status.ERROR: "#b71c1c",
+    Status.CRASH: "#000000",
+}
+
+
+def status_of(value: str) -> Status:
+    """The Status for a stored value (ValueError naming the value when unknown)."""
+    try:
+        return Status(value)
+    except ValueError:
+        raise ValueError(f"unknown status {value!r}; known: {', '.join(s.value for s in Status)}") from None
+
+
+def worst(statuses) -> Status:
+    """The most severe of ``statuses`` (``pass`` for none)."""
+    return min((status_of(s) for s in statuses), key=lambda s: s.severity, default=Status.PASS)
