@@ -16,7 +16,8 @@ Two sources:
 
 Exit 0 when the goal is met, 1 otherwise (2 on a usage or case-file problem).
 Usage: ``PYTHONPATH=.:mutation/site python scripts/mutation_score.py [--cases PATH ...]
-[--tags a,b] [--dtypes ...] [--results OUT.json] [--from-results FILE] [--min-cases 3]``
+[--tags a,b] [--dtypes ...] [--results OUT.json] [--from-results FILE] [--json OUT]
+[--min-cases 3]``
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-results", metavar="FILE", help="score a results file of `conformance run "
                     "--frameworks mutant` instead of running in-process")
     ap.add_argument("--results", metavar="OUT", help="write the in-process records (JSON) here")
+    ap.add_argument("--json", metavar="OUT", help="write the table (rows) and the summary as JSON here")
     ap.add_argument("--min-cases", type=int, default=MIN_CASES, help="distinct killing cases wanted per bug")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.results).write_text(json.dumps({"results": records}, indent=0), encoding="utf-8")
     rows, summary = score(records, args.min_cases)
     print_table(rows, summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1), encoding="utf-8")
     print(f"{summary['checks']} checks in {time.perf_counter() - t0:.1f} s")
     ok = summary["killed_min"] == summary["bugs"] and summary["flagged"] == 0
     if summary["flagged"]:

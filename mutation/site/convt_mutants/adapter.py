@@ -8,7 +8,7 @@ as the suite hands them over (canonical layout, already rounded to the dtype), a
 the result to the dtype under test, as a framework returning that dtype does.
 Installed as an outside plugin: the ``conformance.adapters`` entry point of the
 ``convt-mutants`` distribution (``mutation/site/convt_mutants-0.1.dist-info``).
-API names use ``_`` only: the suite's item ids are ``case[adapter.api-device-dtype]``.
+API names use ``_`` only (no ``-``, the separator of ``case[adapter.api-device-dtype]`` ids).
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from convt_mutants.catalogue import BY_NAME, MUTANTS
 
 class MutantAdapter(Adapter):
     name = "mutant"
+    module = "convt_mutants"
     distributions = ("convt-mutants",)
+    order = 900  # after the real frameworks in reports
+    gpu_capable = False  # NumPy only
     apis = tuple(m.name for m in MUTANTS)
 
     def _import(self) -> None:
