@@ -6,7 +6,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "run-tests: could not install chromium; the browser test will skip" >&2
 fi
-.venv/bin/ruff check conformance adapters tests benchmarks scripts
+.venv/bin/ruff check conformance adapters tests benchmarks scripts mutation
 .venv/bin/mypy
 set +e
 .venv/bin/python -m pytest tests -q "$@"
