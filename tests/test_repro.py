@@ -15,6 +15,7 @@ import fnmatch
 import os
 import subprocess
 import sys
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -46,12 +47,20 @@ def _size(case: Case) -> tuple[int, int]:
     return int(np.prod(case.output_shape)) if not case.expected_error else 0, int(np.prod(case.input.shape))
 
 
+def _integer_valued(case: Case) -> bool:
+    """All tensors integer-valued: exact in every dtype, so no value finding can show."""
+    return all(t is None or (t.random or {}).get("distribution") == "integers"
+               or (t.values is not None and np.all(np.isfinite(t.values) & (t.values == np.round(t.values))))
+               for t in (case.input, case.weight, case.bias))
+
+
 def _checks(entry: KnownDisagreement, cases: list[Case]):
-    """(case, adapter, api, dtype) the entry can match, smallest case first."""
+    """(case, adapter, api, dtype) the entry can match, smallest case first (for a value
+    entry: computed outputs of non-integer data only)."""
     adapter = get_adapter(entry.adapter)
-    value_kind = entry.kind in ("value", "shape", "nonfinite")  # computed outputs only
+    value_kind = entry.kind == "value"
     for case in sorted((c for c in cases if fnmatch.fnmatchcase(c.id, entry.case)
-                        and not (value_kind and c.expected_error)), key=_size):
+                        and not (value_kind and (c.expected_error or _integer_valued(c)))), key=_size):
         for api in adapter.apis:
             if not fnmatch.fnmatchcase(adapter.api_label(api, case.rank), entry.api) or not adapter.applies(case, api):
                 continue
@@ -79,9 +88,13 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
         path.write_text(repro_script(rec, case, native_call))
         out[rec["adapter"]].append((f"{check_id_of(rec)} ({expect})", path, expect))
 
+    stale = []
     for entry in known:
         tried = 0
-        for case, adapter, api, dtype in _checks(entry, cases):
+        candidates = list(_checks(entry, cases))
+        if not candidates:  # the entry matches no case any more: said, not silently skipped
+            stale.append(f"{entry.case} / {entry.adapter} / {entry.dtype}")
+        for case, adapter, api, dtype in candidates:
             if adapter.name not in configured:
                 adapter.configure("strict")
                 configured.add(adapter.name)
@@ -100,6 +113,9 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
                 break
             tried += 1
             assert tried < TRIES, f"no xfail check found for the known disagreement on {entry.case} / {entry.adapter}"
+    if stale:
+        warnings.warn(f"known_disagreements.yaml entries that match no case: {'; '.join(stale)}", stacklevel=1)
+    assert len(stale) < len(known)
     for name in ("numpy", "torch", "tensorflow", "jax"):  # one passing check per framework
         if name not in passing:
             adapter = get_adapter(name)
