@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html as html_lib
 import json
 import re
 from pathlib import Path
@@ -92,3 +93,22 @@ def test_baseline_report_stays_small():
     html = render_report(p)
     assert len(html.encode()) <= 2 * 1024 * 1024
     assert len(re.findall(r'<tr class="repro">', html)) == sum(is_finding(r) for r in p["results"])
+
+
+def test_copied_script_is_the_reproducer():
+    """What the copy button copies (the check's <pre> text, then the common part's; a browser
+    drops the newline right after <pre>) is exactly `conformance repro`'s script."""
+    from conformance.repro import script_for
+
+    p = _payload()
+    html = render_report(p)
+    rec = next(r for r in p["results"] if is_finding(r))
+    anchor = re.search(r'<details id="(repro-\d+)">', html).group(1)
+
+    def pre_text(pre_id: str) -> str:
+        m = re.search(rf'<pre id="{pre_id}">(.*?)</pre>', html, re.S)
+        text = html_lib.unescape(m.group(1))
+        return text[1:] if text.startswith("\n") else text
+
+    copied = pre_text(f"{anchor}-src") + pre_text("repro-common-src")
+    assert copied == script_for(_payload(), rec)
