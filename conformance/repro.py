@@ -119,6 +119,8 @@ def main():
             outcome, _ = compare(out, ref if EXPECTED is None else EXPECTED, tolerance(x, w, b, ref))
     print(f"outcome: {outcome} (recorded: {RECORDED})")
     reproduced = outcome == RECORDED and outcome not in ("pass", "rejected")
+    if not reproduced and KNOWN_REASON and outcome in ("pass", "rejected"):
+        print("the known disagreement does not show here (an xpass: fixed in this release?)")
     print("REPRODUCED" if reproduced else "NOT REPRODUCED")
 
 
@@ -242,6 +244,7 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
         f"MODULE = {(adapter.module or adapter.name)!r}",
         f"RECORDED_VERSION = {record.get('framework_version')!r}",
         f"RECORDED = {kind_of(record)!r}  # the recorded outcome this script tries to reproduce",
+        f"KNOWN_REASON = {((record.get('known') or {}).get('reason') or None)!r}",
         f"DTYPE, DEVICE, PRECISION = {dtype!r}, {record['device']!r}, {record.get('precision') or 'strict'!r}",
         f"NP_DTYPE = {np_dtype}",
         f"STRIDE = {tuple(case.stride)!r}",
