@@ -115,11 +115,13 @@ class TorchAdapter(Adapter):
     def repro_call(self, native_call):
         """The recorded ``torch.nn.functional.conv_transpose{n}d`` / ``nn.ConvTranspose{n}d`` call
         (canonical layout in and out: the identity translation); see Adapter.repro_call."""
+        import re
+
         fn = native_call.get("function", "")
         a = native_call.get("arguments") or {}
-        functional = fn.startswith("torch.nn.functional.conv_transpose")
-        if not (functional or fn.startswith("torch.nn.ConvTranspose")):
-            return None
+        functional = bool(re.fullmatch(r"torch\.nn\.functional\.conv_transpose[123]d", fn))
+        if not (functional or re.fullmatch(r"torch\.nn\.ConvTranspose[123]d", fn)):
+            return None  # (also: a results file never puts code into the script through this name)
         kw = (f"stride={a['stride']!r}, padding={a['padding']!r}, output_padding={a['output_padding']!r}, "
               f"groups={a['groups']!r}, dilation={a['dilation']!r}")
         tf32 = bool((native_call.get("precision") or {}).get("cudnn.allow_tf32", False))

@@ -280,11 +280,18 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
     return "\n".join(header + body) + COMMON_TAIL
 
 
+_SUITE_ROOT = Path(__file__).resolve().parents[1]
+
+
 def _load_case(file: str | None, case_id: str, cache: dict[str, dict[str, Case]]) -> Case | None:
+    """The case from ``file`` (relative to the working directory, else to the suite's checkout)."""
     if not file:
         return None
     if file not in cache:
-        cache[file] = {c.id: c for c in load_cases([file]).cases} if Path(file).exists() else {}
+        path = Path(file) if Path(file).exists() else _SUITE_ROOT / file
+        cache[file] = {c.id: c for c in load_cases([path]).cases} if path.exists() else {}
+        for c in cache[file].values():  # keep the record's relative name in the script
+            object.__setattr__(c, "file", file)
     return cache[file].get(case_id)
 
 

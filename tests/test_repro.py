@@ -190,3 +190,7 @@ def test_script_without_case_or_support_says_so():
     text = repro_script(rec, case)
     assert "no reproducer support" in text
     assert kind_of(rec) == "fail"
+    for fw, fn in (("torch", "torch.nn.functional.conv_transpose2d; import os"), ("jax", "jax.lax.conv_transpose\n"),
+                   ("tensorflow", "tf.nn.conv2d_transpose(x);"), ("numpy", "adapters.numpy_reference.conv_transpose_x")):
+        rec.update(adapter=fw, native_call={"function": fn, "weight_permutation": [2, 3, 1, 0]})
+        assert "no reproducer support" in repro_script(rec, case), fw  # never code from a results file
