@@ -146,6 +146,18 @@ class Adapter:
         """Make the native call on ``x, w, b`` (float64 arrays already rounded to ``dtype``)."""
         raise NotImplementedError
 
+    def repro_call(self, native_call: dict) -> str | None:
+        """Python source of the recorded native call, for ``conformance repro`` scripts.
+
+        The source runs inside a function where ``x, w, b`` hold the canonical float64 NumPy
+        arrays (already rounded to the dtype; ``b`` may be None) and ``DTYPE`` (dtype name),
+        ``NP_DTYPE`` (its NumPy dtype), ``DEVICE`` (``cpu``/``gpu``) and ``PRECISION``
+        (``strict``/``default``) are globals; it imports only the framework and NumPy, makes
+        the call exactly as ``native_call`` (a record's ``native_call``) describes, and leaves
+        the output in ``out``: float64, canonical ``(N, C_out, *S)`` layout. None: no
+        reproducer support for this call (the script then says so)."""
+        return None
+
 
 def api_for_rank(template: str, rank: int) -> str:
     """``template`` with ``{n}`` replaced by the spatial rank (conv_transpose{n}d)."""

@@ -64,3 +64,21 @@ class NumpyAdapter(Adapter):
             arguments={"compute_dtype": "float64"}, precision={"compute": "float64"},
         )
         return RunOutput(round_to(out, dtype), dtype, call, placed_on="cpu")
+
+    def repro_call(self, native_call):
+        """The suite's own NumPy formulation (``adapters.numpy_reference``): the script must run
+        from the suite's checkout for this one (see Adapter.repro_call)."""
+        fn = native_call.get("function", "")
+        name = fn.rsplit(".", 1)[-1]
+        if not fn.startswith("adapters.numpy_reference.conv_transpose_") or name.removeprefix(
+                "conv_transpose_") not in _FUNCS:
+            return None
+        return "\n".join([
+            "import sys",
+            "sys.path.insert(0, '.')  # the suite's checkout: the NumPy adapter is the suite's own code",
+            "from adapters import numpy_reference as ref",
+            "",
+            f"out = ref.{name}(x, w, b, stride=STRIDE, padding=PADDING, output_padding=OUTPUT_PADDING,",
+            "    dilation=DILATION, groups=GROUPS)",
+            "out = np.asarray(out, dtype=np.float64).astype(NP_DTYPE).astype(np.float64)",
+        ])

@@ -1,4 +1,4 @@
-"""Command line: ``conformance validate | run | devices | report | compare | merge`` (also ``python -m conformance``)."""
+"""Command line: ``conformance validate | run | devices | report | repro | compare | merge`` (also ``python -m conformance``)."""
 
 from __future__ import annotations
 
@@ -157,6 +157,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     from conformance.verdict import run_verdict
 
+    # --- CI outputs (conformance/ci_outputs.py): from the results just written ---
+    if (args.junit_xml or args.markdown_summary) and Path(args.results).exists():
+        _write_ci_outputs(args, data, args.report or None, args.results)
+    # --- end of CI outputs ---
     verdict = run_verdict(data) if Path(args.results).exists() else run_verdict({"complete": False})
     print(verdict.line())
     return 130 if code == pytest.ExitCode.INTERRUPTED else verdict.exit_code
@@ -203,6 +207,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _write_ci_outputs(args: argparse.Namespace, data: dict, report: str | None, results: str | None) -> None:
+    """``--junit-xml`` / ``--markdown-summary`` of ``run`` and ``report``."""
+    from conformance.ci_outputs import write_junit_xml, write_markdown_summary
+
+    if args.junit_xml:
+        write_junit_xml(args.junit_xml, data)
+        print(f"junit xml: {args.junit_xml}", file=sys.stderr)
+    if args.markdown_summary:
+        write_markdown_summary(args.markdown_summary, data, report_path=report, results_path=results)
+        print(f"markdown summary: {args.markdown_summary}", file=sys.stderr)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from conformance.report import write_report
     from conformance.results import ResultsFileError, read_results
@@ -215,6 +231,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 1
     write_report(args.output, data, baseline=base, baseline_path=args.baseline)
     print(f"report: {args.output}")
+    _write_ci_outputs(args, data, args.output, args.results)
+    return 0
+
+
+def _cmd_repro(args: argparse.Namespace) -> int:
+    from conformance.repro import find_record, script_for
+    from conformance.results import ResultsFileError, read_results
+
+    try:
+        data = read_results(args.results)
+    except ResultsFileError as exc:
+        print(f"conformance repro: {exc}", file=sys.stderr)
+        return 1
+    rec = find_record(data, args.check_id)
+    if rec is None:
+        print(f"conformance repro: no check {args.check_id!r} in {args.results} "
+              "(ids look like case[adapter.api-device-dtype])", file=sys.stderr)
+        return 1
+    script = script_for(data, rec)
+    if args.output:
+        Path(args.output).write_text(script, encoding="utf-8")
+        print(f"reproducer: {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(script)
     return 0
 
 
@@ -293,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the convention probes (e.g. in a rerun whose first run had them)")
     r.add_argument("--require-gpu", action="store_true",
                    help="exit 2 when a requested framework (numpy aside) ran no check on a GPU")
+    r.add_argument("--junit-xml", help="also write JUnit XML here (one testcase per check)")
+    r.add_argument("--markdown-summary", help="also write a short Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest options (-k, -m, -x ...)")
     r.set_defaults(func=_cmd_run)
 
@@ -313,7 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results")
     rep.add_argument("-o", "--output", default="reports/conformance.html")
     rep.add_argument("--baseline", help="baseline results file to compare with")
+    rep.add_argument("--junit-xml", help="also write JUnit XML here (one testcase per check)")
+    rep.add_argument("--markdown-summary", help="also write a short Markdown summary here")
     rep.set_defaults(func=_cmd_report)
+
+    rp = sub.add_parser("repro", help="print a standalone Python reproducer of one check")
+    rp.add_argument("check_id", help="case[adapter.api-device-dtype], as in the report")
+    rp.add_argument("--results", default="reports/results.json")
+    rp.add_argument("-o", "--output", help="write the script here instead of stdout")
+    rp.set_defaults(func=_cmd_repro)
 
     c = sub.add_parser("compare", help="compare two results files (release regression check)")
     c.add_argument("base")

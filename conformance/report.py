@@ -14,9 +14,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import jinja2
+from markupsafe import Markup
 
 from adapters.registry import display_order
+from conformance.findings import check_id_of, framework_dtype_summary, group_findings
+from conformance.margins import margin_caption, margin_comparison, margin_histograms, margin_rows, margin_svg
 from conformance.regression import compare_results
+from conformance.repro import COMMON_TAIL, report_scripts, split_common
 from conformance.status import SEVERITY, Status, worst
 from conformance.verdict import run_verdict
 
@@ -85,6 +89,42 @@ def _conventions(results: list[dict]) -> list[dict]:
     return out
 
 
+def _margin_plot(hist: dict | None, title: str) -> dict | None:
+    if not hist:
+        return None
+    return {"svg": Markup(margin_svg(hist, title)), "caption": margin_caption(hist)}
+
+
+def findings_context(payload: dict, baseline: dict | None = None) -> dict:
+    """The findings-first part of the report: distinct findings (each linked to the reproducer
+    of its smallest check), the framework x dtype summary, the margin plots (and, with a
+    baseline, base vs new plots per column present in both). Sets ``_repro`` / ``_repro_id`` on
+    the records that get a reproducer."""
+    results = payload["results"]
+    scripts = report_scripts(payload)
+    anchors: dict[str, str] = {}
+    for r in results:
+        cid = check_id_of(r)
+        if cid in scripts:
+            anchors[cid] = r["_repro_id"] = f"repro-{len(anchors)}"
+            r["_repro"], r["_repro_tail"] = split_common(scripts[cid])
+    findings = group_findings(results)
+    for f in findings:
+        f["anchor"] = anchors.get(f["smallest_id"])
+    margins = margin_rows(margin_histograms(results))
+    for row in margins["rows"]:
+        row["plots"] = [_margin_plot(h, f"{row['adapter']}.{row['api']} {d}")
+                        for h, d in zip(row["cells"], margins["dtypes"])]
+    margin_pairs = []
+    if baseline is not None:
+        for m in margin_comparison(baseline["results"], results):
+            title = f"{m['adapter']}.{m['api']} {m['dtype']}"
+            margin_pairs.append({**m, "base_plot": _margin_plot(m["base"], f"baseline: {title}"),
+                                 "new_plot": _margin_plot(m["new"], f"this run: {title}")})
+    return {"findings": findings, "fw_dtype": framework_dtype_summary(results), "margins": margins,
+            "margin_pairs": margin_pairs, "repro_common": COMMON_TAIL if scripts else ""}
+
+
 def build_context(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> dict:
     """Everything the template shows, derived from the results file alone."""
     results = payload["results"]
@@ -134,6 +174,7 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
         "conventions": _conventions(results), "comparison": comparison, "failing": failing,
         "frameworks": sorted({c[0] for c in columns}, key=display_order),
         "tags": all_tags, "probes": payload.get("convention_probes") or [],
+        **findings_context(payload, baseline),
     }
 
 

@@ -1,0 +1,334 @@
+"""One-command reproducers: a standalone Python script for one check of a results file.
+
+The script imports only NumPy and the framework (plus ``ml_dtypes`` for bfloat16, which JAX
+and TensorFlow install), rebuilds the case's tensors exactly as the suite does (literal
+float64 values when a tensor has <= 256 elements, else the seeded ``numpy.random.default_rng``
+recipe of ``TensorSpec.generate``; then rounded to the dtype), makes the native call as the
+record's ``native_call`` describes (the adapter's :meth:`Adapter.repro_call`), and compares
+with a scatter-definition reference written into the script.
+
+Tolerance: the suite's per-element bound, recomputed in the script with the coefficients the
+record stored (``coefficient_of_R * convT(|x|, |w|) + |b| ... + u_out * |y| + floor``, or the
+case's ``atol + rtol * |y|``), so the script decides element by element as the suite did.
+The script prints the check id, the framework version, max abs error, mismatch count, worst
+index, and ``REPRODUCED`` when its outcome is the failure the record holds (value, shape,
+nonfinite, error, accepted-invalid), else ``NOT REPRODUCED``. A check that crashed its
+process is reproduced when the script dies in the native call (a signal; exit status < 0).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.registry import AdapterLoadError, get_adapter
+from conformance.cases import Case, TensorSpec, load_cases
+from conformance.check_id import format_check_id
+from conformance.findings import check_id_of, is_finding, kind_of
+from conformance.tolerance import derived_tolerance, terms_per_output
+
+LITERAL_LIMIT = 256  # elements: up to this many a tensor is written as literal values
+
+_SCATTER = '''
+def scatter(x, w, b):
+    """The definition (canonical layout): every input element times the unflipped kernel
+    (C_in, C_out/groups, *K) is added at offset i*stride, taps dilation apart, into a buffer of
+    the full size plus output_padding at the far end; (begin, end) padding is cut from it."""
+    n, cin, sp = x.shape[0], x.shape[1], x.shape[2:]
+    g, cog, k = GROUPS, w.shape[1], w.shape[2:]
+    full = [(s - 1) * st + d * (kk - 1) + 1 + op
+            for s, st, d, kk, op in zip(sp, STRIDE, DILATION, k, OUTPUT_PADDING)]
+    buf = np.zeros((n, g, cog, *full))
+    xg = x.reshape(n, g, cin // g, *sp)
+    wg = w.reshape(g, cin // g, cog, *k)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for tap in np.ndindex(*k):
+            contrib = np.einsum("ngc...,gco->ngo...", xg, wg[(Ellipsis, *tap)])
+            dest = tuple(slice(d * t, d * t + st * (s - 1) + 1, st)
+                         for d, t, st, s in zip(DILATION, tap, STRIDE, sp))
+            buf[(slice(None),) * 3 + dest] += contrib
+        crop = tuple(slice(pb, length - pe) for (pb, pe), length in zip(PADDING, full))
+        out = buf[(slice(None),) * 3 + crop]
+        out = out.reshape(n, g * cog, *out.shape[3:])
+        if b is not None:
+            out = out + b.reshape((1, -1) + (1,) * len(sp))
+    return out
+'''
+
+_MAIN = '''
+def tolerance(x, w, b, ref):
+    """The suite's per-element bound with the recorded coefficients."""
+    if "atol" in TOL:
+        return TOL["atol"] + TOL["rtol"] * np.abs(ref)
+    mag = scatter(np.abs(x), np.abs(w), None if b is None else np.abs(b))
+    return TOL["coefficient_of_R"] * mag + TOL["u_out"] * np.abs(ref) + TOL["floor"]
+
+
+def compare(out, expected, tol):
+    """(outcome, details): shape first, then NaN/Inf positions, then |error| <= tol per element."""
+    if out.shape != expected.shape:
+        return "shape", f"shape {list(out.shape)}, expected {list(expected.shape)}"
+    if out.size == 0:
+        return "pass", "empty output, shapes equal"
+    a_inf, e_inf = np.isinf(out), np.isinf(expected)
+    bad_nf = (np.isnan(out) != np.isnan(expected)) | (a_inf != e_inf) | (
+        a_inf & e_inf & (np.sign(out) != np.sign(expected)))
+    finite = np.isfinite(out) & np.isfinite(expected)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(finite, np.abs(out - expected), 0.0)
+    over = finite & (err > tol)
+    print(f"max abs error: {err.max():.6g}")
+    if bad_nf.any():
+        idx = tuple(int(i) for i in np.argwhere(bad_nf)[0])
+        print(f"mismatches: {int(bad_nf.sum())} / {out.size} (NaN/Inf positions differ)")
+        print(f"worst index: {idx}: actual {float(out[idx])!r}, expected {float(expected[idx])!r}")
+        return "nonfinite", ""
+    ratio = np.where(over, err / np.maximum(tol, np.finfo(np.float64).tiny), 0.0)
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio if over.any() else err)), err.shape))
+    print(f"mismatches: {int(over.sum())} / {out.size} (|error| > per-element tolerance)")
+    print(f"worst index: {idx}: actual {float(out[idx])!r}, expected {float(expected[idx])!r}, "
+          f"|error| {err[idx]:.6g}, tolerance {tol[idx]:.6g}")
+    return ("value" if over.any() else "pass"), ""
+
+
+def main():
+    print(f"check: {CHECK_ID}")
+    try:
+        import importlib
+        print(f"framework: {MODULE} {importlib.import_module(MODULE).__version__} (recorded: {RECORDED_VERSION})")
+    except Exception as exc:  # noqa: BLE001
+        print(f"framework: {MODULE} not importable: {exc}")
+        raise SystemExit(2)
+    if RECORDED in ("crash", "timeout"):
+        print("the recorded check killed its process: dying in the call below (signal, abort) "
+              "reproduces it", flush=True)
+    try:
+        out = native(x, w, b)
+    except Exception as exc:  # noqa: BLE001
+        print(f"framework raised: {type(exc).__name__}: {str(exc)[:600]}")
+        outcome = "rejected" if EXPECT_ERROR else "error"
+    else:
+        if EXPECT_ERROR:
+            print(f"framework raised: no (invalid configuration accepted; output shape {list(out.shape)})")
+            outcome = "accepted-invalid"
+        else:
+            ref = scatter(x, w, b)
+            outcome, _ = compare(out, ref if EXPECTED is None else EXPECTED, tolerance(x, w, b, ref))
+    print(f"outcome: {outcome} (recorded: {RECORDED})")
+    reproduced = outcome == RECORDED and outcome not in ("pass", "rejected")
+    if not reproduced and KNOWN_REASON and outcome in ("pass", "rejected"):
+        print("the known disagreement does not show here (an xpass: fixed in this release?)")
+    print("REPRODUCED" if reproduced else "NOT REPRODUCED")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+# The same in every script (the report shows it once): reference, tolerance, comparison, main.
+COMMON_TAIL = _SCATTER + "\n" + _MAIN
+
+
+def split_common(script: str) -> tuple[str, bool]:
+    """(the check-specific head, True) when ``script`` ends with COMMON_TAIL, else (script, False)."""
+    if script.endswith(COMMON_TAIL):
+        return script[: -len(COMMON_TAIL)], True
+    return script, False
+
+
+def _literal(values: np.ndarray) -> str:
+    flat = ", ".join(repr(float(v)) for v in np.asarray(values, dtype=np.float64).ravel())
+    body = textwrap.fill(flat, width=96, initial_indent="    ", subsequent_indent="    ",
+                         break_on_hyphens=False, break_long_words=False)
+    return f"np.array([\n{body}\n], dtype=np.float64).reshape({tuple(values.shape)!r})"
+
+
+def tensor_source(spec: TensorSpec) -> str:
+    """Python source of the float64 tensor (before rounding to the dtype): literal values when
+    it has <= LITERAL_LIMIT elements or is given by values, else TensorSpec.generate's recipe."""
+    if spec.values is not None or int(np.prod(spec.shape)) <= LITERAL_LIMIT:
+        return _literal(spec.generate())
+    r = spec.random or {}
+    shape = tuple(spec.shape)
+    rng = f"np.random.default_rng({int(r['seed'])!r})"
+    dist = r["distribution"]
+    if dist == "uniform":
+        call = f"{rng}.uniform({r.get('low', -1.0)!r}, {r.get('high', 1.0)!r}, {shape!r})"
+    elif dist == "normal":
+        call = f"{rng}.normal({r.get('mean', 0.0)!r}, {r.get('std', 1.0)!r}, {shape!r})"
+    else:
+        call = f"{rng}.integers({int(r.get('low', -4))!r}, {int(r.get('high', 4))!r}, {shape!r}, endpoint=True)"
+    return f"np.asarray({call}, dtype=np.float64)"
+
+
+def _tolerance_info(record: dict, case: Case) -> dict:
+    tol = record.get("tolerance") or {}
+    if "coefficient_of_R" in tol or "atol" in tol:
+        return tol
+    n_terms = terms_per_output(case.in_channels, case.groups, case.geometry.kernel) + (case.bias is not None)
+    _, info = derived_tolerance(np.zeros(1), np.zeros(1), dtype=record["dtype"], device=record["device"],
+                                precision=record.get("precision") or "strict", n_terms=n_terms,
+                                override=case.tolerance)
+    return info
+
+
+def _comment(text: str, width: int = 96) -> str:
+    lines = []
+    for para in str(text).splitlines() or [""]:
+        lines += textwrap.wrap(para, width=width) or [""]
+    return "\n".join("# " + ln if ln else "#" for ln in lines)
+
+
+def _stop(check: str, why: str) -> str:
+    return (f"#!/usr/bin/env python3\n# Reproducer for {check}: NOT AVAILABLE.\n{_comment(why)}\n"
+            f"raise SystemExit({f'no reproducer for {check}: {why}'!r})\n")
+
+
+def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | None = None) -> str:
+    """The standalone reproducer of ``record`` (see the module docstring). ``case``: the
+    record's case (None: the script says it cannot rebuild the tensors). ``native_call``: the
+    call to make when the record has none (a crashed check: its process died before the call
+    was recorded; the CLI passes a sibling check's call of the same case, adapter, API and
+    device, whose arguments do not depend on the dtype)."""
+    check = check_id_of(record)
+    if case is None:
+        return _stop(check, f"case {record['case']!r} not found (file {record.get('file') or 'unknown'}): "
+                            "run `conformance repro` in the suite's checkout")
+    call = record.get("native_call") or native_call
+    if not call:
+        return _stop(check, f"no native call recorded for {record['adapter']}.{record['api']} on this case "
+                            f"(status {record['status']}): nothing to reproduce")
+    try:
+        adapter = get_adapter(record["adapter"])
+    except AdapterLoadError as exc:
+        return _stop(check, f"adapter {record['adapter']!r} not available: {exc}")
+    source = adapter.repro_call(call)
+    if source is None:
+        return _stop(check, f"{record['adapter']}.{record['api']} ({call.get('function')}) has no reproducer "
+                            "support yet (the adapter's repro_call does not know this call)")
+    dtype = record["dtype"]
+    header = [
+        "#!/usr/bin/env python3",
+        f"# Reproducer for {check}",
+        f"# generated by `conformance repro` from {record.get('file') or case.file}",
+        f"# {call.get('function')} ({record['adapter']} {record.get('framework_version') or '?'}), "
+        f"device {record['device']}, dtype {dtype}, precision {record.get('precision')}",
+        f"# recorded status: {record['status']}"
+        + (f" (underlying {record['underlying_status']})" if record.get("underlying_status") else "")
+        + f"; kind: {kind_of(record)}",
+        _comment(f"recorded message: {(record.get('message') or '')[:600]}"),
+    ]
+    if record.get("known"):
+        header.append(_comment(f"known disagreement: {record['known'].get('reason', '')}"))
+    header += [
+        _comment(f"case {case.id}: {case.source}"),
+        "# Needs only NumPy and the framework" + (" (and ml_dtypes, installed with JAX/TensorFlow, for "
+                                                 "bfloat16)" if dtype == "bfloat16" else "") + ".",
+        "# Prints REPRODUCED when the outcome is the recorded failure, else NOT REPRODUCED.",
+        "",
+        "import numpy as np",
+    ]
+    if dtype == "bfloat16":
+        header.append("import ml_dtypes  # bfloat16 only")
+    np_dtype = "ml_dtypes.bfloat16" if dtype == "bfloat16" else f"np.{dtype}"
+    tol = _tolerance_info(record, case) if not case.expected_error else {}
+    tol_src = ({"atol": tol["atol"], "rtol": tol["rtol"]} if "atol" in tol else
+               {k: tol[k] for k in ("coefficient_of_R", "u_out", "floor")} if tol else {})
+    body = [
+        "",
+        f"CHECK_ID = {check!r}",
+        f"MODULE = {(adapter.module or adapter.name)!r}",
+        f"RECORDED_VERSION = {record.get('framework_version')!r}",
+        f"RECORDED = {kind_of(record)!r}  # the recorded outcome this script tries to reproduce",
+        f"KNOWN_REASON = {((record.get('known') or {}).get('reason') or None)!r}",
+        f"DTYPE, DEVICE, PRECISION = {dtype!r}, {record['device']!r}, {record.get('precision') or 'strict'!r}",
+        f"NP_DTYPE = {np_dtype}",
+        f"STRIDE = {tuple(case.stride)!r}",
+        f"PADDING = {tuple(tuple(p) for p in case.padding)!r}  # (begin, end) per axis, cut from the full output",
+        f"OUTPUT_PADDING = {tuple(case.output_padding)!r}",
+        f"DILATION = {tuple(case.dilation)!r}",
+        f"GROUPS = {case.groups!r}",
+        f"EXPECT_ERROR = {bool(case.expected_error)!r}  # an invalid configuration the framework should reject",
+        f"TOL = {tol_src!r}  # {tol.get('model', 'no tolerance: an expected-error case')}",
+        "",
+        "",
+        "nan, inf = np.nan, np.inf  # as literal values are written",
+        "",
+        "",
+        "def to_dtype(a):",
+        '    """Round float64 values to DTYPE and back (what the suite does before every call)."""',
+        "    return np.asarray(a, dtype=np.float64).astype(NP_DTYPE).astype(np.float64)",
+        "",
+        "",
+        f"x = to_dtype({tensor_source(case.input)})",
+        f"w = to_dtype({tensor_source(case.weight)})",
+        f"b = to_dtype({tensor_source(case.bias)})" if case.bias is not None else "b = None",
+        "EXPECTED = " + (_literal(case.expected_values) if case.expected_values is not None else
+                         "None  # the scatter reference below is the expected output"),
+        "",
+        "",
+        "def native(x, w, b):",
+        f'    """The native call as recorded: {call.get("function")}; returns float64, canonical layout."""',
+        textwrap.indent(source, "    "),
+        "    return out",
+        "",
+    ]
+    return "\n".join(header + body) + COMMON_TAIL
+
+
+_SUITE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_case(file: str | None, case_id: str, cache: dict[str, dict[str, Case]]) -> Case | None:
+    """The case from ``file`` (relative to the working directory, else to the suite's checkout)."""
+    if not file:
+        return None
+    if file not in cache:
+        path = Path(file) if Path(file).exists() else _SUITE_ROOT / file
+        cache[file] = {c.id: c for c in load_cases([path]).cases} if path.exists() else {}
+        for c in cache[file].values():  # keep the record's relative name in the script
+            object.__setattr__(c, "file", file)
+    return cache[file].get(case_id)
+
+
+def _siblings(results: list[dict], rec: dict) -> list[dict]:
+    return [r for r in results if r["case"] == rec["case"] and r is not rec]
+
+
+def script_for(payload: dict[str, Any], rec: dict[str, Any], cache: dict[str, dict[str, Case]] | None = None,
+               cases_dir: str = "cases") -> str:
+    """The reproducer of one record of ``payload``: its case loaded from the record's ``file``
+    (or a sibling record's, or found under ``cases_dir``); a crash record's native call taken
+    from a sibling check of the same case, adapter, API and device."""
+    cache = {} if cache is None else cache
+    sibs = _siblings(payload.get("results") or [], rec)
+    file = rec.get("file") or next((s.get("file") for s in sibs if s.get("file")), None)
+    case = _load_case(file, rec["case"], cache)
+    if case is None and not file and Path(cases_dir).exists():
+        key = f"<{cases_dir}>"
+        if key not in cache:
+            cache[key] = {c.id: c for c in load_cases([cases_dir]).cases}
+        case = cache[key].get(rec["case"])
+    call = rec.get("native_call") or next(
+        (s["native_call"] for s in sibs if s.get("native_call") and s["adapter"] == rec["adapter"]
+         and s["api"] == rec["api"] and s["device"] == rec["device"]), None)
+    return repro_script(rec, case, call)
+
+
+def find_record(payload: dict[str, Any], check_id: str) -> dict[str, Any] | None:
+    """The record whose check id is ``check_id`` (or whose pytest node id ends with it)."""
+    for r in payload.get("results") or []:
+        if format_check_id(r["case"], r["adapter"], r["api"], r["device"], r["dtype"]) == check_id.rsplit("::", 1)[-1]:
+            return r
+    return None
+
+
+def report_scripts(payload: dict[str, Any]) -> dict[str, str]:
+    """{check id: script} for every finding of the run (failing, crash, accepted-invalid,
+    xfail, xpass): what the HTML report shows under each such check."""
+    cache: dict[str, dict[str, Case]] = {}
+    return {check_id_of(r): script_for(payload, r, cache) for r in payload.get("results") or [] if is_finding(r)}
