@@ -136,7 +136,7 @@ def matrix_grad_input(w: np.ndarray, g: np.ndarray, *, in_spatial: Sequence[int]
     n = g.shape[0]
     v = forward_matrix(w, in_spatial=in_spatial, out_spatial=g.shape[2:], stride=stride, padding=padding,
                        dilation=dilation, groups=groups)
-    return (np.asarray(g, np.float64).reshape(n, -1) @ v.T).reshape(n, w.shape[0], *in_spatial)
+    return (np.asarray(g, np.float64).reshape(n, v.shape[1]) @ v.T).reshape(n, w.shape[0], *in_spatial)
 
 
 def weight_jacobian_gradient(x: np.ndarray, w_shape: Sequence[int], g: np.ndarray, *, stride: Sequence[int],
@@ -147,7 +147,7 @@ def weight_jacobian_gradient(x: np.ndarray, w_shape: Sequence[int], g: np.ndarra
     x = np.asarray(x, np.float64)
     g = np.asarray(g, np.float64)
     n = x.shape[0]
-    xf, gf = x.reshape(n, -1), g.reshape(n, -1)
+    xf, gf = x.reshape(n, int(np.prod(x.shape[1:]))), g.reshape(n, int(np.prod(g.shape[1:])))
     out = np.zeros(int(np.prod(w_shape)))
     for k in range(out.size):
         e = np.zeros(out.size)
