@@ -16,7 +16,7 @@ from adapters import numpy_reference as ref
 from adapters.base import Adapter, RunOutput
 from conformance.cases import Case
 from conformance.compare import compare
-from conformance.gradient_check import gradient_expectation, gradient_quantity
+from conformance.gradient_check import gradient_expectation, gradient_quantity, not_applicable_reason
 from conformance.known import KnownDisagreement, find_known
 from conformance.tolerance import derived_tolerance, terms_per_output
 
@@ -68,8 +68,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
     reason = (f"restricted to {', '.join(case.frameworks)}: {case.frameworks_reason}"
               if case.frameworks and adapter.name not in case.frameworks else None)
     reason = reason or (f"{adapter.name} does not support dtype {dtype}" if dtype not in adapter.dtypes else None)
-    reason = reason or ("an invalid case (expected.error) has no gradient"
-                        if case.expected_error and gradient_quantity(api) else None)
+    reason = reason or not_applicable_reason(case, api)  # gradients of invalid / bias-free cases
     reason = reason or adapter.supports(case, api, device, dtype)
     if reason:
         rec.update(status="unsupported", message=reason)

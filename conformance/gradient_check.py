@@ -59,6 +59,16 @@ def gradient_applies(case: Case, api: str) -> bool:
     return not case.expected_error and (q != "grad_bias" or case.bias is not None)
 
 
+def not_applicable_reason(case: Case, api: str) -> str | None:
+    """Why a gradient check of ``api`` on ``case`` means nothing (run_check called directly, not
+    through the plugin's ``applies`` filter), else None."""
+    if gradient_applies(case, api):
+        return None
+    if case.expected_error:
+        return "an invalid case (expected.error) has no gradient"
+    return "the case has no bias: there is no bias gradient"
+
+
 @dataclass
 class GradientExpectation:
     quantity: str
