@@ -198,14 +198,16 @@ class JaxAdapter(Adapter):
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)
-    def _compiled_vjp(fn, index: int):
+    def _compiled_vjp(fn):
         """``jax.jit`` of the pullback of the forward's compiled ``fn`` (the same cached function the
-        forward check runs), returning the cotangent of argument ``index`` (0 x, 1 w, 2 b)."""
+        forward check runs), returning the cotangents of all its arguments ``(x, w[, b])``: one
+        compile per shape serves the three gradient checks of a (case, dtype) (a jit per gradient
+        would compile three times; the compile, not the run, is what a JAX check costs)."""
         import jax
 
         def pullback(g, *args):
             _, vjp = jax.vjp(fn, *args)
-            return vjp(g)[index]
+            return vjp(g)
         return jax.jit(pullback)
 
     def _run_gradient(self, case, api, quantity, device, dtype, x, wn, b, g, fn, how):
@@ -220,12 +222,12 @@ class JaxAdapter(Adapter):
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
         index = {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}[quantity]
-        pull = self._compiled_vjp(fn, index)
+        pull = self._compiled_vjp(fn)
         dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
         ndt = numpy_dtype(dtype)
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
                 ((g, x, wn) if b is None else (g, x, wn, b))]
-        grad = pull(*args)
+        grad = pull(*args)[index]
         placed = sorted(str(d) for d in grad.devices())
         native = np.asarray(jax.device_get(grad)).astype(np.float64)
         back = "identity"
@@ -235,7 +237,7 @@ class JaxAdapter(Adapter):
         sp = _SPATIAL.get(x.ndim - 2, "?")
         call = NativeCall(
             function=f"jax.vjp(jax.jit(jax.lax.{api}{' + b' if b is not None else ''}), x, w"
-                     f"{', b' if b is not None else ''})[1](g)[{index}] (jitted)",
+                     f"{', b' if b is not None else ''})[1](g)[{index}] (pullback jitted)",
             input_layout=f"NC{sp}", weight_layout=f"OI{sp}", output_layout=f"NC{sp}",
             weight_transform=how["transform"], weight_permutation=how["perm"], weight_flip=how["flip"],
             padding_mapping=how["mapping"],
