@@ -14,6 +14,10 @@ the weight regrouped to ``(C_out, C_in/g, *K)`` and spatially flipped,
 Compiled functions are cached per (api, static hyper-parameters, precision); ``jax.jit``
 then caches per shape/dtype. The persistent compilation cache is enabled when
 ``CONFORMANCE_JAX_CACHE`` names a directory.
+
+Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``jax.vjp`` of the same
+jitted function, the pullback jitted once per shape for all three gradients; the weight gradient of
+``conv_general_dilated`` is mapped back through the inverse of the regroup + flip.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ size given explicitly by ``output_shape``. Translation from the canonical conven
   for that output size); anything else is unsupported;
 - output_padding: folded into ``output_shape`` (the output-size rule); TF can only express
   ``output_padding < stride`` this way.
+
+Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``tf.GradientTape``
+around the same call (+ ``bias_add``), ``output_gradients`` = the cotangent channels-last; the
+filter gradient is permuted back by the inverse of the forward permutation (no flip).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ PyTorch's native convention IS the canonical one: NC(D)(H)W input, weight
 ``(C_in, C_out/groups, *K)`` without flip, symmetric ``padding`` cut from both ends and
 ``output_padding`` added at the far end. The translation is the identity; unequal
 ``(begin, end)`` padding pairs cannot be expressed natively and are unsupported.
+
+Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``torch.autograd.grad``
+of the same call with the cotangent as ``grad_outputs``; torch's layout is the canonical one.
 """
 
 from __future__ import annotations
