@@ -142,8 +142,17 @@ class Adapter:
         return None
 
     def run(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
-            b: np.ndarray | None) -> RunOutput:
-        """Make the native call on ``x, w, b`` (float64 arrays already rounded to ``dtype``)."""
+            b: np.ndarray | None, cotangent: np.ndarray | None = None) -> RunOutput:
+        """Make the native call on ``x, w, b`` (float64 arrays already rounded to ``dtype``).
+
+        ``cotangent``: given (by conformance/check.py) for gradient apis only
+        (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``, conformance/gradient_check.py):
+        the output's cotangent ``g`` in the canonical output layout ``(N, C_out, *out)``, float64
+        rounded to ``dtype``. The adapter then differentiates the same native call with the
+        framework's own autodiff (pullback of ``g``) and returns, in ``RunOutput.array``, the
+        gradient of the named quantity in ITS canonical layout as float64: grad_input
+        ``(N, C_in, *S)``, grad_weight ``(C_in, C_out/groups, *K)``, grad_bias ``(C_out,)``;
+        ``native_call`` records what was differentiated and how."""
         raise NotImplementedError
 
     def repro_call(self, native_call: dict) -> str | None:

@@ -14,6 +14,10 @@ the weight regrouped to ``(C_out, C_in/g, *K)`` and spatially flipped,
 Compiled functions are cached per (api, static hyper-parameters, precision); ``jax.jit``
 then caches per shape/dtype. The persistent compilation cache is enabled when
 ``CONFORMANCE_JAX_CACHE`` names a directory.
+
+Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``jax.vjp`` of the same
+jitted function, the pullback jitted once per shape for all three gradients; the weight gradient of
+``conv_general_dilated`` is mapped back through the inverse of the regroup + flip.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ import numpy as np
 
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
 from conformance.dtypes import numpy_dtype
+from conformance.gradient_check import (
+    forward_api,
+    gradient_applies,
+    gradient_label,
+    gradient_quantity,
+    with_gradients,
+)
 
 # XLA preallocates 75% of GPU memory per process; with one process per xdist worker the second
 # would fail. Allocate on demand instead (set before JAX is imported; the environment wins).
@@ -58,7 +69,7 @@ class JaxAdapter(Adapter):
     name = "jax"
     module = "jax"
     distributions = ("jax",)
-    apis = ("conv_transpose", "conv_general_dilated")
+    apis = with_gradients(("conv_transpose", "conv_general_dilated"))  # + ":grad_input", ...
     order = 30
 
     def __init__(self) -> None:
@@ -118,7 +129,14 @@ class JaxAdapter(Adapter):
                 "XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
                 "XLA_PYTHON_CLIENT_ALLOCATOR": os.environ.get("XLA_PYTHON_CLIENT_ALLOCATOR")}
 
+    def api_label(self, api, rank):
+        return gradient_label(forward_api(api), api)
+
+    def applies(self, case, api):
+        return gradient_applies(case, api)
+
     def supports(self, case, api, device, dtype):
+        api = forward_api(api)
         if api == "conv_transpose" and case.groups != 1:
             return "jax.lax.conv_transpose has no feature_group_count (groups) argument"
         if case.expected_error:
@@ -156,7 +174,9 @@ class JaxAdapter(Adapter):
             return jax.jit(lambda x, w, b: conv(x, w) + b.reshape((1, -1) + (1,) * rank))
         return jax.jit(conv)
 
-    def run(self, case, api, device, dtype, x, w, b):
+    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        quantity = gradient_quantity(api)
+        api = forward_api(api)
         import jax
 
         rank = x.ndim - 2
@@ -182,6 +202,10 @@ class JaxAdapter(Adapter):
             perm, flip = [1, 0, *range(2, w.ndim)], True
         fn = self._compiled(api, rank, tuple(case.stride), pads, tuple(case.dilation), case.groups,
                             self._precision, b is not None, consistent)
+        if quantity:
+            return self._run_gradient(case, api, quantity, device, dtype, x, wn, b, cotangent, fn,
+                                      dict(transform=transform, perm=perm, flip=flip, mapping=mapping, pads=pads,
+                                           consistent=consistent))
         dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
         ndt = numpy_dtype(dtype)  # cast on the host: a jnp cast would compile once per shape
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
@@ -260,3 +284,66 @@ class JaxAdapter(Adapter):
             "out = np.asarray(jax.device_get(fn(*args))).astype(np.float64)",
         ]
         return "\n".join(lines)
+    @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def _compiled_vjp(fn):
+        """``jax.jit`` of the pullback of the forward's compiled ``fn`` (the same cached function the
+        forward check runs), returning the cotangents of all its arguments ``(x, w[, b])``: one
+        compile per shape serves the three gradient checks of a (case, dtype) (a jit per gradient
+        would compile three times; the compile, not the run, is what a JAX check costs)."""
+        import jax
+
+        def pullback(g, *args):
+            _, vjp = jax.vjp(fn, *args)
+            return vjp(g)
+        return jax.jit(pullback)
+
+    def _run_gradient(self, case, api, quantity, device, dtype, x, wn, b, g, fn, how):
+        """``jax.vjp`` of the forward's jitted function at ``(x, w_native[, b])`` pulled back with
+        ``g`` (canonical NC* layout, the output's). Back to canonical: grad_input and grad_bias are
+        already; grad_weight is the native argument's gradient: identity for ``conv_transpose``
+        (the canonical weight is passed as is), the inverse of the regroup + flip for
+        ``conv_general_dilated`` (a layout change: the gradient of a permuted/reversed argument is
+        the permuted/reversed gradient)."""
+        import jax
+
+        if g is None:
+            raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
+        index = {"grad_input": 0, "grad_weight": 1, "grad_bias": 2}[quantity]
+        pull = self._compiled_vjp(fn)
+        dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
+        ndt = numpy_dtype(dtype)
+        args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
+                ((g, x, wn) if b is None else (g, x, wn, b))]
+        grad = pull(*args)[index]
+        placed = sorted(str(d) for d in grad.devices())
+        native = np.asarray(jax.device_get(grad)).astype(np.float64)
+        back = "identity"
+        if quantity == "grad_weight" and api == "conv_general_dilated":
+            native = unregroup_flip(native, case.groups)
+            back = "inverse of the regroup + flip: flip back, (C_out, C_in/g, *K) -> (C_in, C_out/g, *K)"
+        sp = _SPATIAL.get(x.ndim - 2, "?")
+        call = NativeCall(
+            function=f"jax.vjp(jax.jit(jax.lax.{api}{' + b' if b is not None else ''}), x, w"
+                     f"{', b' if b is not None else ''})[1](g)[{index}] (pullback jitted)",
+            input_layout=f"NC{sp}", weight_layout=f"OI{sp}", output_layout=f"NC{sp}",
+            weight_transform=how["transform"], weight_permutation=how["perm"], weight_flip=how["flip"],
+            padding_mapping=how["mapping"],
+            arguments={"padding": [list(p) for p in how["pads"]], "rhs_dilation": list(case.dilation),
+                       "stride_or_lhs_dilation": list(case.stride), "groups": case.groups,
+                       "method": "jax.vjp", "differentiated": ("x", "w (native)", "b")[index],
+                       "gradient_to_canonical": back, "device": str(dev), "placed_on": placed},
+            precision={"precision": "HIGHEST" if self._precision == "strict" else None},
+        )
+        platforms = sorted({d.platform for d in grad.devices()})
+        return RunOutput(native, str(grad.dtype), call, placed_on=",".join(platforms))
+
+
+def unregroup_flip(wn: np.ndarray, groups: int) -> np.ndarray:
+    """Inverse of :func:`regroup_flip`: forward-conv ``(C_out, C_in/g, *K)`` flipped ->
+    canonical ``(C_in, C_out/g, *K)``. A pure layout change."""
+    k = wn.shape[2:]
+    wn = wn[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
+    cout, cig = wn.shape[:2]
+    wg = wn.reshape(groups, cout // groups, cig, *k)
+    return np.swapaxes(wg, 1, 2).reshape(groups * cig, cout // groups, *k)

@@ -11,6 +11,10 @@ size given explicitly by ``output_shape``. Translation from the canonical conven
   for that output size); anything else is unsupported;
 - output_padding: folded into ``output_shape`` (the output-size rule); TF can only express
   ``output_padding < stride`` this way.
+
+Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``tf.GradientTape``
+around the same call (+ ``bias_add``), ``output_gradients`` = the cotangent channels-last; the
+filter gradient is permuted back by the inverse of the forward permutation (no flip).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 import numpy as np
 
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from conformance.gradient_check import gradient_applies, gradient_label, gradient_quantity, with_gradients
 
 # TF maps nearly all GPU memory into the first process that touches the GPU; the suite runs one
 # process per xdist worker, so each must grow its allocation instead (set before TF is imported;
@@ -42,7 +47,7 @@ class TensorflowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
     distributions = ("tensorflow-cpu", "tensorflow")  # CPU wheel, or the GPU-capable one
-    apis = ("conv_transpose",)
+    apis = with_gradients(("conv_transpose",))  # + ":grad_input", ":grad_weight", ":grad_bias"
     order = 20
     # Messages with which TF itself refuses a valid configuration it does not implement.
     unsupported_patterns = (
@@ -91,7 +96,10 @@ class TensorflowAdapter(Adapter):
                 "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")}
 
     def api_label(self, api, rank):
-        return f"conv{rank}d_transpose"
+        return gradient_label(f"conv{rank}d_transpose", api)
+
+    def applies(self, case, api):
+        return gradient_applies(case, api)
 
     @staticmethod
     def native_name(rank: int) -> str:
@@ -131,7 +139,9 @@ class TensorflowAdapter(Adapter):
                     "output_shape, which must satisfy ceil-division by stride")
         return None
 
-    def run(self, case, api, device, dtype, x, w, b):
+    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        if gradient_quantity(api):
+            return self._run_gradient(case, api, device, dtype, x, w, b, cotangent)
         import tensorflow as tf
 
         rank = x.ndim - 2
@@ -194,3 +204,62 @@ class TensorflowAdapter(Adapter):
             "        y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))",
             "out = np.moveaxis(y.numpy().astype(np.float64), -1, 1)",
         ])
+    def _run_gradient(self, case, api, device, dtype, x, w, b, g):
+        """``tf.GradientTape`` around the same native call (+ ``tf.nn.bias_add``):
+        ``tape.gradient(y, [target], output_gradients=g_native)`` with ``g`` moved channels-last.
+        Back to canonical: grad_input channels first; grad_weight through the inverse of the
+        forward's permutation (no flip); grad_bias as is. TF's own refusals (e.g. grouped filter
+        gradients on CPU) surface as exceptions matched by ``unsupported_patterns``."""
+        import tensorflow as tf
+
+        quantity = gradient_quantity(api)
+        if g is None:
+            raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
+        rank = x.ndim - 2
+        perm = [*range(2, w.ndim), 1, 0]
+        inverse = [int(i) for i in np.argsort(perm)]
+        tdt = getattr(tf, dtype)
+        pad, mapping = self._padding(case)
+        out_shape = [int(x.shape[0]), *case.geometry.out_spatial, int(w.shape[1] * case.groups)]
+        devname = "/GPU:0" if device == "gpu" else "/CPU:0"
+        fn = getattr(tf.nn, f"conv{rank}d_transpose")
+        with tf.device(devname):
+            tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
+            tw = tf.constant(np.transpose(w, perm), dtype=tdt)
+            tb = tf.constant(b, dtype=tdt) if b is not None else None
+            tg = tf.constant(np.moveaxis(g, 1, -1), dtype=tdt)
+            target = {"grad_input": tx, "grad_weight": tw, "grad_bias": tb}[quantity]
+            with tf.GradientTape() as tape:
+                tape.watch(target)
+                y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
+                       dilations=list(case.dilation))
+                if tb is not None:
+                    y = tf.nn.bias_add(y, tb)
+            (grad,) = tape.gradient(y, [target], output_gradients=tg)
+        native = grad.numpy().astype(np.float64)
+        if quantity == "grad_input":
+            res = np.moveaxis(native, -1, 1)
+        elif quantity == "grad_weight":
+            res = np.transpose(native, inverse)
+        else:
+            res = native
+        what = {"grad_input": "input (N, *S, C_in)", "grad_weight": "filter (*K, C_out/groups, C_in)",
+                "grad_bias": "bias (C_out,)"}[quantity]
+        back = {"grad_input": "move channels first", "grad_weight": f"permute {tuple(inverse)} (inverse of "
+                f"{tuple(perm)}); no flip", "grad_bias": "identity"}[quantity]
+        call = NativeCall(
+            function=f"tf.GradientTape: tape.gradient({self.native_name(rank)}(...)"
+                     f"{' + tf.nn.bias_add' if b is not None else ''}, [{quantity[5:]}], output_gradients=g)",
+            input_layout=_LAYOUT.get(rank, "?"), weight_layout="(*K, C_out/groups, C_in)",
+            output_layout=_LAYOUT.get(rank, "?"), weight_transform=f"permute {tuple(perm)}; no flip",
+            weight_permutation=perm, weight_flip=False,
+            padding_mapping=f"{mapping}; output_padding folded into output_shape",
+            arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
+                       "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
+                       "device": devname, "placed_on": grad.device, "method": "tf.GradientTape",
+                       "differentiated": what, "gradient_to_canonical": back,
+                       "cotangent_layout": _LAYOUT.get(rank, "?")},
+            precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
+        )
+        placed = re.search(r"device:([A-Z]+):", grad.device, re.I)
+        return RunOutput(res, grad.dtype.name, call, placed_on=placed.group(1).lower() if placed else grad.device)

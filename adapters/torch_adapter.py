@@ -4,6 +4,9 @@ PyTorch's native convention IS the canonical one: NC(D)(H)W input, weight
 ``(C_in, C_out/groups, *K)`` without flip, symmetric ``padding`` cut from both ends and
 ``output_padding`` added at the far end. The translation is the identity; unequal
 ``(begin, end)`` padding pairs cannot be expressed natively and are unsupported.
+
+Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``torch.autograd.grad``
+of the same call with the cotangent as ``grad_outputs``; torch's layout is the canonical one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from conformance.gradient_check import (
+    forward_api,
+    gradient_applies,
+    gradient_label,
+    gradient_quantity,
+    with_gradients,
+)
 
 _LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 
@@ -19,7 +29,8 @@ class TorchAdapter(Adapter):
     name = "torch"
     module = "torch"
     distributions = ("torch",)
-    apis = ("conv_transpose", "ConvTranspose")  # functional / module; rank suffix added in ids
+    # functional / module, then their gradients (":grad_input", ...); rank suffix added in ids
+    apis = with_gradients(("conv_transpose", "ConvTranspose"))
     order = 10
 
     def probes(self):
@@ -54,7 +65,12 @@ class TorchAdapter(Adapter):
         }
 
     def api_label(self, api, rank):
-        return f"conv_transpose{rank}d" if api == "conv_transpose" else f"ConvTranspose{rank}d"
+        base = forward_api(api)
+        return gradient_label(f"conv_transpose{rank}d" if base == "conv_transpose" else f"ConvTranspose{rank}d",
+                              api)
+
+    def applies(self, case, api):
+        return gradient_applies(case, api)
 
     @staticmethod
     def native_name(api: str, rank: int) -> str:
@@ -70,7 +86,9 @@ class TorchAdapter(Adapter):
                     "cut from both ends")
         return None
 
-    def run(self, case, api, device, dtype, x, w, b):
+    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        if gradient_quantity(api):
+            return self._run_gradient(case, api, device, dtype, x, w, b, cotangent)
         import torch
 
         dev = "cuda" if device == "gpu" else "cpu"
@@ -150,3 +168,54 @@ class TorchAdapter(Adapter):
                       "    y = mod(tx)"]
         lines.append("out = y.detach().to('cpu', torch.float64).numpy()")
         return "\n".join(lines)
+    def _run_gradient(self, case, api, device, dtype, x, w, b, g):
+        """torch autograd of the same native call: ``torch.autograd.grad(out, [target], g)`` with
+        ``requires_grad`` on x, w (and b); for the module API the target is ``mod.weight`` /
+        ``mod.bias``. The canonical layout is torch's own: no conversion."""
+        import torch
+
+        quantity = gradient_quantity(api)
+        base = forward_api(api)
+        if g is None:
+            raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
+        dev = "cuda" if device == "gpu" else "cpu"
+        tdt = getattr(torch, dtype)
+        rank = x.ndim - 2
+        kwargs = dict(stride=list(case.stride), padding=list(case.geometry.symmetric_padding),
+                      output_padding=list(case.output_padding), groups=case.groups,
+                      dilation=list(case.dilation))
+        tx = torch.from_numpy(x).to(device=dev, dtype=tdt).requires_grad_()
+        tg = torch.from_numpy(g).to(device=dev, dtype=tdt)
+        if base == "conv_transpose":
+            tw = torch.from_numpy(w).to(device=dev, dtype=tdt).requires_grad_()
+            tb = torch.from_numpy(b).to(device=dev, dtype=tdt).requires_grad_() if b is not None else None
+            out = getattr(torch.nn.functional, f"conv_transpose{rank}d")(tx, tw, tb, **kwargs)
+            targets = {"grad_input": (tx, "input"), "grad_weight": (tw, "weight"), "grad_bias": (tb, "bias")}
+        else:
+            mod = getattr(torch.nn, f"ConvTranspose{rank}d")(
+                x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]), bias=b is not None,
+                device=dev, dtype=tdt, **kwargs)
+            with torch.no_grad():
+                mod.weight.copy_(torch.from_numpy(w))
+                if b is not None:
+                    mod.bias.copy_(torch.from_numpy(b))
+            out = mod(tx)
+            targets = {"grad_input": (tx, "input"), "grad_weight": (mod.weight, "mod.weight"),
+                       "grad_bias": (mod.bias, "mod.bias")}
+        target, what = targets[quantity]
+        (grad,) = torch.autograd.grad(out, [target], grad_outputs=tg)
+        res = grad.detach().to("cpu", torch.float64).numpy()
+        call = NativeCall(
+            function=f"torch.autograd.grad({self.native_name(base, rank)}(...), [{what}], grad_outputs=g)",
+            input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/groups, *K)",
+            output_layout=_LAYOUT.get(rank, "?"),
+            weight_transform="identity (no permutation, no flip); gradient returned in torch's (canonical) layout",
+            padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
+            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": str(grad.device),
+                       "dtype": dtype, "differentiated": what, "method": "autograd",
+                       "requires_grad": ["input", "weight"] + (["bias"] if b is not None else []),
+                       "cotangent_layout": _LAYOUT.get(rank, "?")},
+            precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32},
+        )
+        return RunOutput(res, str(grad.dtype).replace("torch.", ""), call,
+                         placed_on="gpu" if grad.device.type == "cuda" else grad.device.type)

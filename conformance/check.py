@@ -17,6 +17,7 @@ from adapters import numpy_reference as ref
 from adapters.base import Adapter, RunOutput
 from conformance.cases import Case
 from conformance.compare import compare
+from conformance.gradient_check import gradient_expectation, gradient_quantity, not_applicable_reason
 from conformance.known import KnownDisagreement, find_known
 from conformance.status import Status, status_of
 from conformance.tolerance import derived_tolerance, terms_per_output
@@ -98,6 +99,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
     reason = (f"restricted to {', '.join(case.frameworks)}: {case.frameworks_reason}"
               if case.frameworks and adapter.name not in case.frameworks else None)
     reason = reason or (f"{adapter.name} does not support dtype {dtype}" if dtype not in adapter.dtypes else None)
+    reason = reason or not_applicable_reason(case, api)  # gradients of invalid / bias-free cases
     reason = reason or adapter.supports(case, api, device, dtype)
     if reason:
         rec.update(status=Status.UNSUPPORTED.value, message=reason)
@@ -117,10 +119,21 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                        message=("invalid configuration accepted; returned shape "
                                 f"{list(out.array.shape)}. Why invalid: {'; '.join(case.invalid_reasons)}"))
     else:
-        reference, magnitude = memo_reference(case, dtype, x, w, b)
-        expected = case.expected_values if case.expected_values is not None else reference
+        run_kw: dict[str, Any] = {}
+        if gradient_quantity(api):  # conformance/gradient_check.py: own reference, terms, cotangent
+            grad = gradient_expectation(case, api, dtype, x, w, b)
+            reference, expected = grad.reference, grad.expected
+            magnitude, n_terms, override, run_kw = grad.magnitude, grad.n_terms, None, {"cotangent": grad.g}
+            rec.update(cotangent=grad.recipe, expected_shape=list(reference.shape))
+            bias_added = False  # a gradient is one sum, rounded once
+        else:
+            reference, magnitude = memo_reference(case, dtype, x, w, b)
+            expected = case.expected_values if case.expected_values is not None else reference
+            n_terms = terms_per_output(case.in_channels, case.groups, case.geometry.kernel) + (b is not None)
+            override = case.tolerance
+            bias_added = b is not None
         try:
-            out = adapter.run(case, api, device, dtype, x, w, b)
+            out = adapter.run(case, api, device, dtype, x, w, b, **run_kw)
         except Exception as exc:
             msg = f"{type(exc).__name__}: {str(exc)[:800]}"
             if _unsupported_by_framework(adapter, exc):
@@ -131,11 +144,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
         else:
             if _misplaced(rec, out, device):
                 return _finish(rec, known, t0)
-            tol, info = derived_tolerance(
-                magnitude, reference, dtype=dtype, device=device, precision=precision,
-                n_terms=terms_per_output(case.in_channels, case.groups, case.geometry.kernel)
-                + (1 if b is not None else 0),
-                override=case.tolerance, bias_added=b is not None)
+            tol, info = derived_tolerance(magnitude, reference, dtype=dtype, device=device, precision=precision,
+                                          n_terms=n_terms, override=override, bias_added=bias_added)
             cmp = compare(out.array, expected, tol, dtype)  # shape is checked first
             rec.update(
                 status=(Status.PASS if cmp.ok else Status.FAIL).value, failure_kind=cmp.kind or None,
@@ -195,6 +205,9 @@ def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray
     """Small outputs: full grids of the first (n, c) slices; large ones: an error map summary."""
     if actual.shape != expected.shape or actual.size == 0:
         return {}
+    if actual.ndim == 1:  # a bias gradient (C_out,): one row
+        actual, expected, tol = (m.reshape(1, -1) if m.shape == actual.shape else m
+                                 for m in (actual, expected, tol))
     a = actual.reshape(-1, *actual.shape[2:]) if actual.ndim > 2 else actual
     e = expected.reshape(-1, *expected.shape[2:]) if expected.ndim > 2 else expected
     t = tol.reshape(a.shape) if tol.shape == actual.shape else np.zeros_like(a)

@@ -26,6 +26,19 @@ standard dot-product error bound gives
 
 Inputs are rounded to the dtype before the reference is computed, so input rounding is
 not an error of the framework. A case's ``tolerance: {atol, rtol}`` replaces the model.
+
+Gradients (conformance/gradient_check.py) use the same model with their own term count
+(:func:`terms_per_gradient`) and ``R`` = the same gradient formula run on ``|x|, |w|, |g|``:
+
+- ``grad_input[n, c, i] = sum_{o in group, t} w[c, o, t] * g[n, o, i*s + d*t - pb]``: each
+  (channel, tap) pair reaches exactly ONE output position from a given input position (the
+  scatter writes ``x[i] * w[t]`` at ``i*s + d*t - pb`` only), so at most ``C_out/g * prod(K)``
+  products, whatever the stride (cropped positions only remove terms);
+- ``grad_weight[c, o, t] = sum_{n, i} x[n, c, i] * g[n, o, i*s + d*t - pb]``: at most
+  ``N * prod(in_spatial)`` products (one per batch element and input position);
+- ``grad_bias[o] = sum_{n, j} g[n, o, j]``: ``N * prod(out_spatial)`` terms (additions only).
+
+A case's ``tolerance`` override is written for its forward output and is not applied to gradients.
 """
 
 from __future__ import annotations
@@ -40,6 +53,21 @@ TF32_UNIT_ROUNDOFF = 2.0**-11
 def terms_per_output(in_channels: int, groups: int, kernel: tuple[int, ...]) -> int:
     """How many products are summed into one output element (at most)."""
     return max(in_channels // max(groups, 1), 1) * int(np.prod(kernel))
+
+
+def terms_per_gradient(case, quantity: str) -> int:
+    """Products (terms) summed into one element of the gradient ``quantity`` of ``case`` (at most):
+    see the module docstring for the derivation. At least 1 (an empty sum still rounds nothing)."""
+    geom = case.geometry
+    if quantity == "grad_input":
+        n = (case.out_channels // max(case.groups, 1)) * int(np.prod(geom.kernel))
+    elif quantity == "grad_weight":
+        n = int(case.input.shape[0]) * int(np.prod(geom.in_spatial))
+    elif quantity == "grad_bias":
+        n = int(case.input.shape[0]) * int(np.prod(geom.out_spatial))
+    else:
+        raise ValueError(f"case {case.id}: unknown gradient {quantity!r}")
+    return max(n, 1)
 
 
 def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: str, n_terms: int,

@@ -12,8 +12,8 @@ if os.environ.get("CONFORMANCE_TEST_FAKE_GPU") == "1":
 
     _run = TorchAdapter.run
 
-    def _run_on_cpu(self, case, api, device, dtype, x, w, b):
-        out = _run(self, case, api, "cpu", dtype, x, w, b)
+    def _run_on_cpu(self, case, api, device, dtype, x, w, b, **kw):
+        out = _run(self, case, api, "cpu", dtype, x, w, b, **kw)
         return dataclasses.replace(out, placed_on=device)  # claims the placement it was asked for
 
     TorchAdapter.devices = lambda self: ["cpu", "gpu"]
