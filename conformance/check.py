@@ -16,7 +16,13 @@ from adapters import numpy_reference as ref
 from adapters.base import Adapter, RunOutput
 from conformance.cases import Case
 from conformance.compare import compare
-from conformance.invalid_rules import classify_rejection, framework_modules, raised_by_adapter, rules_of_reasons
+from conformance.invalid_rules import (
+    adapter_files,
+    classify_rejection,
+    framework_modules,
+    raised_by_adapter,
+    rules_of_reasons,
+)
 from conformance.known import KnownDisagreement, find_known
 from conformance.status import Status, status_of
 from conformance.tolerance import derived_tolerance, partial_sums_may_overflow, terms_per_output
@@ -132,7 +138,7 @@ def rejection_record(case: Case, adapter: Adapter, exc: BaseException) -> dict:
     text = f"{type(exc).__name__}: {str(exc)[:500]}"
     if _unsupported_by_framework(adapter, exc):
         return {"status": Status.UNSUPPORTED.value, "message": f"feature refusal on an invalid case: {text}"}
-    own = raised_by_adapter(exc, framework_modules(adapter.name, adapter.module))
+    own = raised_by_adapter(exc, framework_modules(adapter.name, adapter.module), adapter_files(adapter))
     if own:
         return {"status": Status.ERROR.value, "message": f"adapter failure, not a rejection ({own}): {text}",
                 "traceback": "".join(traceback.format_exception(exc)[-3:])[-2000:]}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,8 +92,8 @@ def rules_of_reasons(reasons: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def framework_modules(adapter_name: str, module: str) -> tuple[str, ...]:
-    """Top-level modules whose frames count as the framework's (``framework_modules`` in the
-    YAML, plus the adapter's import name)."""
+    """Modules (dotted names; their submodules included) whose frames count as the framework's
+    (``framework_modules`` in the YAML, plus the adapter's import name)."""
     extra = load_rules()[2].get(adapter_name, ())
     return tuple(dict.fromkeys((module or adapter_name, *extra)))
 
@@ -124,24 +125,35 @@ _CALLS = {"CALL", "PRECALL", "CALL_FUNCTION_EX", "CALL_KW", "CALL_FUNCTION", "CA
 _LOOKUP_ERRORS = (KeyError, AttributeError, NameError)
 
 
-def _is_adapter_file(filename: str) -> bool:
+def _is_adapter_file(filename: str, extra: tuple[str, ...] = ()) -> bool:
     p = Path(filename).resolve()
-    return p.parent == _ADAPTERS_DIR and p.name not in _NOT_ADAPTER_CODE
+    return (p.parent == _ADAPTERS_DIR and p.name not in _NOT_ADAPTER_CODE) or str(p) in extra
 
 
-def _top_module(filename: str) -> str:
-    parts = Path(filename).resolve().parts
-    if "site-packages" in parts:
-        i = parts.index("site-packages")
-        return parts[i + 1].split(".")[0] if i + 1 < len(parts) else ""
-    return Path(filename).stem
+def adapter_files(adapter: object) -> tuple[str, ...]:
+    """The files of the adapter's class and its bases (a plugin's adapter module included),
+    except the NumPy reference: the code whose own failures are never a rejection."""
+    out = []
+    for cls in type(adapter).__mro__:
+        try:
+            f = inspect.getsourcefile(cls)
+        except TypeError:  # builtins (object)
+            continue
+        if f and Path(f).name not in _NOT_ADAPTER_CODE:
+            out.append(str(Path(f).resolve()))
+    return tuple(out)
 
 
-def raised_by_adapter(exc: BaseException, framework_modules: tuple[str, ...]) -> str | None:
+def _in_modules(module_name: str, modules: tuple[str, ...]) -> bool:
+    return any(module_name == m or module_name.startswith(m + ".") for m in modules)
+
+
+def raised_by_adapter(exc: BaseException, framework_modules: tuple[str, ...],
+                      adapter_code: tuple[str, ...] = ()) -> str | None:
     """Why ``exc`` is the adapter's own failure (None when it comes from the framework).
 
     Walks the traceback to the innermost frame in adapter code (``adapters/*.py`` except the
-    NumPy reference). Deeper frames in a package other than the framework's (NumPy for the TF
+    NumPy reference, and ``adapter_code``: :func:`adapter_files`). Deeper frames in a package other than the framework's (NumPy for the TF
     adapter) -> the adapter's own. No deeper frame: raised at the adapter's line itself, by its
     own ``raise`` or a failed lookup (a non-call instruction), or a KeyError / AttributeError /
     NameError from a call (a builtin's lookup, not a framework's check)."""
@@ -149,19 +161,18 @@ def raised_by_adapter(exc: BaseException, framework_modules: tuple[str, ...]) ->
     last_adapter, deeper = None, []
     while tb is not None:
         fname = tb.tb_frame.f_code.co_filename
-        if _is_adapter_file(fname):
+        if _is_adapter_file(fname, adapter_code):
             last_adapter, deeper = tb, []
         elif last_adapter is not None:
-            deeper.append(fname)
+            deeper.append(str(tb.tb_frame.f_globals.get("__name__", fname)))
         tb = tb.tb_next
     if last_adapter is None:
         return None
     where = f"{Path(last_adapter.tb_frame.f_code.co_filename).name}:{last_adapter.tb_lineno}"
     if deeper:
-        mods = [_top_module(f) for f in deeper]
-        if any(m in framework_modules for m in mods):
+        if any(_in_modules(m, framework_modules) for m in deeper):
             return None
-        return f"raised in {mods[0]} code called by the adapter at {where}, not by the framework"
+        return f"raised in {deeper[0]} code called by the adapter at {where}, not by the framework"
     op = _instruction(last_adapter)
     if op not in _CALLS:
         return f"raised by the adapter's own code at {where} ({op or 'unknown instruction'})"
