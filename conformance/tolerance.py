@@ -37,7 +37,8 @@ Output range (README "Output range semantics"; applied in ``conformance.compare`
   flush inside the accumulation. (For float16 the floor, ``n * 6.1e-5``, is far above what
   float32 accumulation needs, ``n * tiny_f32 + 2**-25``, so float16 subnormal VALUES are hardly
   checked; tightening it made 13 float16 sweep checks of torch and TensorFlow CPU fail the
-  float32-accumulation bound: README "Output range semantics", left open.)
+  float32-accumulation bound, explained by their float16 partial sums over taps (torch) and
+  channels (TF): README "Output range semantics", left open.)
 - **Accumulator overflow.** Every partial sum of one output is bounded by ``R`` (the sum of the
   magnitudes of its terms). Where ``R`` is below the accumulator's largest finite value (always,
   for float16 inputs accumulated in float32) no summation order can overflow, so ±Inf/NaN where

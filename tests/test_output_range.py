@@ -14,7 +14,7 @@ from conformance.cases import load_cases
 from conformance.check import apply_known, run_check
 from conformance.compare import compare, overflow_threshold, rounded_expected
 from conformance.dtypes import finfo
-from conformance.known import KnownDisagreement
+from conformance.known import KnownDisagreement, load_known
 from conformance.tolerance import partial_sums_may_overflow
 from tests.conftest import ROOT, framework_available
 
@@ -138,18 +138,26 @@ def test_range_cases_cover_every_dtype_and_each_kind_of_edge():
 @pytest.mark.parametrize("name", ["numpy", "torch"])
 def test_ieee_rounding_frameworks_pass_every_range_case(name):
     """The reference (float64, rounded to the dtype by NumPy) and torch on CPU round as IEEE
-    754 requires, gradual underflow included: every range case passes for them."""
+    754 requires, overflow and gradual underflow included: every range case passes for them,
+    except torch's float16 tap sums (a known disagreement about accumulation, not rounding)."""
     if not framework_available(name):
         pytest.skip(f"{name} is not installed")
+    known, problems = load_known(ROOT / "known_disagreements.yaml")
+    assert not problems
     a = get_adapter(name)
     a.configure("strict")
-    ran = 0
+    ran, xfails = 0, set()
     for case in RANGE_CASES:
         for api in a.apis:
             if not a.applies(case, api):
                 continue
             for dtype in case.dtypes:
-                rec = run_check(case, a, api, "cpu", dtype, "strict", [])
-                assert rec["status"] == "pass", (case.id, api, dtype, rec["message"])
+                rec = run_check(case, a, api, "cpu", dtype, "strict", known)
+                assert rec["status"] in ("pass", "xfail"), (case.id, api, dtype, rec["message"])
+                if rec["status"] == "xfail":
+                    xfails.add(case.id)
                 ran += 1
     assert ran >= len(RANGE_CASES)
+    assert xfails <= {"edge-range-f16-partial-sums-taps"}, xfails
+    if name == "numpy":
+        assert not xfails
