@@ -120,9 +120,13 @@ class TensorflowAdapter(Adapter):
 
     def supports(self, case, api, device, dtype):
         if case.expected_error:
-            # Only what the API cannot even be asked: unequal pads in ranks 1 and 3.
-            if case.rank in (1, 3) and len(case.padding) == case.rank \
-                    and all(b >= 0 and e >= 0 for b, e in case.padding):
+            # Only what the API cannot even be asked (a call TF refuses for its argument's form says
+            # nothing about the invalid rule): no grouped 3-D form; ranks 1 and 3 take only
+            # 'VALID'/'SAME', so other pads (negative ones included) cannot be passed.
+            if case.rank == 3 and case.groups > 1:
+                return ("tf.nn.conv3d_transpose has no grouped form: Conv3DBackpropInputV2 requires the "
+                        "filter's in_channels to equal the input's channels")
+            if case.rank in (1, 3) and len(case.padding) == case.rank:
                 pad, why = self._padding(case)
                 return why if pad is None else None
             return None
@@ -147,8 +151,8 @@ class TensorflowAdapter(Adapter):
         rank = x.ndim - 2
         perm = [*range(2, w.ndim), 1, 0]
         tdt = getattr(tf, dtype)
-        pad, mapping = self._padding(case) if x.ndim == w.ndim else (None, "")
-        if pad is None:  # invalid case that no native padding describes: pass explicit anyway
+        pad, mapping = self._padding(case)
+        if pad is None:  # rank 2 only (supports() refuses ranks 1, 3): explicit pairs
             pad = [[0, 0], *[list(p) for p in case.padding], [0, 0]]
         out_shape = [int(x.shape[0]), *case.geometry.out_spatial, int(w.shape[1] * case.groups)] \
             if x.ndim == w.ndim else [int(x.shape[0]), int(w.shape[1])]

@@ -78,12 +78,29 @@ class TorchAdapter(Adapter):
                 else f"torch.nn.ConvTranspose{rank}d")
 
     def supports(self, case, api, device, dtype):
+        if api == "ConvTranspose" and case.expected_error:
+            why = self._module_cannot_take(case)
+            if why:
+                return why
         if case.rank not in (1, 2, 3):
             return None if case.expected_error else f"spatial rank {case.rank} has no native API"
         sym = case.geometry.symmetric_padding if len(case.padding) == case.rank else None
         if sym is None:
             return ("unequal (begin, end) padding pairs: torch's `padding` is one int per axis, "
                     "cut from both ends")
+        return None
+
+    @staticmethod
+    def _module_cannot_take(case) -> str | None:
+        """nn.ConvTranspose{n}d builds its own weight (in_channels, out_channels/groups, *K) and bias
+        (out_channels,): a weight of another C_in or a bias of another length cannot be given to it
+        (the adapter's copy_ would fail, which is no rejection by the module)."""
+        if len(case.weight.shape) > 1 and case.weight.shape[0] != case.in_channels:
+            return (f"nn.ConvTranspose{case.rank}d creates its weight with C_in = in_channels "
+                    f"({case.in_channels}): a weight with C_in {case.weight.shape[0]} cannot be given to it")
+        if case.bias is not None and case.bias.shape != (case.out_channels,):
+            return (f"nn.ConvTranspose{case.rank}d creates its bias of shape (out_channels,) = "
+                    f"({case.out_channels},): a bias of shape {list(case.bias.shape)} cannot be given to it")
         return None
 
     def run(self, case, api, device, dtype, x, w, b, cotangent=None):

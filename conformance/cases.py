@@ -321,7 +321,7 @@ def _schema_problems(instance: Any, schema: dict, file: str, cid: str, prefix: s
     for e in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         msg = e.message
         if e.validator == "anyOf" and not list(e.absolute_path) and prefix == "":
-            msg = "the file needs a `cases:` list (or `sweeps:`)"
+            msg = "the file needs a `cases:` list (or `sweeps:` / `invalid_grids:`)"
         elif e.validator == "anyOf" and ("values" in map(str, e.absolute_path)):
             bad = [v for v in _flatten(e.instance) if not isinstance(v, (int, float)) or isinstance(v, bool)]
             msg = f"values must be numbers, got {bad[:3]!r}"
@@ -332,6 +332,20 @@ def _schema_problems(instance: Any, schema: dict, file: str, cid: str, prefix: s
         elif e.validator == "additionalProperties":
             msg = msg.replace("Additional properties are not allowed", "unknown key(s)")
         out.append(CaseProblem(file, cid, _json_path(prefix, e.absolute_path), msg))
+    return out
+
+
+def _invalid_grid_entries(data: dict, file: str, problems: list[CaseProblem]) -> list[tuple[str, Any]]:
+    """Raw cases of the file's ``invalid_grids:`` entries (none when the key has schema problems)."""
+    from conformance.invalid_grid import expand_invalid_grid
+
+    if any(p.key.startswith("invalid_grids") for p in problems):
+        return []
+    out: list[tuple[str, Any]] = []
+    for gi, entry in enumerate(data.get("invalid_grids") or []):
+        generated, grid_probs = expand_invalid_grid(entry, file, f"invalid_grids[{gi}]")
+        problems.extend(grid_probs)
+        out.extend((f"invalid_grids[{gi}]<{c['id']}>", c) for c in generated)
     return out
 
 
@@ -378,6 +392,7 @@ def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult
         generated, sweep_probs = expand_sweep(sw, file, f"sweeps[{si}]")
         problems.extend(sweep_probs)
         entries.extend((f"sweeps[{si}]<{c['id']}>", c) for c in generated)
+    entries.extend(_invalid_grid_entries(data, file, problems))  # conformance/invalid_grid.py
     cases: list[Case] = []
     for label, raw in entries:
         if not isinstance(raw, dict):

@@ -18,9 +18,16 @@ from adapters.base import Adapter, RunOutput
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.gradient_check import gradient_expectation, gradient_quantity, not_applicable_reason
+from conformance.invalid_rules import (
+    adapter_files,
+    classify_rejection,
+    framework_modules,
+    raised_by_adapter,
+    rules_of_reasons,
+)
 from conformance.known import KnownDisagreement, find_known
 from conformance.status import Status, status_of
-from conformance.tolerance import derived_tolerance, terms_per_output
+from conformance.tolerance import derived_tolerance, partial_sums_may_overflow, terms_per_output
 
 
 def _float(v: Any) -> float | None:
@@ -69,6 +76,11 @@ def memo_reference(case: Case, dtype: str, x: np.ndarray, w: np.ndarray, b: np.n
     if hit[3] is None:
         hit[3] = reference_and_magnitude(case, hit[0], hit[1], hit[2])
     return hit[3]
+def range_arguments(magnitude: np.ndarray, dtype: str, tol_info: dict) -> dict:
+    """compare()'s output-range arguments (README "Output range semantics"): the tolerance's
+    flushed-products floor and where partial sums may overflow the accumulator."""
+    return {"floor": float(tol_info.get("floor", 0.0)),
+            "order_dependent": partial_sums_may_overflow(magnitude, dtype)}
 
 
 def base_record(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str) -> dict:
@@ -109,8 +121,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
     if case.expected_error:
         try:
             out = adapter.run(case, api, device, dtype, x, w, b)
-        except Exception as exc:  # the framework rejected the configuration: what we want
-            rec.update(status=Status.REJECTED.value, message=f"{type(exc).__name__}: {str(exc)[:500]}")
+        except Exception as exc:  # refused: a feature refusal, the adapter's bug, or a rejection
+            rec.update(rejection_record(case, adapter, exc))
         else:
             if _misplaced(rec, out, device):
                 return _finish(rec, known, t0)
@@ -146,7 +158,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                 return _finish(rec, known, t0)
             tol, info = derived_tolerance(magnitude, reference, dtype=dtype, device=device, precision=precision,
                                           n_terms=n_terms, override=override, bias_added=bias_added)
-            cmp = compare(out.array, expected, tol, dtype)  # shape is checked first
+            cmp = compare(out.array, expected, tol, dtype, **range_arguments(magnitude, dtype, info))
             rec.update(
                 status=(Status.PASS if cmp.ok else Status.FAIL).value, failure_kind=cmp.kind or None,
                 shape=list(out.array.shape), max_abs_err=_float(cmp.max_abs_err),
@@ -163,6 +175,23 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                            message=f"the framework returned {out.native_dtype}, not the {dtype} asked for "
                                    f"(values within the {dtype} tolerance: {cmp.message})")
     return _finish(rec, known, t0)
+
+
+def rejection_record(case: Case, adapter: Adapter, exc: BaseException) -> dict:
+    """The record fields for an exception on an ``expected.error`` case (README "Invalid
+    configurations"): a feature refusal (``adapter.unsupported_patterns``) is ``unsupported``
+    and says nothing about the invalid rule; an exception raised by the adapter's own code is
+    ``error``; anything else is ``rejected`` with ``rejection: {rule_named, expected_rules,
+    kind}``, ``kind: internal`` meaning stopped by an internal failure, not checked."""
+    text = f"{type(exc).__name__}: {str(exc)[:500]}"
+    if _unsupported_by_framework(adapter, exc):
+        return {"status": Status.UNSUPPORTED.value, "message": f"feature refusal on an invalid case: {text}"}
+    own = raised_by_adapter(exc, framework_modules(adapter.name, adapter.module), adapter_files(adapter))
+    if own:
+        return {"status": Status.ERROR.value, "message": f"adapter failure, not a rejection ({own}): {text}",
+                "traceback": "".join(traceback.format_exception(exc)[-3:])[-2000:]}
+    rej = classify_rejection(adapter.name, text, rules_of_reasons(case.invalid_reasons))
+    return {"status": Status.REJECTED.value, "message": text, "rejection": rej}
 
 
 def _misplaced(rec: dict, out: RunOutput, device: str) -> bool:

@@ -31,5 +31,7 @@ def unit_roundoff(name: str) -> float:
 
 
 def round_to(array: np.ndarray, name: str) -> np.ndarray:
-    """Round a float64 array to the dtype and back to float64 (what a cast does)."""
-    return np.asarray(array, dtype=np.float64).astype(_NUMPY[name]).astype(np.float64)
+    """Round a float64 array to the dtype and back to float64 (what a cast does: beyond the
+    dtype's range that is ±Inf, IEEE 754 overflow, so NumPy's overflow warning is silenced)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(array, dtype=np.float64).astype(_NUMPY[name]).astype(np.float64)

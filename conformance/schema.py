@@ -6,6 +6,8 @@ Structure only; shape consistency and hyper-parameter validity are checked in
 
 from __future__ import annotations
 
+from conformance.invalid_grid import INVALID_GRID_SCHEMA
+
 DTYPE_ENUM = ["float16", "bfloat16", "float32", "float64"]
 
 _number = {"type": "number"}  # YAML .nan/.inf load as floats, which JSON Schema accepts
@@ -137,11 +139,12 @@ FILE_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
-    "anyOf": [{"required": ["cases"]}, {"required": ["sweeps"]}],
+    "anyOf": [{"required": ["cases"]}, {"required": ["sweeps"]}, {"required": ["invalid_grids"]}],
     "properties": {
         "defaults": DEFAULTS_SCHEMA,
         "cases": {"type": "array"},
         "sweeps": {"type": "array", "items": SWEEP_SCHEMA},
+        "invalid_grids": {"type": "array", "items": INVALID_GRID_SCHEMA},  # conformance/invalid_grid.py
     },
     "$defs": {"nested": _nested_numbers},
 }

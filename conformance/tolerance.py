@@ -39,6 +39,33 @@ Gradients (conformance/gradient_check.py) use the same model with their own term
 - ``grad_bias[o] = sum_{n, j} g[n, o, j]``: ``N * prod(out_spatial)`` terms (additions only).
 
 A case's ``tolerance`` override is written for its forward output and is not applied to gradients.
+Output range (README "Output range semantics"; applied in ``conformance.compare``):
+
+- **Overflow.** The expected output is the exact result rounded to the dtype under test, as
+  IEEE 754 round-to-nearest does it: ``|exact| >= max + ulp(max)/2`` gives ±Inf (float16:
+  65520; bfloat16 ~3.3961e38; float32 ~3.4028e38). Where the tolerance interval
+  ``[|exact| - tol, |exact| + tol]`` straddles that threshold, the framework's pre-rounding error
+  may take it either way: the finite value within tolerance and ±Inf (the exact result's sign)
+  are both accepted, and only there.
+- **Gradual underflow.** A nonzero exact result below the smallest normal must come out as the
+  correctly rounded subnormal (within the value tolerance). An output that is ±0 where the
+  correctly rounded result is a nonzero subnormal and the rounding-error bound *without* the
+  ``n*tiny`` floor excludes zero is a flush-to-zero of the OUTPUT (FTZ, or DAZ of subnormal
+  inputs): failure kind ``subnormal-flush``, a finding of its own (a known disagreement keys on
+  it with ``kind: subnormal-flush``), never a silent pass. The floor still covers products that
+  flush inside the accumulation: ``n * tiny_acc + sub/2`` (float32's tiny for the 16-bit dtypes,
+  plus half the dtype's smallest subnormal), no longer ``n * tiny`` of the output dtype (``n *
+  6.1e-5`` for float16 hid float16 accumulation and subnormal values alike); the torch and
+  TensorFlow CPU float16/bfloat16 checks this makes fail are findings (their 16-bit partial sums
+  over taps and channels), in known_disagreements.yaml.
+- **Accumulator overflow.** Every partial sum of one output is bounded by ``R`` (the sum of the
+  magnitudes of its terms). Where ``R`` is below the accumulator's largest finite value (always,
+  for float16 inputs accumulated in float32) no summation order can overflow, so ±Inf/NaN where
+  the exact result is finite is a ``nonfinite`` failure whose message says the exact value is
+  finite (a framework keeping float16 partial sums shows up so). Where ``R`` exceeds it
+  (:func:`partial_sums_may_overflow`), IEEE arithmetic overflows for some order and not for
+  others; the order is unspecified, so ±Inf or NaN there is accepted and counted in the message
+  ("order-dependent"), and a finite output must still be within tolerance.
 """
 
 from __future__ import annotations
@@ -100,3 +127,14 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
         "max": float(np.max(tol)) if tol.size else 0.0,
     }
     return tol, info
+
+
+def accumulator_dtype(dtype: str) -> str:
+    """The dtype partial sums are assumed to be kept in: float32 for the 16-bit dtypes."""
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
+def partial_sums_may_overflow(magnitude: np.ndarray, dtype: str) -> np.ndarray:
+    """Elements whose partial sums can overflow the accumulator in some summation order:
+    ``R = convT(|x|, |w|) + |b|`` above the accumulator's largest finite value."""
+    return np.asarray(magnitude, dtype=np.float64) > float(finfo(accumulator_dtype(dtype)).max)
