@@ -26,6 +26,7 @@ cases tagged ``documents`` unless ``CONFORMANCE_ONNX_DYNAMO`` says ``all`` (or `
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from typing import Any
@@ -66,9 +67,11 @@ class OnnxAdapter(Adapter):
             "ref.ConvTranspose", "ref.ConvTranspose:auto_pad", "ref.ConvTranspose:output_shape",
             "torch-export.ConvTranspose{n}d", "torch-dynamo.ConvTranspose{n}d")
     order = 50
-    # onnxruntime's own refusal of a type it has no kernel for (float64, bfloat16 on CPU)
+    # onnxruntime's own refusals: a type it has no kernel for (float64, bfloat16 on CPU); on a GPU,
+    # a node the CUDA EP cannot take (CPU fallback is disabled, so ORT says so instead of falling back)
     unsupported_patterns = (
         re.compile(r"NOT_IMPLEMENTED : Could not find an implementation for ConvTranspose"),
+        re.compile(r"assigned to the default CPU EP, but fallback to CPU EP has been explicitly disabled"),
     )
 
     def _import(self):
@@ -160,8 +163,10 @@ class OnnxAdapter(Adapter):
                     "attributes do not depend on the dtype, and onnxruntime's dtype coverage is what "
                     "the ort.ConvTranspose columns check")
         if len(case.padding) == case.rank and case.geometry.symmetric_padding is None:
-            return ("unequal (begin, end) padding pairs: nn.ConvTranspose{n}d's `padding` is one int per "
-                    "axis, cut from both ends, so there is no module to export")
+            return (f"unequal (begin, end) padding pairs: nn.ConvTranspose{case.rank}d's `padding` is one int "
+                    "per axis, cut from both ends, so there is no module to export")
+        if importlib.util.find_spec("torch") is None:
+            return "torch is not installed: the export path exports a torch.nn module"
         if runtime == "dynamo":
             return onnx_export.dynamo_unavailable()
         return None
