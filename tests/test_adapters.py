@@ -10,8 +10,8 @@ from adapters.numpy_reference import conv_transpose_scatter
 from adapters.registry import BUILTIN
 from conformance.cases import load_cases
 from conformance.check import run_check
-from conformance.known import load_known
 from conformance.gradient_check import gradient_quantity
+from conformance.known import load_known
 from tests.conftest import DATA, ROOT, framework_available
 
 PROBES = load_cases([DATA / "probes"]).cases
