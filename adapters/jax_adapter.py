@@ -23,7 +23,9 @@ import os
 
 import numpy as np
 
+from adapters import jax_paths
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.path_subsets import path_applies, split_api
 from conformance.dtypes import numpy_dtype
 
 # XLA preallocates 75% of GPU memory per process; with one process per xdist worker the second
@@ -58,11 +60,12 @@ class JaxAdapter(Adapter):
     name = "jax"
     module = "jax"
     distributions = ("jax",)
-    apis = ("conv_transpose", "conv_general_dilated")
+    apis = ("conv_transpose", "conv_general_dilated", *jax_paths.PATH_APIS)  # paths: adapters/jax_paths.py
     order = 30
 
     def __init__(self) -> None:
         self._precision = "strict"
+        self._path: str | None = None  # execution path of the call in progress (jax_paths.run_path)
 
     def _import(self):
         import jax  # noqa: F401
@@ -118,7 +121,12 @@ class JaxAdapter(Adapter):
                 "XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
                 "XLA_PYTHON_CLIENT_ALLOCATOR": os.environ.get("XLA_PYTHON_CLIENT_ALLOCATOR")}
 
+    def applies(self, case, api):
+        return path_applies(self.name, case, api)  # execution paths: adapters/path_subsets.yaml
+
     def supports(self, case, api, device, dtype):
+        if "@" in api:  # an execution path supports what its base API does
+            return self.supports(case, split_api(api)[0], device, dtype)
         if api == "conv_transpose" and case.groups != 1:
             return "jax.lax.conv_transpose has no feature_group_count (groups) argument"
         if case.expected_error:
@@ -132,7 +140,7 @@ class JaxAdapter(Adapter):
     @staticmethod
     @functools.lru_cache(maxsize=4096)
     def _compiled(api: str, rank: int, stride: tuple, pads: tuple, dilation: tuple, groups: int,
-                  precision: str | None, with_bias: bool, consistent_padding: bool):
+                  precision: str | None, with_bias: bool, consistent_padding: bool, path: str | None = None):
         import jax
         from jax import lax
 
@@ -152,11 +160,15 @@ class JaxAdapter(Adapter):
                 return lax.conv_general_dilated(x, w, (1,) * rank, list(pads), lhs_dilation=stride,
                                                 rhs_dilation=dilation, dimension_numbers=dn,
                                                 feature_group_count=groups, precision=prec)
+        if path:  # execution paths (eager dispatch, vmap): adapters/jax_paths.py
+            return jax_paths.wrap(path, conv, with_bias, rank)
         if with_bias:  # bias added in the same compiled function: one compile per shape
             return jax.jit(lambda x, w, b: conv(x, w) + b.reshape((1, -1) + (1,) * rank))
         return jax.jit(conv)
 
     def run(self, case, api, device, dtype, x, w, b):
+        if "@" in api:  # execution paths: the base API's translation, the call wrapped
+            return jax_paths.run_path(self, case, api, device, dtype, x, w, b)
         import jax
 
         rank = x.ndim - 2
@@ -181,7 +193,7 @@ class JaxAdapter(Adapter):
             transform = "regroup (C_in, C_out/g, *K) -> (C_out, C_in/g, *K); spatial flip"
             perm, flip = [1, 0, *range(2, w.ndim)], True
         fn = self._compiled(api, rank, tuple(case.stride), pads, tuple(case.dilation), case.groups,
-                            self._precision, b is not None, consistent)
+                            self._precision, b is not None, consistent, self._path)
         dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
         ndt = numpy_dtype(dtype)  # cast on the host: a jnp cast would compile once per shape
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in

@@ -20,7 +20,9 @@ import re
 
 import numpy as np
 
+from adapters import tensorflow_paths
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.path_subsets import path_applies, split_api
 
 # TF maps nearly all GPU memory into the first process that touches the GPU; the suite runs one
 # process per xdist worker, so each must grow its allocation instead (set before TF is imported;
@@ -42,7 +44,7 @@ class TensorflowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
     distributions = ("tensorflow-cpu", "tensorflow")  # CPU wheel, or the GPU-capable one
-    apis = ("conv_transpose",)
+    apis = ("conv_transpose", *tensorflow_paths.PATH_APIS)  # paths: adapters/tensorflow_paths.py
     order = 20
     # Messages with which TF itself refuses a valid configuration it does not implement.
     unsupported_patterns = (
@@ -51,6 +53,7 @@ class TensorflowAdapter(Adapter):
         # soft placement off (configure): the op/dtype has a CPU kernel only; asked for on the GPU
         re.compile(r"Could not satisfy device specification '[^']*GPU[^']*'.*Supported device types \[CPU\]",
                    re.S),
+        tensorflow_paths.NCHW_REFUSAL,  # channels-first data_format on CPU (the @nchw path)
     )
 
     def _import(self):
@@ -90,8 +93,12 @@ class TensorflowAdapter(Adapter):
                 # oneDNN kernels (on by default on x86 CPUs) change CPU summation order
                 "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")}
 
+    def applies(self, case, api):
+        return path_applies(self.name, case, api)  # execution paths: adapters/path_subsets.yaml
+
     def api_label(self, api, rank):
-        return f"conv{rank}d_transpose"
+        path = split_api(api)[1]
+        return f"conv{rank}d_transpose" + (f"@{path}" if path else "")
 
     @staticmethod
     def native_name(rank: int) -> str:
@@ -111,6 +118,9 @@ class TensorflowAdapter(Adapter):
                       f"pads {[list(p) for p in g.padding]} are neither")
 
     def supports(self, case, api, device, dtype):
+        why = tensorflow_paths.path_supports(case, api, device, dtype) if "@" in api else None
+        if why:
+            return why
         if case.expected_error:
             # Only what the API cannot even be asked: unequal pads in ranks 1 and 3.
             if case.rank in (1, 3) and len(case.padding) == case.rank \
@@ -132,6 +142,8 @@ class TensorflowAdapter(Adapter):
         return None
 
     def run(self, case, api, device, dtype, x, w, b):
+        if "@" in api:  # execution paths (XLA, channels-first)
+            return tensorflow_paths.run_path(self, case, api, device, dtype, x, w, b)
         import tensorflow as tf
 
         rank = x.ndim - 2

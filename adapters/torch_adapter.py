@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from adapters import torch_paths
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.path_subsets import path_applies
 
 _LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 
@@ -19,7 +21,8 @@ class TorchAdapter(Adapter):
     name = "torch"
     module = "torch"
     distributions = ("torch",)
-    apis = ("conv_transpose", "ConvTranspose")  # functional / module; rank suffix added in ids
+    apis = ("conv_transpose", "ConvTranspose",  # functional / module; rank suffix added in ids
+            *torch_paths.PATH_APIS)  # execution paths: adapters/torch_paths.py
     order = 10
 
     def probes(self):
@@ -53,7 +56,12 @@ class TorchAdapter(Adapter):
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
         }
 
+    def applies(self, case, api):
+        return path_applies(self.name, case, api)  # execution paths: adapters/path_subsets.yaml
+
     def api_label(self, api, rank):
+        if "@" in api:
+            return torch_paths.path_label(api, rank)
         return f"conv_transpose{rank}d" if api == "conv_transpose" else f"ConvTranspose{rank}d"
 
     @staticmethod
@@ -68,9 +76,13 @@ class TorchAdapter(Adapter):
         if sym is None:
             return ("unequal (begin, end) padding pairs: torch's `padding` is one int per axis, "
                     "cut from both ends")
+        if "@" in api:
+            return torch_paths.path_supports(case, api, device, dtype)
         return None
 
     def run(self, case, api, device, dtype, x, w, b):
+        if "@" in api:  # execution paths (channels_last, compile, autocast, deterministic)
+            return torch_paths.run_path(case, api, device, dtype, x, w, b)
         import torch
 
         dev = "cuda" if device == "gpu" else "cpu"

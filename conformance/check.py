@@ -101,14 +101,14 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                 magnitude, reference, dtype=dtype, device=device, precision=precision,
                 n_terms=terms_per_output(case.in_channels, case.groups, case.geometry.kernel)
                 + (1 if b is not None else 0),
-                override=case.tolerance)
+                override=case.tolerance, compute_dtype=out.compute_dtype)
             cmp = compare(out.array, expected, tol, dtype)  # shape is checked first
             rec.update(
                 status=(Status.PASS if cmp.ok else Status.FAIL).value, failure_kind=cmp.kind or None,
                 shape=list(out.array.shape), max_abs_err=_float(cmp.max_abs_err),
                 max_rel_err=_float(cmp.max_rel_err), max_ulp=cmp.max_ulp, mismatched=cmp.mismatched,
                 tolerance=info, message=cmp.message, native_call=out.native_call.as_dict(),
-                native_dtype=out.native_dtype,
+                native_dtype=out.native_dtype, compute_dtype=out.compute_dtype or dtype,
             )
             if keep_arrays or not cmp.ok:
                 rec["arrays"] = _arrays_for_report(out.array, expected, tol)
