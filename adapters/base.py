@@ -46,6 +46,9 @@ class RunOutput:
     native_dtype: str  # dtype the framework returned
     native_call: NativeCall
     placed_on: str  # "cpu" / "gpu": where the framework's output actually lives, read back from it
+    # dtype the framework actually computed in when it differs from the dtype under test (autocast):
+    # the tolerance then follows it (conformance/tolerance.py); None: the dtype under test
+    compute_dtype: str | None = None
 
 
 @dataclass(frozen=True)

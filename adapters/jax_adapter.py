@@ -27,7 +27,9 @@ import os
 
 import numpy as np
 
+from adapters import jax_paths
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.path_subsets import path_applies, split_api
 from conformance.dtypes import numpy_dtype
 from conformance.gradient_check import (
     forward_api,
@@ -69,11 +71,13 @@ class JaxAdapter(Adapter):
     name = "jax"
     module = "jax"
     distributions = ("jax",)
-    apis = with_gradients(("conv_transpose", "conv_general_dilated"))  # + ":grad_input", ...
+    # the two APIs, their gradients (":grad_input", ...) and execution paths (adapters/jax_paths.py)
+    apis = (*with_gradients(("conv_transpose", "conv_general_dilated")), *jax_paths.PATH_APIS)
     order = 30
 
     def __init__(self) -> None:
         self._precision = "strict"
+        self._path: str | None = None  # execution path of the call in progress (jax_paths.run_path)
 
     def _import(self):
         import jax  # noqa: F401
@@ -133,9 +137,12 @@ class JaxAdapter(Adapter):
         return gradient_label(forward_api(api), api)
 
     def applies(self, case, api):
-        return gradient_applies(case, api)
+        # gradients of invalid / bias-free cases mean nothing; paths run on adapters/path_subsets.yaml
+        return gradient_applies(case, api) and path_applies(self.name, case, api)
 
     def supports(self, case, api, device, dtype):
+        if "@" in api:  # an execution path supports what its base API does
+            return self.supports(case, split_api(api)[0], device, dtype)
         api = forward_api(api)
         if api == "conv_transpose" and case.groups != 1:
             return "jax.lax.conv_transpose has no feature_group_count (groups) argument"
@@ -150,7 +157,7 @@ class JaxAdapter(Adapter):
     @staticmethod
     @functools.lru_cache(maxsize=4096)
     def _compiled(api: str, rank: int, stride: tuple, pads: tuple, dilation: tuple, groups: int,
-                  precision: str | None, with_bias: bool, consistent_padding: bool):
+                  precision: str | None, with_bias: bool, consistent_padding: bool, path: str | None = None):
         import jax
         from jax import lax
 
@@ -170,11 +177,15 @@ class JaxAdapter(Adapter):
                 return lax.conv_general_dilated(x, w, (1,) * rank, list(pads), lhs_dilation=stride,
                                                 rhs_dilation=dilation, dimension_numbers=dn,
                                                 feature_group_count=groups, precision=prec)
+        if path:  # execution paths (eager dispatch, vmap): adapters/jax_paths.py
+            return jax_paths.wrap(path, conv, with_bias, rank)
         if with_bias:  # bias added in the same compiled function: one compile per shape
             return jax.jit(lambda x, w, b: conv(x, w) + b.reshape((1, -1) + (1,) * rank))
         return jax.jit(conv)
 
     def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        if "@" in api:  # execution paths: the base API's translation, the call wrapped
+            return jax_paths.run_path(self, case, api, device, dtype, x, w, b)
         quantity = gradient_quantity(api)
         api = forward_api(api)
         import jax
@@ -201,7 +212,7 @@ class JaxAdapter(Adapter):
             transform = "regroup (C_in, C_out/g, *K) -> (C_out, C_in/g, *K); spatial flip"
             perm, flip = [1, 0, *range(2, w.ndim)], True
         fn = self._compiled(api, rank, tuple(case.stride), pads, tuple(case.dilation), case.groups,
-                            self._precision, b is not None, consistent)
+                            self._precision, b is not None, consistent, self._path)
         if quantity:
             return self._run_gradient(case, api, quantity, device, dtype, x, wn, b, cotangent, fn,
                                       dict(transform=transform, perm=perm, flip=flip, mapping=mapping, pads=pads,

@@ -24,7 +24,9 @@ import re
 
 import numpy as np
 
+from adapters import tensorflow_paths
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.path_subsets import path_applies, split_api
 from conformance.gradient_check import gradient_applies, gradient_label, gradient_quantity, with_gradients
 
 # TF maps nearly all GPU memory into the first process that touches the GPU; the suite runs one
@@ -47,7 +49,8 @@ class TensorflowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
     distributions = ("tensorflow-cpu", "tensorflow")  # CPU wheel, or the GPU-capable one
-    apis = with_gradients(("conv_transpose",))  # + ":grad_input", ":grad_weight", ":grad_bias"
+    # the forward call, its gradients (":grad_input", ...) and execution paths ("@xla", "@nchw")
+    apis = (*with_gradients(("conv_transpose",)), *tensorflow_paths.PATH_APIS)
     order = 20
     # Messages with which TF itself refuses a valid configuration it does not implement.
     unsupported_patterns = (
@@ -56,6 +59,7 @@ class TensorflowAdapter(Adapter):
         # soft placement off (configure): the op/dtype has a CPU kernel only; asked for on the GPU
         re.compile(r"Could not satisfy device specification '[^']*GPU[^']*'.*Supported device types \[CPU\]",
                    re.S),
+        tensorflow_paths.NCHW_REFUSAL,  # channels-first data_format on CPU (the @nchw path)
     )
 
     def _import(self):
@@ -95,11 +99,15 @@ class TensorflowAdapter(Adapter):
                 # oneDNN kernels (on by default on x86 CPUs) change CPU summation order
                 "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")}
 
-    def api_label(self, api, rank):
-        return gradient_label(f"conv{rank}d_transpose", api)
-
     def applies(self, case, api):
-        return gradient_applies(case, api)
+        # gradients of invalid / bias-free cases mean nothing; paths run on adapters/path_subsets.yaml
+        return gradient_applies(case, api) and path_applies(self.name, case, api)
+
+    def api_label(self, api, rank):
+        path = split_api(api)[1]
+        if path:
+            return f"conv{rank}d_transpose@{path}"
+        return gradient_label(f"conv{rank}d_transpose", api)
 
     @staticmethod
     def native_name(rank: int) -> str:
@@ -119,6 +127,9 @@ class TensorflowAdapter(Adapter):
                       f"pads {[list(p) for p in g.padding]} are neither")
 
     def supports(self, case, api, device, dtype):
+        why = tensorflow_paths.path_supports(case, api, device, dtype) if "@" in api else None
+        if why:
+            return why
         if case.expected_error:
             # Only what the API cannot even be asked (a call TF refuses for its argument's form says
             # nothing about the invalid rule): no grouped 3-D form; ranks 1 and 3 take only
@@ -144,6 +155,8 @@ class TensorflowAdapter(Adapter):
         return None
 
     def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        if "@" in api:  # execution paths (XLA, channels-first)
+            return tensorflow_paths.run_path(self, case, api, device, dtype, x, w, b)
         if gradient_quantity(api):
             return self._run_gradient(case, api, device, dtype, x, w, b, cotangent)
         import tensorflow as tf

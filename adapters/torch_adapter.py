@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from adapters import torch_paths
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.path_subsets import path_applies
 from conformance.gradient_check import (
     forward_api,
     gradient_applies,
@@ -29,8 +31,8 @@ class TorchAdapter(Adapter):
     name = "torch"
     module = "torch"
     distributions = ("torch",)
-    # functional / module, then their gradients (":grad_input", ...); rank suffix added in ids
-    apis = with_gradients(("conv_transpose", "ConvTranspose"))
+    # functional / module, their gradients (":grad_input", ...) and execution paths ("@compile", ...)
+    apis = (*with_gradients(("conv_transpose", "ConvTranspose")), *torch_paths.PATH_APIS)
     order = 10
 
     def probes(self):
@@ -64,13 +66,16 @@ class TorchAdapter(Adapter):
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
         }
 
+    def applies(self, case, api):
+        # gradients of invalid / bias-free cases mean nothing; paths run on adapters/path_subsets.yaml
+        return gradient_applies(case, api) and path_applies(self.name, case, api)
+
     def api_label(self, api, rank):
+        if "@" in api:
+            return torch_paths.path_label(api, rank)
         base = forward_api(api)
         return gradient_label(f"conv_transpose{rank}d" if base == "conv_transpose" else f"ConvTranspose{rank}d",
                               api)
-
-    def applies(self, case, api):
-        return gradient_applies(case, api)
 
     @staticmethod
     def native_name(api: str, rank: int) -> str:
@@ -88,6 +93,8 @@ class TorchAdapter(Adapter):
         if sym is None:
             return ("unequal (begin, end) padding pairs: torch's `padding` is one int per axis, "
                     "cut from both ends")
+        if "@" in api:
+            return torch_paths.path_supports(case, api, device, dtype)
         return None
 
     @staticmethod
@@ -104,6 +111,8 @@ class TorchAdapter(Adapter):
         return None
 
     def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        if "@" in api:  # execution paths (channels_last, compile, autocast, deterministic)
+            return torch_paths.run_path(case, api, device, dtype, x, w, b)
         if gradient_quantity(api):
             return self._run_gradient(case, api, device, dtype, x, w, b, cotangent)
         import torch

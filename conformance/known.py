@@ -12,11 +12,12 @@ from pathlib import Path
 from conformance.yaml_io import load_yaml
 
 _KEYS = ("case", "adapter", "api", "device", "dtype", "precision", "kind")
-# An entry without `api` covers an adapter's plain API columns, not its gradient (`...:grad_input`)
-# or execution-path (`...@compile`) columns: those run other kernels, and a behaviour seen in the
-# forward eager call is not evidence about them. An entry for them names them (`api: "*:grad_*"`).
+# An entry without `api` covers an adapter's forward columns (its APIs and their execution paths,
+# `...@compile`: the same op on another route), not its gradient columns (`...:grad_input`): those
+# run other kernels, and a forward finding is no evidence about them. An entry for a gradient
+# names it (`api: "*:grad_*"`); one that holds for the plain call only names that (`api: "conv*d_transpose"`).
 BASE_APIS = "<base>"
-VARIANT_MARKS = (":", "@")
+VARIANT_MARKS = (":",)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,14 @@ def api_family(api: str) -> str:
     return re.sub(r"([a-z_])[123]d", r"\1Nd", api)
 
 
+def column_order(column: tuple[str, str, str]) -> tuple:
+    """Sort key of an (adapter, api family, device) column: a framework's columns together, each
+    execution path (``@path`` suffix, its own column) right after its base API."""
+    adapter, family, device = column
+    base, _, path = family.partition("@")
+    return (display_order(adapter), base, path, device)
+
+
 def _worst(statuses: list[str]) -> str:
     return worst(statuses).value
 
@@ -129,8 +137,7 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
     """Everything the template shows, derived from the results file alone."""
     results = payload["results"]
     totals = Counter(r["status"] for r in results)
-    columns = sorted({(r["adapter"], api_family(r["api"]), r["device"]) for r in results},
-                     key=lambda c: (display_order(c[0]), c[1], c[2]))
+    columns = sorted({(r["adapter"], api_family(r["api"]), r["device"]) for r in results}, key=column_order)
     cases: dict[str, dict] = {}
     for r in results:
         c = cases.setdefault(r["case"], {

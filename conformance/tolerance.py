@@ -66,6 +66,23 @@ Output range (README "Output range semantics"; applied in ``conformance.compare`
   (:func:`partial_sums_may_overflow`), IEEE arithmetic overflows for some order and not for
   others; the order is unspecified, so ±Inf or NaN there is accepted and counted in the message
   ("order-dependent"), and a finite output must still be within tolerance.
+**Compute dtype other than the dtype under test** (``compute_dtype``; e.g. torch autocast:
+float32 inputs, bfloat16 compute). The framework itself rounds x, w, b to the compute dtype
+``c`` before the sum, so the reference (on inputs rounded to the dtype under test) differs
+from the exact sum of what was multiplied, and that input rounding IS what the path does:
+it is charged. Each product: ``|fl_c(x) fl_c(w) - x w| <= ((1+u_c)^2 - 1)|x w| <= gamma(2, u_c)|x w|``,
+the bias ``|fl_c(b) - b| <= u_c |b|``; summed over the terms, ``<= gamma(2, u_c) * R``. The
+sum of the rounded terms has magnitude ``<= (1 + gamma(2, u_c)) R``, so its accumulation and
+output-rounding terms are those of ``c`` on that magnitude:
+
+    tol = (gamma(n, u_acc(c)) + u_out(c)) * (1 + gamma(2, u_c)) * R + gamma(2, u_c) * R
+          + u_out(c) * |y| + n * tiny(c)
+
+(``u_out(c) * (|y_c| - |y|)`` is of order ``u_out(c) gamma(2, u_c) R``, inside the product
+term). For bfloat16 compute that is about ``2 * 2**-8 * R`` more than the bfloat16 model: a
+float32 result within float32 tolerance passes, a bfloat16-rounded float32 result fails the
+float32 column and passes this one. The record's ``tolerance`` says ``compute_dtype`` and the
+``input_rounding`` coefficient.
 """
 
 from __future__ import annotations
@@ -98,16 +115,23 @@ def terms_per_gradient(case, quantity: str) -> int:
 
 
 def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: str, n_terms: int,
-                      device: str, precision: str, override: dict | None = None, bias_added: bool = True
-                      ) -> tuple[np.ndarray, dict]:
+                      device: str, precision: str, override: dict | None = None, bias_added: bool = True,
+                      compute_dtype: str | None = None) -> tuple[np.ndarray, dict]:
     """Per-element absolute tolerance and a description of how it was derived.
 
-    ``magnitude``: convT(|x|, |w|) + |b| in float64; ``reference``: the float64 result.
+    ``magnitude``: convT(|x|, |w|) + |b| in float64; ``reference``: the float64 result on
+    inputs rounded to ``dtype``; ``compute_dtype``: the dtype the framework computed in when
+    it is not ``dtype`` (its input rounding is then charged; module docstring).
     """
     if override:
         atol = float(override.get("atol", 0.0))
         rtol = float(override.get("rtol", 0.0))
         return atol + rtol * np.abs(reference), {"model": "case override", "atol": atol, "rtol": rtol}
+    under_test = dtype
+    input_rounding = 0.0
+    if compute_dtype and compute_dtype != dtype:
+        dtype = compute_dtype  # accumulation, output rounding and floor follow the compute dtype
+        input_rounding = 2 * unit_roundoff(dtype) / (1.0 - 2 * unit_roundoff(dtype))  # gamma(2, u_c)
     u_out = unit_roundoff(dtype)
     acc = "float32" if dtype in ("float16", "bfloat16") else dtype
     u_acc = unit_roundoff(acc)
@@ -117,6 +141,8 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
     tf32 = precision == "default" and device == "gpu" and dtype == "float32"
     if tf32:
         coeff += 2 * TF32_UNIT_ROUNDOFF
+    if input_rounding:
+        coeff = coeff * (1.0 + input_rounding) + input_rounding
     floor = n_terms * float(finfo(acc).tiny) + float(finfo(dtype).smallest_subnormal) / 2
     tol = coeff * magnitude + u_out * np.abs(reference) + floor
     info = {
@@ -126,6 +152,10 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
         "coefficient_of_R": coeff, "floor": floor, "tf32_allowed": tf32,
         "max": float(np.max(tol)) if tol.size else 0.0,
     }
+    if input_rounding:
+        info.update(model="(gamma(n,u_acc) + u_out)*(1+gamma(2,u_c))*R + gamma(2,u_c)*R + u_out*|y| + n*tiny"
+                          " (u_acc, u_out, tiny of the compute dtype c)",
+                    dtype_under_test=under_test, compute_dtype=dtype, input_rounding=input_rounding)
     return tol, info
 
 
