@@ -259,8 +259,12 @@ def _validator(schema_name: str) -> jsonschema.protocols.Validator:
 
 def _integer_hint(e: jsonschema.ValidationError) -> str | None:
     """A plain message for an integral float (or other non-integer) where an integer is required."""
-    errors = [e, *(e.context or [])]
-    for sub in errors:
+    def walk(err: jsonschema.ValidationError):
+        yield err
+        for c in err.context or []:
+            yield from walk(c)
+
+    for sub in walk(e):
         if sub.validator == "type" and "integer" in str(sub.validator_value) and isinstance(sub.instance, float):
             v = sub.instance
             if math.isfinite(v) and v == int(v):
@@ -287,9 +291,14 @@ def schema_problems(instance: Any, schema_name: str, file: str, cid: str, prefix
             msg = "give exactly one of `values` or `random`"
         elif e.validator == "additionalProperties":
             msg = msg.replace("Additional properties are not allowed", "unknown key(s)")
+        elif e.validator in ("maxItems", "minItems") and isinstance(e.instance, list):
+            word = "at most" if e.validator == "maxItems" else "at least"
+            msg = f"has {len(e.instance)} item(s); {word} {e.validator_value} allowed"
         elif e.validator == "pattern" and isinstance(e.instance, str) and "\n" in e.instance:
             msg = f"{e.instance!r} does not match {e.validator_value!r} (it holds a line break)"
         else:
             msg = _integer_hint(e) or msg
-        out.append(CaseProblem(file, cid, json_path(prefix, path), msg[:500]))
+        if len(msg) > 400:
+            msg = msg[:250] + " ... " + msg[-120:]
+        out.append(CaseProblem(file, cid, json_path(prefix, path), msg))
     return out

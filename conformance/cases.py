@@ -61,9 +61,14 @@ def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
     raw_cases = data.get("cases") or []
     if not isinstance(raw_cases, list):
         return LoadResult([], problems, [file])
-    sweeps = [] if any(p.key.startswith("sweeps") for p in problems) else data.get("sweeps") or []
+    sweeps = data.get("sweeps") or []
+    bad_sweeps = {p.key.split("]")[0] + "]" for p in problems if p.key.startswith("sweeps")}
+    if "sweeps" in {p.key for p in problems} or not isinstance(sweeps, list):
+        sweeps = []
     entries: list[tuple[str, Any]] = [(f"cases[{i}]", c) for i, c in enumerate(raw_cases)]
     for si, sw in enumerate(sweeps):
+        if f"sweeps[{si}]" in bad_sweeps:  # its schema problems are reported above
+            continue
         generated, sweep_probs = expand_sweep(sw, file, f"sweeps[{si}]")
         problems.extend(sweep_probs)
         entries.extend((f"sweeps[{si}]<{c['id']}>", c) for c in generated)
@@ -75,6 +80,7 @@ def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
             continue
         merged = {**defaults, **raw}
         cid = merged.get("id") if isinstance(merged.get("id"), str) else label
+        cid = cid if cid.isprintable() and len(cid) <= 200 else ascii(cid)[:200]
         sp = schema_problems(merged, "CASE_SCHEMA", file, cid, label)
         if sp:
             problems.extend(sp)
