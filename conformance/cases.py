@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from conformance.case_checks import case_from_raw, schema_problems
 from conformance.case_model import Case, CaseProblem, LoadResult, TensorSpec
 from conformance.dtypes import DTYPE_NAMES
 from conformance.limits import LimitSettingError
+from conformance.schema import ID_PATTERN
 from conformance.yaml_io import load_yaml_file
 
 CASE_SUFFIXES = (".yaml", ".yml")
+ID_RE = re.compile(ID_PATTERN)
 
 
 def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult:
@@ -74,6 +77,7 @@ def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
         entries.extend((f"sweeps[{si}]<{c['id']}>", c) for c in generated)
     cases: list[Case] = []
     first_at: dict[str, str] = {}
+    schema_checked: set[str | None] = set()
     for label, raw in entries:
         if not isinstance(raw, dict):
             problems.append(CaseProblem(file, label, label, "a case must be a mapping"))
@@ -81,7 +85,16 @@ def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
         merged = {**defaults, **raw}
         cid = merged.get("id") if isinstance(merged.get("id"), str) else label
         cid = cid if cid.isprintable() and len(cid) <= 200 else ascii(cid)[:200]
-        sp = schema_problems(merged, "CASE_SCHEMA", file, cid, label)
+        sweep = label.split("<")[0] if label.startswith("sweeps[") else None
+        if sweep is None or sweep not in schema_checked:
+            # A sweep's cases share one key set and value types (built from its schema-checked
+            # values): the first one of each sweep is checked against the case schema for all.
+            sp = schema_problems(merged, "CASE_SCHEMA", file, cid, label)
+            schema_checked.add(sweep)
+        elif not ID_RE.fullmatch(cid):
+            sp = [CaseProblem(file, cid, f"{label}.id", f"generated id {cid!r} does not match {ID_PATTERN!r}")]
+        else:
+            sp = []
         if sp:
             problems.extend(sp)
             continue
@@ -93,6 +106,8 @@ def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
         case = case_from_raw(merged, file, label, problems)
         if case is not None:
             cases.append(case)
+    if not entries and not problems:
+        problems.append(CaseProblem(file, "", "cases", "the file defines no case (empty `cases:` and no `sweeps:`)"))
     return LoadResult(cases, problems, [file])
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from conformance.check import FAILING
-from conformance.paths import lock_output, output_problem, release_locks, same_file
+from conformance.paths import held_locks, lock_output, output_problem, release_locks, same_file
 
 DEFAULT_CASES = "cases"
 DEFAULT_KNOWN = "known_disagreements.yaml"
@@ -372,16 +372,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    locks_before = held_locks()
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
     except BrokenPipeError:
         # the reader went away (`conformance compare ... | head`): stop quietly, as Unix tools do
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(Exception):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return 1
     finally:
-        release_locks()
+        release_locks(keep=locks_before)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,13 @@ def lock_output(path: str) -> str | None:
     return None
 
 
-def release_locks() -> None:
-    """Release every lock taken by :func:`lock_output` in this process."""
-    while _held_locks:
+def held_locks() -> int:
+    """How many output locks this process holds (for :func:`release_locks`)."""
+    return len(_held_locks)
+
+
+def release_locks(keep: int = 0) -> None:
+    """Release the locks taken by :func:`lock_output` in this process, the first ``keep`` aside."""
+    while len(_held_locks) > keep:
         with contextlib.suppress(OSError):
             _held_locks.pop().close()

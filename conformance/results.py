@@ -40,6 +40,11 @@ TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "convention_probes": (_LIST, _NONE), "started": (_STR,), "finished": (_STR,),
     "duration_s": (*_NUM, _NONE), "merged_from": (_LIST,),
 }
+ENVIRONMENT_FIELDS: dict[str, tuple[type, ...]] = {
+    "frameworks": (_OBJ, _NONE), "unavailable": (_OBJ, _NONE), "framework_devices": (_OBJ, _NONE),
+    "framework_settings": (_OBJ, _NONE), "devices": (_LIST, _NONE), "gpus": (_LIST, _NONE),
+    "precision": (_STR, _NONE),
+}
 MAX_REPORTED = 10
 
 
@@ -61,6 +66,10 @@ def results_problems(data: dict[str, Any]) -> list[str]:
     for key, types in TOP_FIELDS.items():
         if key in data and _wrong_type(data[key], types):
             out.append(f"{key}: must be {_type_names(types)}, got {type(data[key]).__name__}")
+    env = data.get("environment")
+    for key, types in ENVIRONMENT_FIELDS.items():
+        if isinstance(env, dict) and key in env and _wrong_type(env[key], types):
+            out.append(f"environment.{key}: must be {_type_names(types)}, got {type(env[key]).__name__}")
     if isinstance(data.get("problems"), list) and not all(isinstance(p, str) for p in data["problems"]):
         out.append("problems: must be a list of strings")
     for i, rec in enumerate(data["results"]):

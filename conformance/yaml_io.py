@@ -15,7 +15,11 @@ from conformance.limits import LimitSettingError, expanded_nodes, limit, over_li
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
+# libyaml's C parser when PyYAML was built with it (5-10x faster); the constructor is Python either way.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictSafeLoader(_BaseLoader):
     pass
 
 
@@ -94,6 +98,8 @@ def load_yaml_file(path: str | os.PathLike) -> tuple[Any, str | None]:
     except RecursionError:
         return None, "not valid YAML: nested too deeply"
     except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # libyaml's word for it
+            return None, f"not valid YAML: nested too deeply ({' '.join(str(exc).split())})"
         return None, f"not valid YAML: {exc}"
     except LimitSettingError as exc:
         return None, str(exc)
