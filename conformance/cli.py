@@ -116,7 +116,12 @@ def check_paths(command: str, args: argparse.Namespace) -> list[str]:
 
         given = args.cases or [DEFAULT_CASES]
         errors += [f"--cases {c}: no such file or directory" for c in given if not Path(c).exists()]
-        inputs += [("--cases", str(f)) for f in discover([c for c in given if Path(c).exists()])]
+        found = discover([c for c in given if Path(c).exists()])
+        inputs += [("--cases", str(f)) for f in found]
+        errors += [f"--cases {f}: not a case file (the name must end in .yaml or .yml)"
+                   for f in found if f.suffix not in (".yaml", ".yml")]
+        if not found and not errors:
+            errors.append(f"--cases {' '.join(map(str, given))}: no case files found")
         if args.known is not None:
             if not Path(args.known).is_file():
                 errors.append(f"--known {args.known}: no such file")

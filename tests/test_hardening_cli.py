@@ -98,7 +98,10 @@ def test_run_checks_paths_before_running(tmp_path, capsys, monkeypatch):
         (["--results", str(out), "--known", str(tmp_path / "nope.yaml")], "--known"),
         (["--results", str(out), "--cases", str(tmp_path / "missing")], "no such file or directory"),
         (["--results", str(tmp_path / "f.txt" / "r.json")], "is not a directory"),
+        (["--results", str(out), "--cases", str(tmp_path / "f.txt")], "not a case file"),
+        (["--results", str(out), "--cases", str(tmp_path / "empty")], "no case files found"),
     ):
+        (tmp_path / "empty").mkdir(exist_ok=True)
         if "f.txt" in argv[-1]:
             (tmp_path / "f.txt").write_text("x")
         assert main(["run", "--cases", CASE, "--frameworks", "numpy", *argv]) == 1, argv
