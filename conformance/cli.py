@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import shlex
 import sys
 from pathlib import Path
 
+from conformance.paths import held_locks, lock_output, output_problem, release_locks, same_file
+
 DEFAULT_CASES = "cases"
+DEFAULT_KNOWN = "known_disagreements.yaml"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -31,11 +36,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def build_pytest_args(args: argparse.Namespace) -> list[str]:
-    """The pytest command line behind ``conformance run``."""
-    pa = [*(args.cases or [DEFAULT_CASES]), "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
+    """The pytest command line behind ``conformance run``. The case files are found by
+    :func:`conformance.cases.discover` (the walker of ``validate`` too) and passed to pytest one by
+    one, so both commands read the same files (pytest's own walk follows symlink loops)."""
+    from conformance.cases import discover
+
+    given = args.cases or [DEFAULT_CASES]
+    files = [str(f) for f in discover(given)] or list(given)
+    pa = [*files, "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
           "-o", "addopts=", "-o", "testpaths=", "--rootdir", os.getcwd(),
           "--frameworks", args.frameworks, "--device", args.device, "--precision", args.precision,
-          "--results", args.results, "--known", args.known,
+          "--results", args.results, "--known", args.known if args.known is not None else DEFAULT_KNOWN,
           "--conformance-command", "conformance " + " ".join(shlex.quote(a) for a in args.argv)]
     if args.tags:
         pa += ["--tags", args.tags]
@@ -124,13 +135,90 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_jax_cache() -> str:
+    """JAX's persistent compile cache unless ``CONFORMANCE_JAX_CACHE`` is set:
+    ``$XDG_CACHE_HOME/convt-conformance/jax``, else ``~/.cache/convt-conformance/jax``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "convt-conformance" / "jax")
+
+
+def check_paths(command: str, args: argparse.Namespace) -> list[str]:
+    """Path problems of a command, found before it starts: inputs exist, outputs are writable
+    files, and no output would overwrite an input or another output."""
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
+    errors: list[str] = []
+    if command == "run":
+        from conformance.cases import discover
+
+        given = args.cases or [DEFAULT_CASES]
+        errors += [f"--cases {c}: no such file or directory" for c in given if not Path(c).exists()]
+        found = discover([c for c in given if Path(c).exists()])
+        inputs += [("--cases", str(f)) for f in found]
+        errors += [f"--cases {f}: not a case file (the name must end in .yaml or .yml)"
+                   for f in found if f.suffix not in (".yaml", ".yml")]
+        if not found and not errors:
+            errors.append(f"--cases {' '.join(map(str, given))}: no case files found")
+        if args.known is not None:
+            if not Path(args.known).is_file():
+                errors.append(f"--known {args.known}: no such file")
+            inputs.append(("--known", args.known))
+        elif Path(DEFAULT_KNOWN).is_file():
+            inputs.append(("--known", DEFAULT_KNOWN))
+        else:
+            print(f"conformance run: note: no {DEFAULT_KNOWN} here; no disagreement is known", file=sys.stderr)
+        outputs += [("--results", args.results)] + ([("--report", args.report)] if args.report else [])
+    elif command == "report":
+        inputs += [("RESULTS", args.results)] + ([("--baseline", args.baseline)] if args.baseline else [])
+        outputs.append(("--output", args.output))
+    elif command == "compare":
+        inputs += [("BASE", args.base), ("NEW", args.new)]
+        outputs += [("--report", args.report)] if args.report else []
+    elif command == "merge":
+        inputs += [("INPUT", i) for i in args.inputs]
+        outputs.append(("OUTPUT", args.output))
+    for flag, path in inputs:
+        if flag != "--cases" and not Path(path).is_file():
+            errors.append(f"{flag} {path}: no such file")
+    for i, (flag, path) in enumerate(outputs):
+        why = output_problem(flag, path)
+        if why:
+            errors.append(why)
+        for iflag, ipath in inputs:
+            if same_file(path, ipath):
+                errors.append(f"{flag} {path}: is also the input {iflag} {ipath}; it would be overwritten")
+        for oflag, opath in outputs[:i]:
+            if same_file(path, opath):
+                errors.append(f"{flag} {path}: is also the output {oflag}; one would overwrite the other")
+    return errors
+
+
+def _refuse(command: str, errors: list[str]) -> int:
+    for e in errors:
+        print(f"conformance {command}: {e}", file=sys.stderr)
+    return 1
+
+
+def run_preflight(args: argparse.Namespace) -> list[str]:
+    """Everything ``run`` checks before starting: paths (:func:`check_paths`), then the results lock."""
+    errors = check_paths("run", args)
+    if not errors:
+        why = lock_output(args.results)
+        if why:
+            errors.append(why)
+    return errors
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from conformance.results import read_results
 
+    errors = run_preflight(args)
+    if errors:
+        return _refuse("run", errors)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("CONFORMANCE_JAX_CACHE", str(Path(".jax_cache").resolve()))
+    os.environ.setdefault("CONFORMANCE_JAX_CACHE", default_jax_cache())
     args.preflight_json = _preflight(args)
     try:
         code = pytest.main(build_pytest_args(args))
@@ -223,6 +311,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from conformance.report import write_report
     from conformance.results import ResultsFileError, read_results
 
+    errors = check_paths("report", args)
+    if errors:
+        return _refuse("report", errors)
     try:
         data = read_results(args.results)
         base = read_results(args.baseline) if args.baseline else None
@@ -259,9 +350,12 @@ def _cmd_repro(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from conformance.regression import compare_results, format_comparison, run_to_run_differences
+    from conformance.regression import compare_results, format_comparison, refusals, run_to_run_differences
     from conformance.results import ResultsFileError, read_results
 
+    errors = check_paths("compare", args)
+    if errors:
+        return _refuse("compare", errors)
     try:
         base, new = read_results(args.base), read_results(args.new)
     except ResultsFileError as exc:
@@ -274,19 +368,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
         write_report(args.report, new, baseline=base, baseline_path=args.base)
         print(f"report: {args.report}")
+    refused = refusals(comp)
+    for why in refused:
+        print(f"conformance compare: {args.new}: {why}", file=sys.stderr)
+    if comp["disappeared"]:
+        print(f"conformance compare: {len(comp['disappeared'])} check(s) of {args.base} are missing from "
+              f"{args.new} (counted as regressions)", file=sys.stderr)
     if args.exact:
         differ = run_to_run_differences(comp)
         if differ:
             print(f"conformance compare --exact: {len(differ)} check(s) differ between the two runs",
                   file=sys.stderr)
-        return 1 if differ else 0
-    return 1 if comp["regressions"] else 0
+        return 1 if differ or refused else 0
+    return 1 if comp["regressions"] or refused else 0
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     from conformance.merge import MergeError, merge_results
     from conformance.results import ResultsFileError, read_results, write_results
 
+    errors = check_paths("merge", args)
+    if errors:
+        return _refuse("merge", errors)
     try:
         payload = merge_results([read_results(f) for f in args.inputs], list(args.inputs))
     except (ResultsFileError, MergeError) as exc:
@@ -295,6 +398,41 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     write_results(args.output, payload)
     print(f"merged {len(payload['results'])} results from {len(args.inputs)} file(s) into {args.output}")
     return 0
+
+
+def check_timeout_seconds(text: str) -> float:
+    """argparse type of ``--check-timeout``: a finite number of seconds >= 0 (0: no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds >= 0 (0: no limit)")
+    return value
+
+
+def worker_count(text: str) -> str:
+    """argparse type of ``-n``: ``auto``, ``logical`` or a whole number >= 0 (0: in-process)."""
+    if text in ("auto", "logical"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of workers >= 0, or auto") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of workers >= 0, or auto")
+    return str(value)
+
+
+def error_growth_fraction(text: str) -> float:
+    """argparse type of ``compare --error-growth``: a finite fraction >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite fraction >= 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,11 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=("cpu", "gpu", "all"), default="cpu")
     r.add_argument("--precision", choices=("strict", "default"), default="strict")
     r.add_argument("--dtypes", default="", help="comma-separated dtypes to restrict to")
-    r.add_argument("-n", default="auto", help="pytest-xdist workers (0: in-process, no crash isolation)")
+    r.add_argument("-n", default="auto", type=worker_count, help="pytest-xdist workers (0: in-process, no crash isolation)")
     r.add_argument("--results", default="reports/results.json")
     r.add_argument("--report", default="", help="HTML report to write")
-    r.add_argument("--known", default="known_disagreements.yaml")
-    r.add_argument("--check-timeout", type=float, default=300.0,
+    r.add_argument("--known", default=None,
+                   help=f"known-disagreements file (default: {DEFAULT_KNOWN} when present; a given file must exist)")
+    r.add_argument("--check-timeout", type=check_timeout_seconds, default=300.0,
                    help="seconds one check may run before its worker is stopped and the check recorded "
                         "as crash/timeout (xdist only; 0: no limit)")
     r.add_argument("--profile", default="default",
@@ -369,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("base")
     c.add_argument("new")
     c.add_argument("--report", help="HTML report of NEW with the comparison")
-    c.add_argument("--error-growth", type=float, default=0.5,
+    c.add_argument("--error-growth", type=error_growth_fraction, default=0.5,
                    help="flag a pass whose error grew by more than this fraction of its tolerance")
     c.add_argument("--device", choices=("cpu", "gpu"), help="compare only the checks run on this device")
     c.add_argument("--exact", action="store_true",
@@ -388,7 +527,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    return int(args.func(args))
+    locks_before = held_locks()
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`conformance compare ... | head`): stop quietly, as Unix tools do
+        with contextlib.suppress(Exception):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    finally:
+        release_locks(keep=locks_before)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.yaml_io import load_yaml
+from conformance.yaml_io import load_yaml_file
 
 _KEYS = ("case", "adapter", "api", "device", "dtype", "precision", "kind")
 # An entry without `api` covers an adapter's forward columns (its APIs and their execution paths,
@@ -44,14 +44,18 @@ class KnownDisagreement:
 
 
 def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[str]]:
-    """Entries of the file and the problems found (file, entry index, key, what is wrong)."""
-    if path is None or not Path(path).exists():
+    """Entries of the file and the problems found (file, entry index, key, what is wrong).
+
+    No path, an empty path or a missing file: no entries (``conformance run`` refuses a missing
+    ``--known`` file it was given explicitly before it starts). The file goes through the same
+    size limits as a case file."""
+    if not path or not Path(path).exists():
         return [], []
     problems: list[str] = []
-    try:
-        data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
-    except Exception as exc:
-        return [], [f"{path}: not valid YAML: {exc}"]
+    data, why = load_yaml_file(path)
+    if why:
+        return [], [f"{path}: {why}"]
+    data = {} if data is None else data
     entries = data.get("disagreements", []) if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return [], [f"{path}: top level must be a mapping with a `disagreements:` list"]
@@ -66,6 +70,14 @@ def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[s
             continue
         if not e.get("case") or not e.get("reason"):
             problems.append(f"{path}: disagreements[{i}]: `case` and `reason` are required")
+            continue
+        mistyped = [k for k in (*_KEYS, "reason", "issue") if k in e and not isinstance(e[k], (str, int, float))]
+        if "strict" in e and not isinstance(e["strict"], bool):
+            mistyped.append("strict")
+        if mistyped:
+            problems.append(f"{path}: disagreements[{i}]: {', '.join(mistyped)}: must be "
+                            + ("a string" if mistyped != ["strict"] else "true or false")
+                            + (" (strict: true or false)" if "strict" in mistyped and len(mistyped) > 1 else ""))
             continue
         out.append(KnownDisagreement(
             case=str(e["case"]), adapter=str(e.get("adapter", "*")), api=str(e.get("api", BASE_APIS)),

@@ -25,6 +25,10 @@ LIMITS: dict[str, tuple[str, int, str]] = {
 }
 
 
+class LimitSettingError(ValueError):
+    """A ``CONFORMANCE_MAX_*`` environment variable that is not a positive integer."""
+
+
 def limit(name: str) -> int:
     """The limit ``name`` (see :data:`LIMITS`), from its environment variable when set."""
     var, default, _ = LIMITS[name]
@@ -34,9 +38,9 @@ def limit(name: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{var}={raw!r} is not an integer") from None
+        raise LimitSettingError(f"{var}={raw!r} is not an integer") from None
     if value < 1:
-        raise ValueError(f"{var}={raw!r} must be >= 1")
+        raise LimitSettingError(f"{var}={raw!r} must be >= 1")
     return value
 
 
@@ -47,8 +51,16 @@ def over_limit(name: str, what: str, count: int, counted_to_cap: bool = False) -
     if count <= cap:
         return None
     var, _, _ = LIMITS[name]
-    amount = f"more than {cap:,}" if counted_to_cap else f"{count:,} is over the limit of {cap:,}"
+    amount = f"more than {cap:,}" if counted_to_cap else f"{fmt_count(count)} is over the limit of {cap:,}"
     return f"{what}: {amount} ({var} raises it)"
+
+
+def fmt_count(count: int) -> str:
+    """``count`` with thousands separators, or ``about 2**k`` when it is too large to print
+    (an element count of thousands of axes has more digits than Python converts to text)."""
+    if count.bit_length() > 128:
+        return f"about 2**{count.bit_length() - 1}"
+    return f"{count:,}"
 
 
 def elements(shape: Sequence[int]) -> int:

@@ -3,8 +3,10 @@
 Regressions: a passing (or rejected / xfail-as-expected) check that now fails, errors or
 crashes; a check that became unsupported; a still-passing check whose max error grew by more
 than ``error_growth`` x its tolerance (a precision regression that has not yet crossed the
-line). Improvements are the reverse. Checks present in only one file are listed as appeared
-or disappeared.
+line); a check of the base run missing from the new run (listed as disappeared too: a check
+that no longer runs is never a pass). Improvements are the reverse. Checks present in the new
+file only are listed as appeared. A new run that is incomplete (``complete: false``) or holds
+no checks cannot pass a comparison: ``run_problems`` says why.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: st
             continue
         if rn is None:
             out["disappeared"].append({"key": list(key), "base": rb["status"]})
+            out["regressions"].append({"key": list(key), "base": rb["status"], "message": "",
+                                       "base_err": rb.get("max_abs_err"), "new_err": None,
+                                       "why": f"disappeared ({rb['status']} in the base run, absent from the new one)"})
             continue
         sb, sn = rb["status"], rn["status"]
         entry = {"key": list(key), "base": sb, "new": sn, "message": rn.get("message", ""),
@@ -70,13 +75,33 @@ def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: st
             out["unchanged"].append(entry)
     out["base_env"] = base.get("environment", {})
     out["new_env"] = new.get("environment", {})
+    out["run_problems"] = run_problems(base, new, len(n), device)
     return out
+
+
+def run_problems(base: dict, new: dict, n_new: int, device: str | None = None) -> list[str]:
+    """Why the new run cannot pass any comparison (incomplete, or no checks), and a note when the
+    base run is incomplete (its missing checks cannot be compared)."""
+    out = []
+    if new.get("complete") is not True:
+        out.append("the new run is incomplete (complete: false): an interrupted or partial run is never a pass")
+    if n_new == 0:
+        out.append("the new run holds no checks" + (f" on device {device}" if device else ""))
+    if base.get("complete") is not True:
+        out.append("note: the base run is incomplete (complete: false); checks it lacks are not compared")
+    return out
+
+
+def refusals(comp: dict) -> list[str]:
+    """The run problems that make a comparison fail (the notes aside)."""
+    return [p for p in comp.get("run_problems", []) if not p.startswith("note:")]
 
 
 def run_to_run_differences(comp: dict) -> list[dict]:
     """For two runs of the same build (nondeterminism): every check whose status or error
     differs in either direction, or that ran in one run only; a deterministic pair has none."""
-    return comp["regressions"] + comp["improvements"] + comp["changed"] + comp["appeared"] + comp["disappeared"]
+    rows = comp["regressions"] + comp["improvements"] + comp["changed"] + comp["appeared"] + comp["disappeared"]
+    return list({tuple(e["key"]): e for e in rows}.values())
 
 
 def format_comparison(comp: dict, exact: bool = False) -> str:
@@ -88,6 +113,7 @@ def format_comparison(comp: dict, exact: bool = False) -> str:
         f"base frameworks: {comp['base_env'].get('frameworks')}",
         f"new  frameworks: {comp['new_env'].get('frameworks')}",
     ]
+    lines += [f"!! {p}" for p in comp.get("run_problems", [])]
     titles = ("regressions", "improvements", "changed", "appeared", "disappeared") if exact else \
         ("regressions", "improvements", "appeared", "disappeared")
     for title in titles:

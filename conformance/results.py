@@ -19,7 +19,78 @@ SUPPORTED_SCHEMAS = ("conformance-results/1", COMPACT_SCHEMA)
 
 
 class ResultsFileError(ValueError):
-    """A results file that cannot be read (missing, not JSON, unknown schema)."""
+    """A results file that cannot be read (missing, not UTF-8, not JSON, unknown schema, records
+    with missing or mistyped fields)."""
+
+
+_STR, _NUM, _OBJ, _LIST, _BOOL, _NONE = str, (int, float), dict, list, bool, type(None)
+#: field -> accepted types, for each record (required ones first); bool is refused where a number is
+#: wanted. A non-finite error is written as a string ('inf', 'nan'), hence str in the error fields.
+RECORD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "case": ((_STR,), True), "adapter": ((_STR,), True), "api": ((_STR,), True),
+    "device": ((_STR,), True), "dtype": ((_STR,), True), "status": ((_STR,), True),
+    "message": ((_STR, _NONE), False), "file": ((_STR, _NONE), False),
+    "tags": ((_LIST, _NONE), False), "params": ((_OBJ, _NONE), False),
+    "tolerance": ((_OBJ, _NONE), False), "known": ((_OBJ, _NONE), False),
+    "native_call": ((_OBJ, _NONE), False), "failure_kind": ((_STR, _NONE), False),
+    "max_abs_err": ((*_NUM, _STR, _NONE), False), "max_rel_err": ((*_NUM, _STR, _NONE), False),
+    "framework_version": ((_STR, _NONE), False), "source": ((_STR, _NONE), False),
+    "description": ((_STR, _NONE), False),
+}
+TOP_FIELDS: dict[str, tuple[type, ...]] = {
+    "environment": (_OBJ,), "problems": (_LIST,), "complete": (_BOOL,), "command": (_STR,),
+    "convention_probes": (_LIST, _NONE), "started": (_STR,), "finished": (_STR,),
+    "duration_s": (*_NUM, _NONE), "merged_from": (_LIST,),
+}
+ENVIRONMENT_FIELDS: dict[str, tuple[type, ...]] = {
+    "frameworks": (_OBJ, _NONE), "unavailable": (_OBJ, _NONE), "framework_devices": (_OBJ, _NONE),
+    "framework_settings": (_OBJ, _NONE), "devices": (_LIST, _NONE), "gpus": (_LIST, _NONE),
+    "precision": (_STR, _NONE),
+}
+MAX_REPORTED = 10
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list",
+             bool: "true/false", type(None): "null"}
+    return " or ".join(dict.fromkeys(names[t] for t in types))
+
+
+def _wrong_type(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return True
+    return not isinstance(value, types)
+
+
+def results_problems(data: dict[str, Any]) -> list[str]:
+    """What is wrong with a parsed results payload: ``results[i].field: ...`` (first few only)."""
+    out: list[str] = []
+    for key, types in TOP_FIELDS.items():
+        if key in data and _wrong_type(data[key], types):
+            out.append(f"{key}: must be {_type_names(types)}, got {type(data[key]).__name__}")
+    env = data.get("environment")
+    for key, types in ENVIRONMENT_FIELDS.items():
+        if isinstance(env, dict) and key in env and _wrong_type(env[key], types):
+            out.append(f"environment.{key}: must be {_type_names(types)}, got {type(env[key]).__name__}")
+    if isinstance(data.get("problems"), list) and not all(isinstance(p, str) for p in data["problems"]):
+        out.append("problems: must be a list of strings")
+    for i, rec in enumerate(data["results"]):
+        if len(out) >= MAX_REPORTED:
+            out.append("... (more problems not listed)")
+            break
+        if not isinstance(rec, dict):
+            out.append(f"results[{i}]: must be an object, got {type(rec).__name__}")
+            continue
+        for key, (types, required) in RECORD_FIELDS.items():
+            if key not in rec:
+                if required:
+                    out.append(f"results[{i}].{key}: missing")
+            elif _wrong_type(rec[key], types):
+                out.append(f"results[{i}].{key}: must be {_type_names(types)}, got {type(rec[key]).__name__}")
+        tol = rec.get("tolerance")
+        if isinstance(tol, dict) and "max" in tol and _wrong_type(tol["max"], (*_NUM, _STR, _NONE)):
+            out.append(f"results[{i}].tolerance.max: must be a number or null, got {type(tol['max']).__name__}")
+    return out
 
 
 def _cpu_model() -> str:
@@ -94,6 +165,12 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write atomically: a temporary file in the same directory, then ``os.replace``."""
     path = Path(path)
@@ -102,7 +179,7 @@ def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(_json_safe(compact(payload)), fh, separators=(",", ":"), sort_keys=False, allow_nan=False)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give what open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -110,13 +187,16 @@ def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> None:
 
 
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a results file, refusing schemas this version does not know, with a clear message."""
+    """Read a results file, refusing schemas this version does not know and records with missing
+    or mistyped fields (see :data:`RECORD_FIELDS`), with a message naming file, record and field."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot read results file: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ResultsFileError(f"{path}: not a JSON results file: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ResultsFileError(f"{path}: not a results file: not UTF-8 text ({exc})") from exc
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise ResultsFileError(f"{path}: not a JSON results file: {str(exc)[:300]}") from exc
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema not in SUPPORTED_SCHEMAS:
         raise ResultsFileError(
@@ -128,6 +208,9 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
         data = expand(data)
     if data.get("in_progress"):
         data["results"] = _streamed(Path(path), data)
+    problems = results_problems(data)
+    if problems:
+        raise ResultsFileError(f"{path}: not a valid results file:\n  " + "\n  ".join(problems))
     return data
 
 

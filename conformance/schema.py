@@ -6,6 +6,8 @@ Structure only; shape consistency and hyper-parameter validity are checked in
 
 from __future__ import annotations
 
+import jsonschema
+
 from conformance.invalid_grid import INVALID_GRID_SCHEMA
 
 DTYPE_ENUM = ["float16", "bfloat16", "float32", "float64"]
@@ -14,7 +16,12 @@ _number = {"type": "number"}  # YAML .nan/.inf load as floats, which JSON Schema
 _nested_numbers = {
     "anyOf": [_number, {"type": "array", "items": {"$ref": "#/$defs/nested"}}],
 }
-_shape = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+# At most 8 axes: valid tensors have 3 to 5; a few more let an `expected.error` case show a bad rank.
+MAX_AXES = 8
+_shape = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "maxItems": MAX_AXES}
+# Full-string match: in Python's re, `$` also matches before a final newline.
+ID_PATTERN = r"\A[a-z0-9][a-z0-9._-]*\Z"
+TAG_PATTERN = r"\A[A-Za-z0-9._-]+\Z"
 _int_or_axes = {
     "anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}]
 }
@@ -64,10 +71,10 @@ _expected = {
     "minProperties": 1,
 }
 _case_properties = {
-    "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
+    "id": {"type": "string", "pattern": ID_PATTERN},
     "source": {"type": "string"},
     "description": {"type": "string"},
-    "tags": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"}},
+    "tags": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN}},
     "input": _tensor,
     "weight": _tensor,
     "bias": _tensor,
@@ -107,13 +114,26 @@ DEFAULTS_SCHEMA: dict = {
     "properties": {k: v for k, v in _case_properties.items() if k != "id"},
 }
 
+# What each sweep key (in `grid` lists and in `fixed`) may hold; see conformance.sweep.
+SWEEP_VALUE: dict = {
+    "rank": {"type": "integer", "minimum": 1, "maximum": 3},
+    "batch": {"type": "integer", "minimum": 1},
+    "in_channels": {"type": "integer", "minimum": 1},
+    "out_channels": {"type": "integer", "minimum": 1},
+    "spatial": _int_or_axes, "kernel": _int_or_axes, "stride": _int_or_axes,
+    "output_padding": _int_or_axes, "dilation": _int_or_axes, "padding": _padding,
+    "groups": {"anyOf": [{"type": "integer"}, {"const": "depthwise"}]},
+    "bias": {"type": "boolean"},
+    "distribution": {"enum": ["integers", "uniform", "normal"]},
+}
+
 # `sweeps` (additive, see cases/README in CASE_FORMAT spirit): grids expanded into cases.
 SWEEP_SCHEMA: dict = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "grid"],
     "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
+        "id": {"type": "string", "pattern": ID_PATTERN},
         "source": {"type": "string"},
         "description": {"type": "string"},
         "tags": _case_properties["tags"],
@@ -121,16 +141,10 @@ SWEEP_SCHEMA: dict = {
         "grid": {
             "type": "object",
             "minProperties": 1,
-            "additionalProperties": {"type": "array", "minItems": 1},
-            "propertyNames": {
-                "enum": [
-                    "rank", "batch", "in_channels", "out_channels", "spatial", "kernel",
-                    "stride", "padding", "output_padding", "dilation", "groups", "bias",
-                    "distribution",
-                ]
-            },
+            "additionalProperties": False,
+            "properties": {k: {"type": "array", "minItems": 1, "items": v} for k, v in SWEEP_VALUE.items()},
         },
-        "fixed": {"type": "object"},
+        "fixed": {"type": "object", "additionalProperties": False, "properties": SWEEP_VALUE},
         "seed": {"type": "integer", "minimum": 0},
     },
 }
@@ -153,3 +167,18 @@ FILE_SCHEMA: dict = {
 def with_defs(schema: dict) -> dict:
     """Attach the shared ``$defs`` so a sub-schema validates on its own."""
     return {**schema, "$defs": FILE_SCHEMA["$defs"]}
+
+
+def _is_strict_integer(_checker: object, instance: object) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema's "integer" accepts integral floats (2.0); a case file's integers must be ints.
+_StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_strict_integer))
+
+
+def strict_validator(schema: dict) -> jsonschema.protocols.Validator:
+    """A draft 2020-12 validator of ``schema`` whose ``integer`` refuses floats such as ``2.0``."""
+    return _StrictValidator(schema)

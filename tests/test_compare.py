@@ -40,7 +40,8 @@ def test_regression_classes(tmp_path, capsys):
     new["results"].append(extra)
     comp = compare_results(SAMPLE, new, error_growth=0.5)
     whys = sorted(e["why"] for e in comp["regressions"])
-    assert len(comp["regressions"]) == 3, whys
+    assert len(comp["regressions"]) == 4, whys  # a disappeared check is a regression too
+    assert any(w.startswith("disappeared") for w in whys)
     assert any(w == "pass -> fail" for w in whys)
     assert any(w == "newly unsupported" for w in whys)
     assert any(w.startswith("error grew") for w in whys)
@@ -51,7 +52,7 @@ def test_regression_classes(tmp_path, capsys):
     assert main(["compare", b, n, "--report", str(out)]) == 1
     text = capsys.readouterr().out
     assert text.index("-- regressions --") < text.index("-- appeared --")
-    assert "Regressions (3)" in out.read_text()
+    assert "Regressions (4)" in out.read_text()
 
 
 def test_improvement_is_not_a_regression(tmp_path):

@@ -1,0 +1,143 @@
+"""The data model of loaded cases: :class:`Case`, :class:`TensorSpec`, :class:`CaseProblem`,
+:class:`LoadResult` (canonical PyTorch convention, see CASE_FORMAT.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from conformance.dtypes import round_to
+from conformance.geometry import Geometry, PadPairs
+
+
+@dataclass(frozen=True)
+class CaseProblem:
+    """One validation problem, located precisely."""
+
+    file: str
+    case: str  # case id, or "cases[i]" when the id itself is missing/broken, or "" (file-level)
+    key: str  # key path, e.g. "cases[3].weight.values"
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}"
+        if self.case:
+            where += f": case {self.case}"
+        return f"{where}: {self.key or '<file>'}: {self.message}"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor given by literal values (float64) or by a seeded random recipe."""
+
+    shape: tuple[int, ...]
+    values: np.ndarray | None = None
+    random: dict | None = None
+
+    def generate(self) -> np.ndarray:
+        """The tensor in float64; random ones come from ``numpy.random.default_rng(seed)``."""
+        if self.values is not None:
+            return self.values.copy()
+        r = self.random or {}
+        rng = np.random.default_rng(r["seed"])
+        dist = r["distribution"]
+        if dist == "uniform":
+            arr = rng.uniform(r.get("low", -1.0), r.get("high", 1.0), self.shape)
+        elif dist == "normal":
+            arr = rng.normal(r.get("mean", 0.0), r.get("std", 1.0), self.shape)
+        else:
+            arr = rng.integers(int(r.get("low", -4)), int(r.get("high", 4)), self.shape, endpoint=True)
+        return np.asarray(arr, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One validated case in the canonical (PyTorch) convention.
+
+    input ``(N, C_in, *spatial)``, weight ``(C_in, C_out/groups, *kernel)`` unflipped,
+    padding as per-axis ``(begin, end)`` pairs cut from the full scatter output.
+    """
+
+    id: str
+    file: str
+    source: str
+    description: str
+    tags: tuple[str, ...]
+    input: TensorSpec
+    weight: TensorSpec
+    bias: TensorSpec | None
+    stride: tuple[int, ...]
+    padding: PadPairs
+    output_padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    dtypes: tuple[str, ...]
+    expected_shape: tuple[int, ...] | None
+    expected_values: np.ndarray | None
+    expected_error: bool
+    tolerance: dict | None
+    frameworks: tuple[str, ...] | None
+    frameworks_reason: str
+    invalid_reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def rank(self) -> int:
+        return len(self.input.shape) - 2
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(
+            in_spatial=tuple(self.input.shape[2:]),
+            kernel=tuple(self.weight.shape[2:]),
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation=self.dilation,
+        )
+
+    @property
+    def in_channels(self) -> int:
+        return self.input.shape[1] if len(self.input.shape) > 1 else 0
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[1] * self.groups if len(self.weight.shape) > 1 else 0
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """``(N, C_out, *out_spatial)`` by the output-size rule."""
+        return (self.input.shape[0], self.out_channels, *self.geometry.out_spatial)
+
+    @property
+    def has_nonfinite_values(self) -> bool:
+        """Whether a literal tensor holds NaN or ±Inf (random tensors are always finite)."""
+        return any(t is not None and t.values is not None and not np.isfinite(t.values).all()
+                   for t in (self.input, self.weight, self.bias))
+
+    def params(self) -> dict:
+        """Hyper-parameters as plain data (for records and reports)."""
+        return {
+            "input_shape": list(self.input.shape),
+            "weight_shape": list(self.weight.shape),
+            "bias": self.bias is not None,
+            "stride": list(self.stride),
+            "padding": [list(p) for p in self.padding],
+            "output_padding": list(self.output_padding),
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+        }
+
+    def tensors(self, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(input, weight, bias) generated in float64 then rounded to ``dtype``, as float64."""
+        x = round_to(self.input.generate(), dtype)
+        w = round_to(self.weight.generate(), dtype)
+        b = round_to(self.bias.generate(), dtype) if self.bias is not None else None
+        return x, w, b
+
+
+@dataclass
+class LoadResult:
+    cases: list[Case]
+    problems: list[CaseProblem]
+    files: list[str]
