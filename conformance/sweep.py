@@ -6,7 +6,11 @@ output_padding, dilation, groups, bias, distribution``. The Cartesian product of
 (over ``fixed``) is expanded; ``groups: depthwise`` means ``groups = in_channels``.
 Combinations that are not valid transposed convolutions (output_padding too large,
 channels not divisible by groups, non-positive output) are skipped, so a grid can be
-written generously. Ids are stable: ``<sweep id>-`` plus every varying key and value.
+written generously. Ids are built from the parameters alone: ``<sweep id>`` plus ``-<key><value>``
+for every parameter that differs from the sweep's base (the defaults under ``fixed``), in one
+canonical key order; so a grid that grows (a new key whose values include the base value, more
+values of a key) or is reordered keeps every existing id, and with it every seed and every
+known-disagreement entry that names it.
 Tensors are random, seeded from a CRC32 of the generated id (stable across machines).
 """
 
@@ -118,7 +122,9 @@ def expand_sweep(sweep: dict, file: str, label: str) -> tuple[list[dict], list]:
     seen: set[str] = set()
     for combo in itertools.product(*(grid[k] for k in keys)):
         params = {**_DEFAULTS, **fixed, **dict(zip(keys, combo))}
-        raw, why = _build(sweep["id"], params, keys, int(sweep.get("seed", 0)))
+        base = {**_DEFAULTS, **fixed}
+        named = [k for k in _DEFAULTS if params[k] != base[k]]  # canonical order: _DEFAULTS'
+        raw, why = _build(sweep["id"], params, named, int(sweep.get("seed", 0)))
         if raw is None:
             if why != "skip":
                 problems.append(CaseProblem(file, sweep["id"], f"{label}.grid", why))
