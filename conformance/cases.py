@@ -20,6 +20,7 @@ from conformance.dtypes import DTYPE_NAMES, round_to
 from conformance.geometry import Geometry, PadPairs, pad_pairs, per_axis
 from conformance.limits import elements, expanded_nodes, limit, over_limit
 from conformance.schema import CASE_SCHEMA, DEFAULTS_SCHEMA, FILE_SCHEMA, with_defs
+from conformance.string_padding import resolve_case_padding
 from conformance.yaml_io import load_yaml
 
 
@@ -92,6 +93,10 @@ class Case:
     frameworks: tuple[str, ...] | None
     frameworks_reason: str
     invalid_reasons: tuple[str, ...] = field(default=())
+    # String padding (conformance/string_padding.py): the mode as written and the output_padding
+    # as written; `padding`/`output_padding` above then hold the mode's resolution.
+    padding_mode: str | None = None
+    mode_output_padding: tuple[int, ...] | None = None
 
     @property
     def rank(self) -> int:
@@ -138,6 +143,8 @@ class Case:
             "output_padding": list(self.output_padding),
             "dilation": list(self.dilation),
             "groups": self.groups,
+            **({"padding_mode": self.padding_mode, "mode_output_padding": list(self.mode_output_padding or ())}
+               if self.padding_mode else {}),
         }
 
     def tensors(self, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -241,7 +248,13 @@ def _case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem])
     stride = per_axis(raw.get("stride", 1), rank_for_params)
     dilation = per_axis(raw.get("dilation", 1), rank_for_params)
     out_pad = per_axis(raw.get("output_padding", 0), rank_for_params)
-    padding = pad_pairs(raw.get("padding", 0), rank_for_params)
+    padding = pad_pairs(raw.get("padding", 0), rank_for_params) if not isinstance(raw.get("padding"), str) \
+        else ((0, 0),) * rank_for_params
+    mode, mode_op = (raw["padding"], out_pad) if isinstance(raw.get("padding"), str) else (None, None)
+    if mode and len(w.shape) == len(x.shape):  # string padding: resolved to canonical pairs here
+        res, why = resolve_case_padding(mode, x.shape[2:], w.shape[2:], stride, dilation, out_pad)
+        padding, out_pad = (res.padding, res.output_padding) if res else (padding, out_pad)
+        invalid.extend([why] if why else [])
     if groups < 1:
         invalid.append(f"groups must be >= 1, got {groups}")
     if not invalid:
@@ -306,6 +319,7 @@ def _case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem])
         expected_values=exp_values, expected_error=err, tolerance=raw.get("tolerance"),
         frameworks=tuple(raw["frameworks"]) if "frameworks" in raw else None,
         frameworks_reason=raw.get("reason", ""), invalid_reasons=tuple(invalid),
+        padding_mode=mode, mode_output_padding=mode_op,
     )
 
 

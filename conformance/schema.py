@@ -6,6 +6,8 @@ Structure only; shape consistency and hyper-parameter validity are checked in
 
 from __future__ import annotations
 
+from conformance.string_padding import MODES as PADDING_MODES
+
 DTYPE_ENUM = ["float16", "bfloat16", "float32", "float64"]
 
 _number = {"type": "number"}  # YAML .nan/.inf load as floats, which JSON Schema accepts
@@ -18,6 +20,7 @@ _int_or_axes = {
 }
 _padding = {
     "anyOf": [
+        {"enum": list(PADDING_MODES)},  # string padding: conformance/string_padding.py
         {"type": "integer"},
         {
             "type": "array",
