@@ -28,6 +28,7 @@ BUILTIN: dict[str, str] = {
     "torch": "adapters.torch_adapter:TorchAdapter",
     "tensorflow": "adapters.tensorflow_adapter:TensorflowAdapter",
     "jax": "adapters.jax_adapter:JaxAdapter",
+    "keras": "adapters.keras_adapter:KerasAdapter",
 }
 
 
