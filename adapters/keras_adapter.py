@@ -158,6 +158,8 @@ class KerasAdapter(Adapter):
         # TF backend: Keras' own output size for its (padding, output_padding) is one TF's SAME/VALID
         # cannot produce (e.g. 'same' + output_padding 0, even kernel, stride 1: out = n - 1)
         re.compile(r"Size of out_backprop doesn't match computed"),
+        # Keras' own layer check (base_conv.py), before any backend is called
+        re.compile(r"`strides > 1` not supported in conjunction with `dilation_rate > 1`"),
     )
 
     def __init__(self) -> None:
