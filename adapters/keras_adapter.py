@@ -152,7 +152,7 @@ class KerasAdapter(Adapter):
     order = 40
     gpu_capable = False  # children run with CUDA_VISIBLE_DEVICES="" (CPU columns only)
     unsupported_patterns = (
-        re.compile(r"only supports NHWC", re.I),
+        re.compile(r"only supports N(D)?HWC", re.I),  # TF CPU: channels_first transposed convs
         re.compile(r"not (yet )?supported on CPU", re.I),
         re.compile(r"do(es)? not yet support", re.I),
         # TF backend: Keras' own output size for its (padding, output_padding) is one TF's SAME/VALID
@@ -160,6 +160,10 @@ class KerasAdapter(Adapter):
         re.compile(r"Size of out_backprop doesn't match computed"),
         # Keras' own layer check (base_conv.py), before any backend is called
         re.compile(r"`strides > 1` not supported in conjunction with `dilation_rate > 1`"),
+        # Keras' layer check: output_padding < strides (the format allows < max(stride, dilation))
+        re.compile(r"`output_padding` must be strictly less than `strides`"),
+        # Keras <= 3.12 torch backend: its symmetric mapping would need torch output_padding >= stride
+        re.compile(r"lead to a Torch output_padding \(\d+\) that is greater than strides"),
     )
 
     def __init__(self) -> None:
