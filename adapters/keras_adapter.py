@@ -200,8 +200,11 @@ class KerasAdapter(Adapter):
             return None if case.expected_error else f"spatial rank {case.rank} has no native API"
         if case.groups != 1:
             return "keras Conv{n}DTranspose / ops.conv_transpose have no groups argument"
-        if case.expected_error:
-            return None
+        if case.expected_error:  # only what Keras cannot even be asked (like the TF adapter)
+            if len(case.padding) != case.rank or len(case.output_padding) != case.rank:
+                return "the case's per-axis lengths differ from its rank: no Keras call describes it"
+            args, why = keras_arguments(case)
+            return None if args else why
         args, why = keras_arguments(case)
         return None if args else why
 
@@ -268,7 +271,7 @@ class KerasAdapter(Adapter):
     def run(self, case, api, device, dtype, x, w, b):
         backend, _, kind = api.partition(":")
         args, how = keras_arguments(case) if x.ndim == w.ndim else (None, "")
-        if args is None:  # invalid case no Keras padding describes: 'valid' with its output_padding
+        if args is None:  # an invalid case of mismatched ranks: Keras is asked 'valid' and must refuse
             args, how = ("valid", list(case.output_padding)), "invalid case: padding='valid'"
         padding, output_padding = args
         reply = self.call(backend, {"op": "run", "api": kind, "x": x, "w": w, "b": b, "dtype": dtype,
