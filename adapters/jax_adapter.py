@@ -67,6 +67,18 @@ def regroup_flip(w: np.ndarray, groups: int) -> np.ndarray:
     return wg[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
 
 
+# --- string padding (README "String padding"): the case's word passed as JAX's own string ---
+def string_padding(case) -> str | None:
+    """'VALID' or 'SAME' for lax.conv_transpose when the case's padding_mode is ``valid`` or
+    ``same``/``same_upper`` without output_padding (the string path takes none), else None (the
+    canonical pads are mapped). JAX's 'VALID' is ``_conv_transpose_padding``'s: out =
+    (n-1)*s + max(k_eff, s), which differs from the format's ``valid`` when s > k_eff (a finding,
+    known_disagreements.yaml); 'SAME' gives out = n*s with the format's crop."""
+    if case.padding_mode in ("valid", "same", "same_upper") and not any(case.mode_output_padding or ()):
+        return "SAME" if case.padding_mode != "valid" else "VALID"
+    return None
+
+
 class JaxAdapter(Adapter):
     name = "jax"
     module = "jax"
@@ -169,7 +181,8 @@ class JaxAdapter(Adapter):
             extra = {"use_consistent_padding": True} if consistent_padding else {}
 
             def conv(x, w):
-                return lax.conv_transpose(x, w, stride, list(pads), rhs_dilation=dilation,
+                return lax.conv_transpose(x, w, stride, pads if isinstance(pads, str) else list(pads),
+                                          rhs_dilation=dilation,
                                           dimension_numbers=dn, transpose_kernel=True,
                                           precision=prec, **extra)
         else:
@@ -211,6 +224,9 @@ class JaxAdapter(Adapter):
             mapping = "padding=(d*(k-1)-begin, d*(k-1)-end+output_padding) on the stride-dilated input"
             transform = "regroup (C_in, C_out/g, *K) -> (C_out, C_in/g, *K); spatial flip"
             perm, flip = [1, 0, *range(2, w.ndim)], True
+        native = string_padding(case) if api == "conv_transpose" and case.padding_mode else None
+        if native is not None:
+            pads, mapping = native, f"padding={native!r} (the case's `{case.padding_mode}`), JAX's string meaning"
         fn = self._compiled(api, rank, tuple(case.stride), pads, tuple(case.dilation), case.groups,
                             self._precision, b is not None, consistent, self._path)
         if quantity:
@@ -230,7 +246,7 @@ class JaxAdapter(Adapter):
             output_layout=f"NC{sp}", weight_transform=transform, weight_permutation=perm,
             weight_flip=flip, padding_mapping=mapping,
             arguments={"strides" if api == "conv_transpose" else "lhs_dilation": list(case.stride),
-                       "padding": [list(p) for p in pads], "rhs_dilation": list(case.dilation),
+                       "padding": pads if isinstance(pads, str) else [list(p) for p in pads], "rhs_dilation": list(case.dilation),
                        **({"feature_group_count": case.groups} if api != "conv_transpose" else
                           {"transpose_kernel": True, "use_consistent_padding": consistent}),
                        "bias": "added with + inside the same jit" if b is not None else None,

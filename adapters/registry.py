@@ -29,6 +29,7 @@ BUILTIN: dict[str, str] = {
     "tensorflow": "adapters.tensorflow_adapter:TensorflowAdapter",
     "jax": "adapters.jax_adapter:JaxAdapter",
     "onnx": "adapters.onnx_adapter:OnnxAdapter",
+    "keras": "adapters.keras_adapter:KerasAdapter",
 }
 
 

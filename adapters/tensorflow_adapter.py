@@ -45,6 +45,23 @@ def same_pads(in_size: int, out_size: int, k: int, s: int, d: int) -> tuple[int,
     return total // 2, total - total // 2
 
 
+# --- string padding (README "String padding"): the case's word passed as TF's own string ---
+def string_padding(case) -> tuple[str, str] | None:
+    """``('VALID'|'SAME', mapping)`` when the case's padding_mode has a TF string with the same
+    meaning (conformance/string_padding.py), else None (the canonical pads are mapped instead).
+
+    ``valid`` -> 'VALID' with ``output_shape`` (n-1)*s + k_eff + op; ``same``/``same_upper`` without
+    output_padding -> 'SAME' with ``output_shape`` n*s. TF has no output_padding: under SAME the
+    output size alone fixes TF's crop (total k_eff - s), so ``same`` with output_padding and
+    ``same_lower`` (no TF word) fall back to the canonical pads."""
+    mode = case.padding_mode
+    if mode == "valid":
+        return "VALID", "padding='VALID' (the case's `valid`); output_padding folded into output_shape"
+    if mode in ("same", "same_upper") and not any(case.mode_output_padding or ()):
+        return "SAME", f"padding='SAME' (the case's `{mode}`); output_shape = in * stride"
+    return None
+
+
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
@@ -115,6 +132,9 @@ class TensorflowAdapter(Adapter):
 
     def _padding(self, case) -> tuple[object, str] | tuple[None, str]:
         g = case.geometry
+        native = string_padding(case) if case.padding_mode else None
+        if native is not None:
+            return native
         if case.rank == 2:
             return [[0, 0], *[list(p) for p in g.padding], [0, 0]], "explicit [[0,0],[b,e],[b,e],[0,0]]"
         if all(p == (0, 0) for p in g.padding):

@@ -91,8 +91,12 @@ class TorchAdapter(Adapter):
             return None if case.expected_error else f"spatial rank {case.rank} has no native API"
         sym = case.geometry.symmetric_padding if len(case.padding) == case.rank else None
         if sym is None:
-            return ("unequal (begin, end) padding pairs: torch's `padding` is one int per axis, "
-                    "cut from both ends")
+            why = ("unequal (begin, end) padding pairs: torch's `padding` is one int per axis, "
+                   "cut from both ends")
+            if case.padding_mode:  # string padding: torch has no string for transposed convs
+                why = (f"padding {case.padding_mode!r} resolves to {[list(p) for p in case.padding]}; {why}; "
+                       "torch's padding='same'/'valid' strings exist for Conv{1,2,3}d only, not ConvTranspose")
+            return why
         if "@" in api:
             return torch_paths.path_supports(case, api, device, dtype)
         return None

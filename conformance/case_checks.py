@@ -19,6 +19,7 @@ from conformance.case_model import Case, CaseProblem, TensorSpec
 from conformance.geometry import Geometry, pad_pairs, per_axis
 from conformance.limits import elements, fmt_count, over_limit
 from conformance.schema import strict_validator, with_defs
+from conformance.string_padding import resolve_case_padding
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -195,7 +196,13 @@ def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) 
     stride = per_axis(raw.get("stride", 1), rank_for_params)
     dilation = per_axis(raw.get("dilation", 1), rank_for_params)
     out_pad = per_axis(raw.get("output_padding", 0), rank_for_params)
-    padding = pad_pairs(raw.get("padding", 0), rank_for_params)
+    padding = pad_pairs(raw.get("padding", 0), rank_for_params) if not isinstance(raw.get("padding"), str) \
+        else ((0, 0),) * rank_for_params
+    mode, mode_op = (raw["padding"], out_pad) if isinstance(raw.get("padding"), str) else (None, None)
+    if mode and len(w.shape) == len(x.shape):  # string padding: resolved to canonical pairs here
+        res, why = resolve_case_padding(mode, x.shape[2:], w.shape[2:], stride, dilation, out_pad)
+        padding, out_pad = (res.padding, res.output_padding) if res else (padding, out_pad)
+        invalid.extend([why] if why else [])
     if groups < 1:
         invalid.append(f"groups must be >= 1, got {groups}")
     geom = Geometry(tuple(x.shape[2:]), tuple(w.shape[2:]), stride, padding, out_pad, dilation)
@@ -246,6 +253,7 @@ def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) 
         expected_values=exp_values, expected_error=err, tolerance=raw.get("tolerance"),
         frameworks=tuple(raw["frameworks"]) if "frameworks" in raw else None,
         frameworks_reason=raw.get("reason", ""), invalid_reasons=tuple(invalid),
+        padding_mode=mode, mode_output_padding=mode_op,
     )
 
 

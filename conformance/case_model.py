@@ -80,6 +80,10 @@ class Case:
     frameworks: tuple[str, ...] | None
     frameworks_reason: str
     invalid_reasons: tuple[str, ...] = field(default=())
+    # String padding (conformance/string_padding.py): the mode as written and the output_padding
+    # as written; `padding`/`output_padding` above then hold the mode's resolution.
+    padding_mode: str | None = None
+    mode_output_padding: tuple[int, ...] | None = None
 
     @property
     def rank(self) -> int:
@@ -126,6 +130,8 @@ class Case:
             "output_padding": list(self.output_padding),
             "dilation": list(self.dilation),
             "groups": self.groups,
+            **({"padding_mode": self.padding_mode, "mode_output_padding": list(self.mode_output_padding or ())}
+               if self.padding_mode else {}),
         }
 
     def tensors(self, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import jsonschema
 
 from conformance.invalid_grid import INVALID_GRID_SCHEMA
+from conformance.string_padding import MODES as PADDING_MODES
 
 DTYPE_ENUM = ["float16", "bfloat16", "float32", "float64"]
 
@@ -27,6 +28,7 @@ _int_or_axes = {
 }
 _padding = {
     "anyOf": [
+        {"enum": list(PADDING_MODES)},  # string padding: conformance/string_padding.py
         {"type": "integer"},
         {
             "type": "array",

@@ -23,6 +23,7 @@ from typing import Any
 
 from conformance.geometry import Geometry, pad_pairs, per_axis
 from conformance.limits import over_limit
+from conformance.string_padding import resolve_case_padding
 
 _DEFAULTS: dict[str, Any] = {
     "rank": 2, "batch": 1, "in_channels": 2, "out_channels": 3, "spatial": 4, "kernel": 3,
@@ -66,7 +67,7 @@ def _build_checked(sweep_id: str, p: dict, varying: list[str], base_seed: int) -
         stride = per_axis(p["stride"], rank)
         dil = per_axis(p["dilation"], rank)
         op = per_axis(p["output_padding"], rank)
-        pad = pad_pairs(p["padding"], rank)
+        pad = pad_pairs(p["padding"], rank) if not isinstance(p["padding"], str) else None
     except (TypeError, ValueError, IndexError) as exc:
         return None, f"bad value: {exc}"
     cin = int(p["in_channels"])
@@ -76,6 +77,12 @@ def _build_checked(sweep_id: str, p: dict, varying: list[str], base_seed: int) -
         return None, "skip"
     if groups < 1 or cin % groups or cout % groups:
         return None, "skip"
+    mode_op = op
+    if pad is None:  # string padding: the geometry of its resolution; the case keeps the string
+        res, _why = resolve_case_padding(p["padding"], spatial, kernel, stride, dil, op)
+        if res is None:
+            return None, "skip"
+        pad, op = res.padding, res.output_padding
     geom = Geometry(spatial, kernel, stride, pad, op, dil)
     if len(spatial) != rank or geom.problems():
         return None, "skip"
@@ -86,7 +93,8 @@ def _build_checked(sweep_id: str, p: dict, varying: list[str], base_seed: int) -
         "id": cid,
         "input": {"random": {"shape": [int(p["batch"]), cin, *spatial], **dist, "seed": seed}},
         "weight": {"random": {"shape": [cin, cout // groups, *kernel], **dist, "seed": seed + 1}},
-        "stride": list(stride), "padding": [list(x) for x in pad], "output_padding": list(op),
+        "stride": list(stride), "output_padding": list(mode_op),
+        "padding": p["padding"] if isinstance(p["padding"], str) else [list(x) for x in pad],
         "dilation": list(dil), "groups": groups, "expected": {"shape": [
             int(p["batch"]), cout, *geom.out_spatial]},
     }

@@ -1,0 +1,296 @@
+"""Keras 3 adapter: ``keras.ops.conv_transpose`` and ``keras.layers.Conv{1,2,3}DTranspose`` on
+every installed Keras backend (jax, torch, tensorflow, numpy), each backend its own columns.
+
+Keras fixes its backend per process at import, so this adapter never imports keras: per backend
+it starts one long-lived child (``python -m adapters.keras_worker`` with ``KERAS_BACKEND`` set;
+protocol in adapters/keras_worker.py), lazily on first use, reused by every check of that backend
+in this pytest worker. A child that dies or exceeds the per-call limit
+(``CONFORMANCE_KERAS_TIMEOUT``, default 120 s) turns that one check into an error carrying the
+child's stderr tail; the next check starts a fresh child (crash isolation per check).
+
+Native convention: channels_last (or channels_first for the ``:channels_first`` layer column)
+input, kernel ``(*K, C_out, C_in)`` (a permutation of the canonical ``(C_in, C_out, *K)``, no
+flip), padding only ``'valid'``/``'same'`` plus ``output_padding`` (int per axis or None). The
+canonical pads are mapped to the Keras arguments whose own meaning (Keras'
+``_convert_conv_transpose_padding_args_from_keras_to_jax`` in
+keras/src/backend/common/backend_utils.py, the definition every backend is meant to follow) equals
+them; a case with ``padding_mode`` passes its word when Keras' meaning of it is the format's.
+What Keras cannot express (groups, other pads) is unsupported with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+
+from adapters.base import Adapter, NativeCall, RunOutput
+
+BACKENDS = ("jax", "torch", "tensorflow", "numpy")
+# backend -> modules it needs (Keras' numpy backend runs conv_transpose through jax.lax)
+_NEEDS = {"jax": ("jax",), "torch": ("torch",), "tensorflow": ("tensorflow",), "numpy": ("jax",)}
+_KINDS = ("ops", "layer", "layer_cf")
+
+
+def installed_backends() -> tuple[str, ...]:
+    """Keras backends whose framework modules can be found (without importing them)."""
+    return tuple(b for b in BACKENDS if all(importlib.util.find_spec(m) is not None for m in _NEEDS[b]))
+
+
+def keras_axis(mode: str, op: int | None, k: int, s: int, d: int) -> tuple[int, int]:
+    """Keras' meaning of ``(padding, output_padding)`` on one axis as the canonical effective crop
+    ``(begin, end - output_padding)`` (a negative end = elements appended). Transcribes
+    ``_convert_conv_transpose_padding_args_from_keras_to_jax``: pads ``(left, right)`` of the
+    stride-dilated input, i.e. begin = k_eff-1-left, end_eff = k_eff-1-right."""
+    ke = d * (k - 1) + 1
+    if mode == "valid":
+        op = max(ke, s) - ke if op is None else op
+        left, right = ke - 1, ke - 1 + op
+    else:
+        pad_len = s + ke - 2 if op is None else ke + ke % 2 - 2 + op
+        left = min(pad_len // 2 + pad_len % 2, ke - 1)
+        right = pad_len - left
+    return ke - 1 - left, ke - 1 - right
+
+
+def keras_arguments(case) -> tuple[tuple[str, list[int] | None] | None, str]:
+    """``((padding, output_padding), how)`` for the case, or ``(None, why not)``."""
+    want = [(pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding)]
+    axes = list(zip(case.geometry.kernel, case.stride, case.dilation))
+
+    def means(mode: str, ops: list[int | None]) -> bool:
+        return all(keras_axis(mode, op, k, s, d) == wv for op, (k, s, d), wv in zip(ops, axes, want))
+
+    word = {"same_upper": "same"}.get(case.padding_mode or "", case.padding_mode)
+    if word in ("valid", "same"):
+        mop = list(case.mode_output_padding or [0] * case.rank)
+        ops: list[int | None] = [None] * case.rank if word == "same" and not any(mop) else list(mop)
+        if means(word, ops):
+            return (word, None if ops[0] is None else ops), f"the case's `{case.padding_mode}` passed as Keras' {word!r}"
+    for mode in ("valid", "same"):
+        if means(mode, [None] * case.rank):
+            return (mode, None), f"canonical pads = Keras' {mode!r} with output_padding=None"
+        per_axis = [[op for op in range(s) if keras_axis(mode, op, k, s, d) == wv] for (k, s, d), wv in zip(axes, want)]
+        if all(per_axis):
+            return (mode, [c[0] for c in per_axis]), f"canonical pads = Keras' {mode!r} with explicit output_padding"
+    pads = [list(p) for p in case.padding]
+    extra = ""
+    if word == "same" and any(case.mode_output_padding or ()):
+        extra = ("; Keras' 'same' with output_padding op means out = (n-1)*s + k_eff % 2 + op "
+                 "(backend_utils.py), not the format's n*s")
+    return None, (f"Keras takes only padding 'valid'/'same' (+ output_padding); pads {pads} with output_padding "
+                  f"{list(case.output_padding)} are neither{extra}")
+
+
+class _Worker:
+    """One backend's child process and its pipes."""
+
+    def __init__(self, backend: str, precision: str) -> None:
+        self.backend = backend
+        self.stderr = tempfile.TemporaryFile()
+        env = {**os.environ, "KERAS_BACKEND": backend, "CONFORMANCE_KERAS_PRECISION": precision,
+               "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+        self.proc = subprocess.Popen([sys.executable, "-m", "adapters.keras_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, env=env, cwd=root)
+        self.hello: dict = {}
+
+    def stderr_tail(self, n: int = 1500) -> str:
+        self.stderr.seek(0, os.SEEK_END)
+        size = self.stderr.tell()
+        self.stderr.seek(max(size - n, 0))
+        return self.stderr.read().decode("utf-8", "replace").strip()
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        import time
+
+        fd, buf = self.proc.stdout.fileno(), b""
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def receive(self, timeout: float) -> dict:
+        import pickle
+        import time
+
+        deadline = time.monotonic() + timeout
+        (n,) = struct.unpack("<Q", self._read(8, deadline))
+        return pickle.loads(self._read(n, deadline))
+
+    def send(self, msg: dict) -> None:
+        import pickle
+
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.stderr.close()
+
+
+class KerasAdapter(Adapter):
+    name = "keras"
+    module = "keras"
+    distributions = ("keras",)
+    dtypes = ("float32", "float64")
+    order = 40
+    gpu_capable = False  # children run with CUDA_VISIBLE_DEVICES="" (CPU columns only)
+    unsupported_patterns = (
+        re.compile(r"only supports N(D)?HWC", re.I),  # TF CPU: channels_first transposed convs
+        re.compile(r"not (yet )?supported on CPU", re.I),
+        re.compile(r"do(es)? not yet support", re.I),
+        # TF backend: Keras' own output size for its (padding, output_padding) is one TF's SAME/VALID
+        # cannot produce (e.g. 'same' + output_padding 0, even kernel, stride 1: out = n - 1)
+        re.compile(r"Size of out_backprop doesn't match computed"),
+        # Keras' own layer check (base_conv.py), before any backend is called
+        re.compile(r"`strides > 1` not supported in conjunction with `dilation_rate > 1`"),
+        # Keras' layer check: output_padding < strides (the format allows < max(stride, dilation))
+        re.compile(r"`output_padding` must be strictly less than `strides`"),
+        # Keras <= 3.12 torch backend: its symmetric mapping would need torch output_padding >= stride
+        re.compile(r"lead to a Torch output_padding \(\d+\) that is greater than strides"),
+        # numpy backend, float64 layer: its conv_transpose casts the input to float32 but not the
+        # float64 kernel variable (known_disagreements.yaml has the ops.conv_transpose side)
+        re.compile(r"lax.conv_general_dilated requires arguments to have the same dtypes, got float32, float64"),
+    )
+
+    def __init__(self) -> None:
+        self.backends = installed_backends()
+        self.apis = tuple(f"{b}:{k}" for b in self.backends for k in _KINDS)
+        self._precision = "strict"
+        self._workers: dict[str, _Worker] = {}
+        self._lock = threading.Lock()
+        self.timeout = float(os.environ.get("CONFORMANCE_KERAS_TIMEOUT", "120"))
+
+    def _import(self):
+        import importlib.util as iu
+
+        if iu.find_spec("keras") is None:
+            raise ImportError("No module named 'keras'")
+        if not self.backends:
+            raise ImportError("none of Keras' backends (jax, torch, tensorflow) is installed")
+
+    def configure(self, precision):
+        self._precision = precision
+        return {"backends": list(self.backends), "precision": precision,
+                "process_model": "one long-lived child per backend (KERAS_BACKEND), CPU only"}
+
+    def api_label(self, api, rank):
+        backend, _, kind = api.partition(":")
+        return {"ops": f"[{backend}]ops.conv_transpose", "layer": f"[{backend}]Conv{rank}DTranspose",
+                "layer_cf": f"[{backend}]Conv{rank}DTranspose:channels_first"}[kind]
+
+    def supports(self, case, api, device, dtype):
+        if case.rank not in (1, 2, 3):
+            return None if case.expected_error else f"spatial rank {case.rank} has no native API"
+        if case.groups != 1:
+            return "keras Conv{n}DTranspose / ops.conv_transpose have no groups argument"
+        if case.expected_error:  # only what Keras cannot even be asked (like the TF adapter)
+            if len(case.padding) != case.rank or len(case.output_padding) != case.rank:
+                return "the case's per-axis lengths differ from its rank: no Keras call describes it"
+            args, why = keras_arguments(case)
+            return None if args else why
+        args, why = keras_arguments(case)
+        return None if args else why
+
+    # --- the child processes ---
+    def worker(self, backend: str) -> _Worker:
+        """The backend's running child, started (and its hello read) when absent or dead."""
+        w = self._workers.get(backend)
+        if w is not None and w.proc.poll() is None:
+            return w
+        if w is not None:
+            w.close()
+        w = _Worker(backend, self._precision)
+        self._workers[backend] = w
+        try:
+            hello = w.receive(self.timeout)
+        except (EOFError, TimeoutError) as exc:
+            self._drop(backend)
+            raise RuntimeError(f"keras[{backend}] worker did not start ({type(exc).__name__}); "
+                               f"stderr tail: {w.stderr_tail()}") from None
+        if not hello.get("ok"):
+            self._drop(backend)
+            raise RuntimeError(f"keras[{backend}] worker failed to start: {hello.get('error')}")
+        w.hello = hello["hello"]
+        return w
+
+    def _drop(self, backend: str) -> None:
+        w = self._workers.pop(backend, None)
+        if w is not None:
+            w.close()
+
+    def call(self, backend: str, msg: dict, timeout: float | None = None) -> dict:
+        """Send one request to the backend's child and return its reply; a dead or hung child
+        raises RuntimeError with its exit status and stderr tail and is replaced next time."""
+        with self._lock:
+            w = self.worker(backend)
+            try:
+                w.send(msg)
+                reply = w.receive(self.timeout if timeout is None else timeout)
+            except (EOFError, BrokenPipeError, TimeoutError) as exc:
+                hung = isinstance(exc, TimeoutError)
+                if hung:
+                    w.proc.kill()
+                code = w.proc.wait()
+                tail = w.stderr_tail()
+                self._drop(backend)
+                what = (f"timed out after {self.timeout if timeout is None else timeout:g} s (killed)" if hung
+                        else f"died with exit status {code}")
+                raise RuntimeError(f"keras[{backend}] worker {what} during {msg.get('op')}; "
+                                   f"stderr tail: {tail[-800:]}") from None
+        if not reply.get("ok"):
+            raise RuntimeError(reply.get("error", "unknown worker error"))
+        return reply
+
+    def close(self) -> None:
+        for b in list(self._workers):
+            self._drop(b)
+
+    def __del__(self):  # best effort: children also exit when their stdin closes
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def run(self, case, api, device, dtype, x, w, b):
+        backend, _, kind = api.partition(":")
+        args, how = keras_arguments(case) if x.ndim == w.ndim else (None, "")
+        if args is None:  # an invalid case of mismatched ranks: Keras is asked 'valid' and must refuse
+            args, how = ("valid", list(case.output_padding)), "invalid case: padding='valid'"
+        padding, output_padding = args
+        reply = self.call(backend, {"op": "run", "api": kind, "x": x, "w": w, "b": b, "dtype": dtype,
+                                    "strides": list(case.stride), "dilation": list(case.dilation),
+                                    "padding": padding, "output_padding": output_padding})
+        rank = x.ndim - 2
+        cl = "N" + "DHW"[3 - rank:] + "C" if 1 <= rank <= 3 else "?"
+        cf = "NC" + "DHW"[3 - rank:] if 1 <= rank <= 3 else "?"
+        lay = cf if kind == "layer_cf" else cl
+        hello = self._workers[backend].hello if backend in self._workers else {}
+        call = NativeCall(
+            function=f"{reply['function']} (KERAS_BACKEND={backend})", input_layout=lay,
+            weight_layout="(*K, C_out, C_in)", output_layout=lay,
+            weight_transform=f"permute {tuple([*range(2, w.ndim), 1, 0])}; no flip",
+            weight_permutation=[*range(2, w.ndim), 1, 0], weight_flip=False,
+            padding_mapping=f"{how}: padding={padding!r}, output_padding={output_padding!r}",
+            arguments={**reply["arguments"], "data_format": "channels_first" if kind == "layer_cf" else "channels_last",
+                       "bias": (None if b is None else "layer use_bias + set_weights" if kind != "ops"
+                                else "keras.ops.add"), "keras": hello.get("keras")},
+            precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
+        )
+        return RunOutput(reply["array"], reply["native_dtype"], call, placed_on="cpu")
