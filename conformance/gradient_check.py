@@ -26,10 +26,13 @@ SEPARATOR = ":"
 
 
 def gradient_quantity(api: str) -> str | None:
-    """``grad_input`` / ``grad_weight`` / ``grad_bias`` for a gradient api, None for a forward one."""
+    """``grad_input`` / ``grad_weight`` / ``grad_bias`` for a gradient api (``<api>:grad_*``), None
+    for a forward one (whose name may hold ``:`` of its own, e.g. ONNX's ``ConvTranspose:auto_pad``)."""
     if SEPARATOR not in api:
         return None
     q = api.rsplit(SEPARATOR, 1)[1]
+    if not q.startswith("grad_"):
+        return None
     if q not in grads.GRADIENTS:
         raise ValueError(f"api {api!r}: unknown gradient {q!r}; expected one of {grads.GRADIENTS}")
     return q
@@ -37,7 +40,7 @@ def gradient_quantity(api: str) -> str | None:
 
 def forward_api(api: str) -> str:
     """The forward api a gradient api differentiates (the api itself for a forward one)."""
-    return api.split(SEPARATOR, 1)[0]
+    return api.rsplit(SEPARATOR, 1)[0] if gradient_quantity(api) else api
 
 
 def with_gradients(apis: tuple[str, ...]) -> tuple[str, ...]:

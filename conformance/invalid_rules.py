@@ -156,7 +156,9 @@ def raised_by_adapter(exc: BaseException, framework_modules: tuple[str, ...],
     NumPy reference, and ``adapter_code``: :func:`adapter_files`). Deeper frames in a package other than the framework's (NumPy for the TF
     adapter) -> the adapter's own. No deeper frame: raised at the adapter's line itself, by its
     own ``raise`` or a failed lookup (a non-call instruction), or a KeyError / AttributeError /
-    NameError from a call (a builtin's lookup, not a framework's check)."""
+    NameError from a call (a builtin's lookup, not a framework's check). An adapter's ``raise ...
+    from cause`` (wrapping a framework's error to say which component refused) is judged by
+    its cause."""
     tb: TracebackType | None = exc.__traceback__
     last_adapter, deeper = None, []
     while tb is not None:
@@ -175,6 +177,8 @@ def raised_by_adapter(exc: BaseException, framework_modules: tuple[str, ...],
         return f"raised in {deeper[0]} code called by the adapter at {where}, not by the framework"
     op = _instruction(last_adapter)
     if op not in _CALLS:
+        if exc.__cause__ is not None:  # `raise Wrapped(...) from framework_error`: judged by its cause
+            return raised_by_adapter(exc.__cause__, framework_modules, adapter_code)
         return f"raised by the adapter's own code at {where} ({op or 'unknown instruction'})"
     if isinstance(exc, _LOOKUP_ERRORS):
         return f"{type(exc).__name__} from a call at the adapter's {where}: a lookup failure, not a validation"

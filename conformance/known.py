@@ -17,7 +17,7 @@ _KEYS = ("case", "adapter", "api", "device", "dtype", "precision", "kind")
 # run other kernels, and a forward finding is no evidence about them. An entry for a gradient
 # names it (`api: "*:grad_*"`); one that holds for the plain call only names that (`api: "conv*d_transpose"`).
 BASE_APIS = "<base>"
-VARIANT_MARKS = (":",)
+VARIANT_MARKS = (":grad_",)
 
 
 @dataclass(frozen=True)

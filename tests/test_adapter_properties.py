@@ -68,4 +68,4 @@ def test_every_adapter_agrees_with_reference(case):
             if rec["status"] == "unsupported":
                 assert rec["message"]
                 continue
-            assert rec["status"] == "pass", (name, rec["api"], case.params(), rec["message"])
+            assert rec["status"] == "pass", f"{name} {rec['api']} {case.params()}: {rec['message']}"

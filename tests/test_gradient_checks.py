@@ -16,7 +16,7 @@ from conformance.cases import load_cases
 from conformance.check import run_check
 from conformance.cotangent import cotangent
 from conformance.gradient_check import gradient_applies, gradient_quantity
-from conformance.pytest_plugin import _ITEM_RE
+from conformance.check_id import parse_check_id
 from conformance.tolerance import terms_per_gradient
 from tests.conftest import DATA, ROOT, framework_available
 from tests.test_adapter_properties import FRAMEWORKS, cases
@@ -187,10 +187,10 @@ def test_exact_gradient_beyond_the_dtype_range_is_expected_as_inf():
 
 
 def test_item_names_with_a_gradient_suffix_parse():
-    m = _ITEM_RE.search("cases/x.yaml::doc-basic-2x2[torch.conv_transpose2d:grad_input-cpu-float32]")
-    assert m and m.group("api") == "conv_transpose2d:grad_input" and m.group("dtype") == "float32"
-    m = _ITEM_RE.search("cases/x.yaml::sw2d-k3-s2[jax.conv_general_dilated:grad_bias-gpu-bfloat16]")
-    assert m and m.group("adapter") == "jax" and m.group("device") == "gpu"
+    m = parse_check_id("cases/x.yaml::doc-basic-2x2[torch.conv_transpose2d:grad_input-cpu-float32]")
+    assert m and m.api == "conv_transpose2d:grad_input" and m.dtype == "float32"
+    m = parse_check_id("cases/x.yaml::sw2d-k3-s2[jax.conv_general_dilated:grad_bias-gpu-bfloat16]")
+    assert m and m.adapter == "jax" and m.device == "gpu"
 
 
 @pytest.mark.skipif(not FRAMEWORKS, reason="no framework installed")

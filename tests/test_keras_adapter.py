@@ -67,7 +67,7 @@ def test_groups_unsupported_with_reason(cases, adapter):
 
 
 def test_worker_round_trip(cases, adapter, backend):
-    case = cases["strpad1d-psame-k3-s2-op0"]
+    case = cases["strpad1d-s2-psame"]
     for kind in ("ops", "layer", "layer_cf"):
         rec = run_check(case, adapter, f"{backend}:{kind}", "cpu", "float32", "strict", [])
         assert rec["status"] in ("pass", "unsupported"), rec["message"]
@@ -78,7 +78,7 @@ def test_worker_round_trip(cases, adapter, backend):
 
 
 def test_worker_killed_mid_call_is_that_checks_error_only(cases, adapter, backend):
-    case = cases["strpad1d-pvalid-k2-s2-op1"]
+    case = cases["strpad1d-k2-s2-pvalid-op1"]
     adapter.worker(backend)  # started before the check, so the kill lands mid-call
     real_call = adapter.call
 
@@ -103,6 +103,6 @@ def test_hung_worker_is_killed_and_replaced(cases, adapter, backend):
         adapter.call(backend, {"op": "sleep", "seconds": 60}, timeout=1)
     with pytest.raises(RuntimeError, match="died with exit status 7"):
         adapter.call(backend, {"op": "exit", "code": 7})
-    rec = run_check(cases["strpad1d-pvalid-k2-s2-op1"], adapter, f"{backend}:layer", "cpu", "float32",
+    rec = run_check(cases["strpad1d-k2-s2-pvalid-op1"], adapter, f"{backend}:layer", "cpu", "float32",
                     "strict", [])
     assert rec["status"] == "pass", rec["message"]

@@ -224,6 +224,14 @@ RULES = ("rank", "groups", "in_channels", "stride", "dilation", "padding", "outp
          "output_padding", "spatial", "kernel", "output_size", "bias")
 
 
+def validate(x, w, b, p, skip_rules, who: str) -> None:
+    """Raise ValueError, as a framework's own validation would, when the configuration breaks a
+    rule this implementation checks (``skip_rules`` are the ones a missing-validation mutant skips)."""
+    found = problems(x, w, b, p, skip_rules)
+    if found:
+        raise ValueError(f"{who}: invalid configuration: {'; '.join(found)}")
+
+
 def problems(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, p: Params,
              skip: frozenset[str] = frozenset()) -> list[str]:
     """Why a framework would refuse this call (rule names in :data:`RULES`; ``skip`` leaves
