@@ -266,7 +266,8 @@ class JaxAdapter(Adapter):
             return None
         sp = native_call.get("input_layout", "NC?")[2:]
         dn = (f"NC{sp}", f"OI{sp}", f"NC{sp}")
-        pads = [tuple(p) for p in a["padding"]]
+        # explicit (begin, end) pairs, or the string passed natively ('SAME' / 'VALID')
+        pads = a["padding"] if isinstance(a["padding"], str) else [tuple(p) for p in a["padding"]]
         highest = (native_call.get("precision") or {}).get("precision") == "HIGHEST"
         lines = [
             "import jax",
@@ -295,7 +296,7 @@ class JaxAdapter(Adapter):
                 "wg = np.swapaxes(w.reshape(g, cin // g, cog, *k), 1, 2).reshape(g * cog, cin // g, *k)",
                 "wn = wg[(Ellipsis,) + (slice(None, None, -1),) * len(k)]",
                 "def conv(x, w):",
-                f"    return lax.conv_general_dilated(x, w, {(1,) * len(pads)!r}, {pads!r}, "
+                f"    return lax.conv_general_dilated(x, w, {(1,) * (len(sp) or 1)!r}, {pads!r}, "
                 f"lhs_dilation={tuple(a['lhs_dilation'])!r},",
                 f"        rhs_dilation={tuple(a['rhs_dilation'])!r}, dimension_numbers=dn, "
                 f"feature_group_count=g, precision=prec)",

@@ -38,6 +38,12 @@ class KnownDisagreement:
             return False  # an entry naming no api covers the plain API columns only
         return all(fnmatch.fnmatchcase(str(fields.get(k, "")), self._pattern(k)) for k in _KEYS)
 
+    def matches_api(self, label: str) -> bool:
+        """Whether the entry covers the API column ``label`` (whatever the other fields)."""
+        if self.api == BASE_APIS and any(c in label for c in VARIANT_MARKS):
+            return False
+        return fnmatch.fnmatchcase(label, self._pattern("api"))
+
     def _pattern(self, key: str) -> str:
         value = getattr(self, key)
         return "*" if key == "api" and value == BASE_APIS else value

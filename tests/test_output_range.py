@@ -158,6 +158,9 @@ def test_ieee_rounding_frameworks_pass_every_range_case(name):
                     xfails.add(case.id)
                 ran += 1
     assert ran >= len(RANGE_CASES)
-    assert xfails <= {"edge-range-f16-partial-sums-taps"}, xfails
+    # gradient columns: torch's bfloat16 weight gradient of the threshold case is a finding of its own
+    # (and the autocast path on the scaled-subnormal case: its bf16 kernel sums taps in bf16)
+    assert xfails <= {"edge-range-f16-partial-sums-taps", "edge-range-bf16-threshold",
+                      "edge-range-subnormal-inputs-scaled"}, xfails
     if name == "numpy":
         assert not xfails

@@ -54,15 +54,26 @@ def _integer_valued(case: Case) -> bool:
                for t in (case.input, case.weight, case.bias))
 
 
+def reproducible(adapter, api: str) -> bool:
+    """Whether this column has reproducer support: its adapter writes the native call
+    (``repro_call``), and it is a plain forward API. Gradient (``:grad_*``) and execution-path
+    (``@...``) columns, and the ONNX and Keras adapters, have none yet (README "Findings and
+    reproducers": their scripts say so instead of reproducing another call)."""
+    from adapters.base import Adapter
+
+    return type(adapter).repro_call is not Adapter.repro_call and ":grad_" not in api and "@" not in api
+
+
 def _checks(entry: KnownDisagreement, cases: list[Case]):
     """(case, adapter, api, dtype) the entry can match, smallest case first (for a value
-    entry: computed outputs of non-integer data only)."""
+    entry: computed outputs of non-integer data only), in columns with reproducer support."""
     adapter = get_adapter(entry.adapter)
     value_kind = entry.kind == "value"
     for case in sorted((c for c in cases if fnmatch.fnmatchcase(c.id, entry.case)
                         and not (value_kind and (c.expected_error or _integer_valued(c)))), key=_size):
         for api in adapter.apis:
-            if not fnmatch.fnmatchcase(adapter.api_label(api, case.rank), entry.api) or not adapter.applies(case, api):
+            if not reproducible(adapter, api) or not entry.matches_api(adapter.api_label(api, case.rank)) \
+                    or not adapter.applies(case, api):
                 continue
             for dtype in case.dtypes:
                 if fnmatch.fnmatchcase(dtype, entry.dtype) and fnmatch.fnmatchcase("cpu", entry.device):
@@ -90,9 +101,14 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
     stale = []
     for entry in known:
         tried = 0
+        if entry.kind == "subnormal-flush":
+            continue  # the script judges values by the tolerance; a flush-to-zero verdict it cannot give yet
+        if entry.adapter not in ("*",) and not any(reproducible(get_adapter(entry.adapter), a)
+                                                 for a in get_adapter(entry.adapter).apis):
+            continue  # no reproducer support for that framework yet (reproducible())
         candidates = list(_checks(entry, cases))
-        if not candidates:  # the entry matches no case any more: said, not silently skipped
-            stale.append(f"{entry.case} / {entry.adapter} / {entry.dtype}")
+        if not candidates:  # the entry matches no case any more, or only unsupported columns
+            stale.append(f"{entry.case} / {entry.adapter} / {entry.api} / {entry.dtype}")
         for case, adapter, api, dtype in candidates:
             if adapter.name not in configured:
                 adapter.configure("strict")
@@ -118,7 +134,7 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
         adapter = get_adapter(name)
         adapter.configure("strict")
         for api in adapter.apis:
-            if adapter.applies(case, api):
+            if adapter.applies(case, api) and reproducible(adapter, api):
                 rec = run_check(case, adapter, api, "cpu", "float32", "strict", [])
                 assert rec["status"] == "pass", rec["message"]
                 write(rec, case, "passes")
@@ -176,7 +192,7 @@ def test_every_kind_of_finding_is_covered(scripts):
     assert {"numpy", "torch", "tensorflow", "jax"} <= set(scripts)
     for name in ("numpy", "torch", "tensorflow", "jax"):
         adapter = get_adapter(name)
-        for api in adapter.apis:
+        for api in (a for a in adapter.apis if reproducible(adapter, a)):
             assert f"[{name}.{adapter.api_label(api, 2)}-" in labels or name == "numpy" and api == "scatter", api
 
 
