@@ -51,6 +51,13 @@ class RunOutput:
     compute_dtype: str | None = None
 
 
+class FrameworkError(RuntimeError):
+    """An exception the framework raised where the adapter could not re-raise the original (e.g.
+    in a worker process: Keras' per-backend children): the framework's own refusal or failure,
+    carried across, and judged as the framework's (a rejection of an invalid case), not as the
+    adapter's own bug."""
+
+
 @dataclass(frozen=True)
 class ProbeCall:
     """A convention probe an adapter declares (see conformance/probes.py).

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 
-from adapters.base import Adapter, NativeCall, RunOutput
+from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput
 
 BACKENDS = ("jax", "torch", "tensorflow", "numpy")
 # backend -> modules it needs (Keras' numpy backend runs conv_transpose through jax.lax)
@@ -255,7 +255,7 @@ class KerasAdapter(Adapter):
                 raise RuntimeError(f"keras[{backend}] worker {what} during {msg.get('op')}; "
                                    f"stderr tail: {tail[-800:]}") from None
         if not reply.get("ok"):
-            raise RuntimeError(reply.get("error", "unknown worker error"))
+            raise FrameworkError(reply.get("error", "unknown worker error"))
         return reply
 
     def close(self) -> None:

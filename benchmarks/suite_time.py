@@ -1,7 +1,8 @@
 """Benchmark: wall time of the default CPU run and (case, dtype) checks per framework.
 
-Usage: python benchmarks/suite_time.py [-n 2] [--warm] [--results FILE]
-Runs `conformance run` as a user would (cold JAX compilation cache unless --warm), then
+Usage: python benchmarks/suite_time.py [-n 2] [--profile default] [--warm] [--results FILE]
+Runs `conformance run` as a user would (cold: fresh JAX compilation and torch inductor caches,
+unless --warm, which reuses benchmarks' own cache folder from the previous run), then
 prints the wall time, checks per second, and per framework the number of distinct
 (case, dtype) pairs that executed (not unsupported) and the summed check seconds.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,14 +26,20 @@ def main() -> int:
     ap.add_argument("-n", default="2")
     ap.add_argument("--warm", action="store_true", help="keep the JAX persistent compilation cache")
     ap.add_argument("--results", default="/tmp/bench-results.json")
+    ap.add_argument("--profile", default="default")
     args = ap.parse_args()
+    cache = Path("/tmp/convt-bench-cache")
     if not args.warm:
-        shutil.rmtree(ROOT / ".jax_cache", ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    env = {**os.environ, "CONFORMANCE_JAX_CACHE": str(cache / "jax"), "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor")}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "-n", args.n, "--results", args.results],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "-n", args.n, "--profile", args.profile,
+                           "--results", args.results], cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    data = json.loads(Path(args.results).read_text())
+    sys.path.insert(0, str(ROOT))
+    from conformance.results import read_results
+
+    data = read_results(args.results)
     res = data["results"]
     executed = collections.defaultdict(set)
     seconds = collections.Counter()
@@ -42,7 +49,7 @@ def main() -> int:
         seconds[r["adapter"]] += r.get("seconds") or 0.0
         if r["status"] != "unsupported":
             executed[r["adapter"]].add((r["case"], r["dtype"]))
-    print(f"wall time: {wall:.1f} s with -n {args.n} ({'warm' if args.warm else 'cold'} JAX cache); "
+    print(f"wall time: {wall:.1f} s with -n {args.n}, profile {args.profile} ({'warm' if args.warm else 'cold'} caches); "
           f"exit code {proc.returncode}")
     print(f"checks: {len(res)} ({len(res) / wall:.1f} checks/s)")
     for a in sorted(checks):
@@ -50,6 +57,7 @@ def main() -> int:
               f"check time {seconds[a]:7.1f} s")
     statuses = collections.Counter(r["status"] for r in res)
     print("statuses:", dict(sorted(statuses.items())))
+    print("last line:", (proc.stdout.strip().splitlines() or [""])[-1])
     return 0
 
 

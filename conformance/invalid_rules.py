@@ -159,6 +159,10 @@ def raised_by_adapter(exc: BaseException, framework_modules: tuple[str, ...],
     NameError from a call (a builtin's lookup, not a framework's check). An adapter's ``raise ...
     from cause`` (wrapping a framework's error to say which component refused) is judged by
     its cause."""
+    from adapters.base import FrameworkError
+
+    if isinstance(exc, FrameworkError):  # the framework's error, carried from another process
+        return None
     tb: TracebackType | None = exc.__traceback__
     last_adapter, deeper = None, []
     while tb is not None:
