@@ -64,6 +64,8 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
     pa += ["--check-timeout", str(args.check_timeout)]
     if getattr(args, "preflight_json", ""):
         pa += ["--preflight-json", args.preflight_json]
+    if getattr(args, "only_checks", ""):
+        pa += ["--only-checks", args.only_checks]
     if args.n != "0":
         # each known crash costs one restart; a framework that crashes while setting up is caught
         # by the preflight, so the bound only stops a run whose checks crash by the hundred
@@ -229,6 +231,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
                                                                             "environment": {}}
+    if code != pytest.ExitCode.INTERRUPTED and data.get("missing_ids"):
+        data = _rerun_missing(args, data)
     if args.require_gpu:
         missing = frameworks_without_gpu_checks(data, _requested(args.frameworks))
         if missing:
@@ -252,6 +256,51 @@ def _cmd_run(args: argparse.Namespace) -> int:
     verdict = run_verdict(data) if Path(args.results).exists() else run_verdict({"complete": False})
     print(verdict.line())
     return 130 if code == pytest.ExitCode.INTERRUPTED else verdict.exit_code
+
+
+def _rerun_missing(args: argparse.Namespace, data: dict) -> dict:
+    """Run once more the collected checks that have no record (pytest-xdist can lose the items a
+    crashed worker held), then write the joined results (and report): complete only if the
+    rerun left none missing. The rerun names the checks by node id, under profile ``full``
+    (they were selected already) and without shard or probes."""
+    import copy
+    import json
+    import tempfile
+
+    import pytest
+
+    from conformance.results import read_results, result_key, write_results
+
+    ids = list(data["missing_ids"])
+    print(f"conformance: {len(ids)} collected check(s) have no record (lost with a crashed worker); "
+          "running them once more", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        again = copy.copy(args)
+        again.only_checks = str(Path(tmp) / "ids.json")
+        Path(again.only_checks).write_text(json.dumps(ids), encoding="utf-8")
+        again.results, again.report = str(Path(tmp) / "rerun.json"), ""
+        again.no_probes, again.shard, again.profile = True, "", "full"
+        again.junit_xml = again.markdown_summary = None
+        pytest.main(build_pytest_args(again))
+        if not Path(again.results).exists():
+            return data
+        extra = read_results(again.results)
+    have = {result_key(r) for r in data["results"]}
+    data["results"] = sorted(data["results"] + [r for r in extra["results"] if result_key(r) not in have],
+                             key=result_key)
+    from conformance.check_id import parse_check_id
+
+    got = {result_key(r) for r in extra["results"]}
+    data["missing_ids"] = [i for i in ids if tuple(parse_check_id(i) or ()) not in got]
+    data["missing_checks"] = len(data["missing_ids"])
+    data["complete"] = bool(extra.get("complete")) and not data["missing_ids"] and not data.get("in_progress")
+    data["rerun"] = {"checks": len(ids), "recorded": len(extra["results"])}
+    write_results(args.results, data)
+    if args.report:
+        from conformance.report import write_report
+
+        write_report(args.report, data)
+    return data
 
 
 def _preflight(args: argparse.Namespace) -> str:

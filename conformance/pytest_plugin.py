@@ -59,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "check recorded as crash/timeout (0: no limit)")
     g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
     g.addoption("--preflight-json", default="", help=argparse.SUPPRESS)
+    g.addoption("--only-checks", default="", help=argparse.SUPPRESS)  # JSON list of node ids: a rerun
 
 
 def selected_frameworks(option: str) -> list[str]:
@@ -208,7 +209,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """Apply the profile, then the shard: the same pure function in every process."""
     st = _state(config)
     checks = [i for i in items if isinstance(i, CaseItem)]
-    chosen = select(st.profile, checks)
+    only = config.getoption("only_checks")
+    if only:  # `conformance run` re-running named checks (lost with a worker): exactly those
+        wanted = set(json.loads(Path(only).read_text(encoding="utf-8")))
+        chosen = [c for c in checks if c.nodeid in wanted]
+    else:
+        chosen = select(st.profile, checks)
     ids = [c.nodeid for c in chosen]
     st.selection = {"profile": st.profile.name, "collected_checks": len(checks), "selected_checks": len(chosen),
                     "digest": selection_digest(ids), "shard": None}

@@ -116,3 +116,22 @@ def test_framework_that_dies_or_hangs_while_setting_up_is_left_out(tmp_path):
         assert why in data["environment"]["unavailable"]["crashy"], (p.stdout[-1500:], p.stderr[-1500:])
         assert {r["adapter"] for r in data["results"]} == {"numpy"} and data["complete"]
         assert "crashy is left out of this run" in p.stderr
+
+
+def test_checks_lost_with_a_worker_are_run_again(tmp_path):
+    """A collected check with no record (xdist can lose the items of a crashed worker) is run
+    once more by `conformance run`; the joined results are complete."""
+    case = tmp_path / "lose-me.yaml"
+    case.write_text((ROOT / "tests" / "data" / "lifecycle" / "hang_after_first.yaml").read_text()
+                    .replace("hang-me", "lose-me"))
+    res = tmp_path / "results.json"
+    env = {**_env(), "LOSE_ME_MARK": str(tmp_path / "lost")}
+    p = subprocess.run(_cmd(res, "--cases", str(case), "--frameworks", "numpy", "-n", "1", "--no-probes",
+                            "--", "-p", "tests.lose_plugin"), cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert (tmp_path / "lost").exists(), p.stdout[-2000:]
+    assert "running them once more" in p.stderr, p.stderr[-2000:]
+    data = read_results(res)
+    assert data["complete"] is True and data["rerun"]["checks"] == 1, data.get("rerun")
+    assert {(r["api"], r["dtype"]) for r in data["results"]} >= {("scatter", "float32"), ("scatter", "float64")}
+    assert p.returncode == 0, p.stdout[-2000:]

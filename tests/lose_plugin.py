@@ -1,0 +1,14 @@
+"""Test-only pytest plugin: the first time a check whose id contains ``lose-me`` is run, it
+produces no report at all (as a check lost with a crashed xdist worker does) and leaves a mark
+(the file named by LOSE_ME_MARK); `conformance run` must then run it again, and this time it runs."""
+
+import os
+from pathlib import Path
+
+
+def pytest_runtest_protocol(item, nextitem):
+    mark = Path(os.environ["LOSE_ME_MARK"])
+    if "lose-me" in item.nodeid and "float32" in item.nodeid and not mark.exists():
+        mark.write_text(item.nodeid)
+        return True  # handled, and nothing reported
+    return None
