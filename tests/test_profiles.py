@@ -43,7 +43,7 @@ def test_every_column_covers_every_feature_dtype_pair_it_has(checks, name):
 def test_quick_is_small_and_default_keeps_cheap_columns_whole(checks):
     quick, default = select(load_profile("quick"), checks), select(load_profile("default"), checks)
     assert len(quick) < len(checks) / 10
-    for col in ("torch.conv_transpose2d", "tensorflow.conv2d_transpose", "numpy.recipe"):
+    for col in ("torch.conv_transpose2d", "tensorflow.conv2d_transpose", "onnx.ort.ConvTranspose"):
         assert sum(column(c) == col for c in default) == sum(column(c) == col for c in checks)
     jax = [c for c in default if c.adapter_name == "jax"]
     assert 0 < len(jax) < sum(c.adapter_name == "jax" for c in checks)
