@@ -17,6 +17,7 @@ _KEYS = ("case", "adapter", "api", "device", "dtype", "precision", "kind")
 # run other kernels, and a forward finding is no evidence about them. An entry for a gradient
 # names it (`api: "*:grad_*"`); one that holds for the plain call only names that (`api: "conv*d_transpose"`).
 BASE_APIS = "<base>"
+_MATCH_ORDER = ("adapter", "dtype", "device", "api", "kind", "precision", "case")  # most selective first: a check is matched against every entry
 VARIANT_MARKS = (":grad_",)
 
 
@@ -36,7 +37,7 @@ class KnownDisagreement:
     def matches(self, **fields: str) -> bool:
         if self.api == BASE_APIS and any(c in str(fields.get("api", "")) for c in VARIANT_MARKS):
             return False  # an entry naming no api covers the plain API columns only
-        return all(fnmatch.fnmatchcase(str(fields.get(k, "")), self._pattern(k)) for k in _KEYS)
+        return all(fnmatch.fnmatchcase(str(fields.get(k, "")), self._pattern(k)) for k in _MATCH_ORDER)
 
     def matches_api(self, label: str) -> bool:
         """Whether the entry covers the API column ``label`` (whatever the other fields)."""
