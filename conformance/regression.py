@@ -14,9 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from conformance.results import result_key
+from conformance.status import Status
 
-GOOD = ("pass", "rejected", "xpass")
-BAD = ("fail", "error", "crash", "accepted-invalid")
+# what a check observed besides its status: compared for every status (run-to-run nondeterminism)
+_OBSERVED = ("max_abs_err", "max_rel_err", "max_ulp", "mismatched", "shape", "failure_kind")
+GOOD = tuple(s.value for s in Status if s.good)  # pass, rejected, xpass (conformance/status.py)
+BAD = tuple(s.value for s in Status if s.failing)  # fail, error, accepted-invalid, crash
 
 
 def _err_ratio(rec: dict) -> float | None:
@@ -70,6 +73,11 @@ def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: st
                 out["unchanged"].append(entry)
         elif sb != sn:
             entry["why"] = f"{sb} -> {sn}"
+            out["changed"].append(entry)
+        elif any(rb.get(f) != rn.get(f) for f in _OBSERVED):
+            # same status, different observation (a failing or known-failing check whose error or
+            # message moved): not a regression, but `--exact` (nondeterminism) must see it
+            entry["why"] = f"{sb}, but " + ", ".join(f for f in _OBSERVED if rb.get(f) != rn.get(f)) + " changed"
             out["changed"].append(entry)
         else:
             out["unchanged"].append(entry)
