@@ -428,8 +428,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if differ:
             print(f"conformance compare --exact: {len(differ)} check(s) differ between the two runs",
                   file=sys.stderr)
-        return 1 if differ or refused else 0
-    return 1 if comp["regressions"] or refused else 0
+    from conformance.verdict import comparison_exit_code
+
+    return comparison_exit_code(comp, refused, args.exact)
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:

@@ -81,3 +81,15 @@ def run_verdict(payload: dict[str, Any]) -> Verdict:
         problems=list(payload.get("problems") or []),
         probe_disagreements=[p for p in payload.get("convention_probes") or [] if not p.get("agrees")],
     )
+
+
+def comparison_exit_code(comp: dict[str, Any], refused: list[str], exact: bool) -> int:
+    """``conformance compare``'s exit code: unclean (1) when the new run is refused (incomplete,
+    empty), has a regression (a disappeared check counts as one), or, with ``exact`` (two runs of
+    one build), differs from the base in any check at all."""
+    from conformance.regression import run_to_run_differences
+
+    if refused:
+        return EXIT_UNCLEAN
+    bad = run_to_run_differences(comp) if exact else comp["regressions"]
+    return EXIT_UNCLEAN if bad else EXIT_CLEAN
