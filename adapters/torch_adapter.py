@@ -27,6 +27,24 @@ from conformance.gradient_check import (
 _LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 
 
+def call_inputs(case, device: str, dtype: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
+    """``(device string, torch dtype, x, w, b as tensors, conv_transpose keyword arguments)`` of the
+    identity translation (canonical layout; symmetric ``padding=p``; an invalid case with unequal
+    pairs passes the begin values, torch has nothing else). Shared by the plain call and the paths."""
+    import torch
+
+    dev = "cuda" if device == "gpu" else "cpu"
+    tdt = getattr(torch, dtype)
+    tx = torch.from_numpy(x).to(device=dev, dtype=tdt)
+    tw = torch.from_numpy(w).to(device=dev, dtype=tdt)
+    tb = torch.from_numpy(b).to(device=dev, dtype=tdt) if b is not None else None
+    sym = case.geometry.symmetric_padding
+    padding = list(sym) if sym is not None else [p[0] for p in case.padding]
+    kwargs = dict(stride=list(case.stride), padding=padding, output_padding=list(case.output_padding),
+                  groups=case.groups, dilation=list(case.dilation))
+    return dev, tdt, tx, tw, tb, kwargs
+
+
 class TorchAdapter(Adapter):
     name = "torch"
     module = "torch"
@@ -121,18 +139,8 @@ class TorchAdapter(Adapter):
             return self._run_gradient(case, api, device, dtype, x, w, b, cotangent)
         import torch
 
-        dev = "cuda" if device == "gpu" else "cpu"
-        tdt = getattr(torch, dtype)
-        tx = torch.from_numpy(x).to(device=dev, dtype=tdt)
-        tw = torch.from_numpy(w).to(device=dev, dtype=tdt)
-        tb = torch.from_numpy(b).to(device=dev, dtype=tdt) if b is not None else None
+        dev, tdt, tx, tw, tb, kwargs = call_inputs(case, device, dtype, x, w, b)
         rank = x.ndim - 2
-        sym = case.geometry.symmetric_padding
-        # Invalid cases with unequal pairs: pass the begin values (torch has nothing else).
-        padding = list(sym) if sym is not None else [p[0] for p in case.padding]
-        kwargs = dict(stride=list(case.stride), padding=padding,
-                      output_padding=list(case.output_padding), groups=case.groups,
-                      dilation=list(case.dilation))
         fn = self.native_name(api, rank)
         with torch.no_grad():
             if api == "conv_transpose":

@@ -89,17 +89,11 @@ def run_path(case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarr
     """Make the native call of ``api`` (base ``@`` path) on canonical float64 arrays."""
     import torch
 
+    from adapters.torch_adapter import call_inputs  # local: torch_adapter imports this module
+
     base, path = split_api(api)
-    dev = "cuda" if device == "gpu" else "cpu"
-    tdt = getattr(torch, dtype)
-    tx = torch.from_numpy(x).to(device=dev, dtype=tdt)
-    tw = torch.from_numpy(w).to(device=dev, dtype=tdt)
-    tb = torch.from_numpy(b).to(device=dev, dtype=tdt) if b is not None else None
+    dev, tdt, tx, tw, tb, kwargs = call_inputs(case, device, dtype, x, w, b)
     rank = x.ndim - 2
-    sym = case.geometry.symmetric_padding
-    padding = list(sym) if sym is not None else [p[0] for p in case.padding]  # invalid cases
-    kwargs = dict(stride=list(case.stride), padding=padding, output_padding=list(case.output_padding),
-                  groups=case.groups, dilation=list(case.dilation))
     fn = getattr(torch.nn.functional, f"conv_transpose{rank}d")
     extra: dict[str, Any] = {"path": path}
     compute_dtype = None

@@ -450,15 +450,19 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_timeout_seconds(text: str) -> float:
-    """argparse type of ``--check-timeout``: a finite number of seconds >= 0 (0: no limit)."""
+def _finite_non_negative(text: str, noun: str, wanted: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}") from None
     if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds >= 0 (0: no limit)")
+        raise argparse.ArgumentTypeError(f"{text!r}: give {wanted}")
     return value
+
+
+def check_timeout_seconds(text: str) -> float:
+    """argparse type of ``--check-timeout``: a finite number of seconds >= 0 (0: no limit)."""
+    return _finite_non_negative(text, "number of seconds", "a finite number of seconds >= 0 (0: no limit)")
 
 
 def worker_count(text: str) -> str:
@@ -476,13 +480,7 @@ def worker_count(text: str) -> str:
 
 def error_growth_fraction(text: str) -> float:
     """argparse type of ``compare --error-growth``: a finite fraction >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite fraction >= 0")
-    return value
+    return _finite_non_negative(text, "number", "a finite fraction >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
