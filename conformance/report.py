@@ -17,14 +17,19 @@ import jinja2
 from markupsafe import Markup
 
 from adapters.registry import display_order
-from conformance.findings import check_id_of, framework_dtype_summary, group_findings
+from conformance.findings import check_id_of, framework_dtype_summary, group_findings, is_finding
 from conformance.margins import margin_caption, margin_comparison, margin_histograms, margin_rows, margin_svg
 from conformance.regression import compare_results
+from conformance.report_data import build_data, encode_data
 from conformance.repro import COMMON_TAIL, report_scripts, split_common
-from conformance.status import SEVERITY, Status, worst
+from conformance.status import SEVERITY, Status, status_of, worst
 from conformance.verdict import run_verdict
 
 COLOURS = {s.value: s.colour for s in Status}
+OPEN_CAP = 50  # cases with an unexpected result drawn open when the page loads
+ARRAYS_CAP = 400  # records whose mismatch slices are written into the data block
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
+UNSUPPORTED_CAP = 12  # distinct unsupported reasons listed per API in the conventions section
 
 
 def api_family(api: str) -> str:
@@ -77,8 +82,8 @@ def _heat_colour(ratio: float | None) -> str:
 def _conventions(results: list[dict]) -> list[dict]:
     by: dict[tuple, dict] = {}
     for r in results:
-        key = (r["adapter"], r["api"])
-        e = by.setdefault(key, {"adapter": r["adapter"], "api": r["api"], "version": r.get("framework_version"),
+        key = (r["adapter"], api_family(r["api"]))  # one section per rank-generic API
+        e = by.setdefault(key, {"adapter": r["adapter"], "api": key[1], "version": r.get("framework_version"),
                                 "calls": {}, "unsupported": Counter(), "count": 0})
         e["count"] += 1
         nc = r.get("native_call")
@@ -92,7 +97,9 @@ def _conventions(results: list[dict]) -> list[dict]:
     for key in sorted(by, key=lambda k: (display_order(k[0]), k[1])):
         e = by[key]
         e["calls"] = sorted(e["calls"].values(), key=lambda c: -c["n"])
-        e["unsupported"] = e["unsupported"].most_common()
+        e["unsupported_more"] = max(0, len(e["unsupported"]) - UNSUPPORTED_CAP)
+        e["unsupported_total"] = len(e["unsupported"])
+        e["unsupported"] = e["unsupported"].most_common(UNSUPPORTED_CAP)
         out.append(e)
     return out
 
@@ -104,21 +111,20 @@ def _margin_plot(hist: dict | None, title: str) -> dict | None:
 
 
 def findings_context(payload: dict, baseline: dict | None = None) -> dict:
-    """The findings-first part of the report: distinct findings (each linked to the reproducer
-    of its smallest check), the framework x dtype summary, the margin plots (and, with a
-    baseline, base vs new plots per column present in both). Sets ``_repro`` / ``_repro_id`` on
-    the records that get a reproducer."""
+    """The findings-first part of the report: distinct findings (each with the reproducer
+    script of its smallest check: ``_repro`` / ``_repro_tail`` set on that record, ``anchor``
+    on the finding), the framework x dtype summary, the margin plots (and, with a baseline,
+    base vs new plots per column present in both)."""
     results = payload["results"]
-    scripts = report_scripts(payload)
-    anchors: dict[str, str] = {}
-    for r in results:
-        cid = check_id_of(r)
-        if cid in scripts:
-            anchors[cid] = r["_repro_id"] = f"repro-{len(anchors)}"
-            r["_repro"], r["_repro_tail"] = split_common(scripts[cid])
     findings = group_findings(results)
-    for f in findings:
-        f["anchor"] = anchors.get(f["smallest_id"])
+    # one embedded script per distinct finding: every other finding check gets its command
+    scripts = report_scripts({**payload, "results": [f["smallest"] for f in findings]})
+    for k, f in enumerate(findings):
+        r = f["smallest"]
+        f["anchor"] = None
+        if f["smallest_id"] in scripts:
+            f["anchor"] = f"repro-{k}"
+            r["_repro"], r["_repro_tail"] = split_common(scripts[f["smallest_id"]])
     margins = margin_rows(margin_histograms(results))
     for row in margins["rows"]:
         row["plots"] = [_margin_plot(h, f"{row['adapter']}.{row['api']} {d}")
@@ -133,6 +139,24 @@ def findings_context(payload: dict, baseline: dict | None = None) -> dict:
             "margin_pairs": margin_pairs, "repro_common": COMMON_TAIL if scripts else ""}
 
 
+def _data_block(payload: dict, groups: list, columns: list, findings: list[dict]) -> tuple[str, int]:
+    """The encoded per-check data (conformance/report_data.py) and its size in KB. Mismatch
+    slices are kept for the unexpected checks (the first ARRAYS_CAP) and each finding's smallest."""
+    results = payload["results"]
+    finding_ids = {id(r): check_id_of(r) for r in results if is_finding(r)}
+    arrays_for = {id(f["smallest"]) for f in findings}
+    arrays_for |= {id(r) for r in results if status_of(r["status"]).unexpected and r.get("arrays")}
+    if len(arrays_for) > ARRAYS_CAP:
+        arrays_for = set(list(arrays_for)[:ARRAYS_CAP]) | {id(f["smallest"]) for f in findings}
+    anchors = {f["smallest_id"]: f["anchor"] for f in findings if f.get("anchor")}
+    data = build_data(groups, columns, [s.value for s in SEVERITY], api_family, safe_link, anchors,
+                      finding_ids, arrays_for)
+    data.update({"severity": {s.value: s.severity for s in Status}, "colours": COLOURS,
+                 "unexpected": [s.value for s in Status if s.unexpected], "open_cap": OPEN_CAP})
+    encoded = encode_data(data)
+    return encoded, len(encoded) // 1024
+
+
 def build_context(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> dict:
     """Everything the template shows, derived from the results file alone."""
     results = payload["results"]
@@ -144,27 +168,13 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
             "id": r["case"], "file": r.get("file", ""), "tags": r.get("tags") or [],
             "source": r.get("source", ""), "description": r.get("description", ""),
             "params": r.get("params"), "expected_shape": r.get("expected_shape"),
-            "expected_error": r.get("expected_error"), "results": [], "cells": defaultdict(list)})
+            "expected_error": r.get("expected_error"), "results": []})
         c["results"].append(r)
-        c["cells"][(r["adapter"], api_family(r["api"]), r["device"])].append(r["status"])
     groups: dict[str, list] = defaultdict(list)
     for c in cases.values():
-        statuses = [r["status"] for r in c["results"]]
-        c["worst"] = _worst(statuses)
-        c["row"] = []
-        for col in columns:
-            st = c["cells"].get(col)
-            if st:
-                cnt = Counter(st)
-                c["row"].append({"status": _worst(st), "title": ", ".join(f"{k}: {v}" for k, v in cnt.items()),
-                                 "count": len(st), "framework": col[0]})
-            else:
-                c["row"].append(None)
+        c["worst"] = _worst([r["status"] for r in c["results"]])
         c["results"].sort(key=lambda r: (display_order(r["adapter"]), r["api"], r["device"],
-                                         ["float16", "bfloat16", "float32", "float64"].index(r["dtype"])
-                                         if r["dtype"] in ("float16", "bfloat16", "float32", "float64") else 9))
-        for r in c["results"]:
-            r["_link"] = safe_link((r.get("known") or {}).get("issue"))
+                                         _DTYPES.index(r["dtype"]) if r["dtype"] in _DTYPES else 9))
         groups[(c["tags"] or ["untagged"])[0]].append(c)
     ordered_groups = [(g, sorted(cs, key=lambda c: c["id"])) for g, cs in sorted(groups.items())]
     comparison = None
@@ -172,16 +182,19 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
         comparison = compare_results(baseline, payload)
         comparison["path"] = baseline_path or "baseline"
     verdict = run_verdict(payload)
-    failing = verdict.unexpected
     all_tags = sorted({t for c in cases.values() for t in c["tags"]})
+    findings = findings_context(payload, baseline)
+    data, data_kb = _data_block(payload, ordered_groups, columns, findings["findings"])
+    n_unexpected_cases = sum(1 for c in cases.values() if status_of(c["worst"]).unexpected)
     return {
         "p": payload, "env": payload.get("environment", {}), "totals": totals, "severity": [s.value for s in SEVERITY], "verdict": verdict,
-        "unexpected_statuses": [s.value for s in Status if s.unexpected],
-        "colours": COLOURS, "columns": columns, "groups": ordered_groups, "n_cases": len(cases),
-        "conventions": _conventions(results), "comparison": comparison, "failing": failing,
+        "colours": COLOURS, "n_cases": len(cases), "failing": verdict.unexpected,
+        "conventions": _conventions(results), "comparison": comparison,
         "frameworks": sorted({c[0] for c in columns}, key=display_order),
         "tags": all_tags, "probes": payload.get("convention_probes") or [],
-        **findings_context(payload, baseline),
+        "report_data": data, "data_kb": data_kb,
+        "unexpected_cap": OPEN_CAP if n_unexpected_cases > OPEN_CAP else 0,
+        **findings,
     }
 
 

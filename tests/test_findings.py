@@ -11,6 +11,7 @@ from pathlib import Path
 from conformance.findings import case_size, framework_dtype_summary, group_findings, is_finding
 from conformance.margins import N_BINS, margin_comparison, margin_histograms, margin_svg, ratio_of
 from conformance.report import render_report
+from conformance.report_data import check_rows, decode_data
 from conformance.status import Status, status_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +75,11 @@ def test_report_leads_with_findings_and_has_reproducers():
                                                                  'id="matrix"'))
     assert i_find < i_fd < i_margin < i_matrix
     n_findings = sum(is_finding(r) for r in p["results"])
-    assert html.count('<tr class="repro">') == n_findings
-    assert html.count('class="copy" data-copy="repro-') >= n_findings
+    n_distinct = len(group_findings(_mutated()["results"]))
+    assert len(re.findall(r'<details id="repro-\d+"', html)) == n_distinct  # the smallest check's script, per finding
+    assert html.count('class="copy" data-copy="repro-') >= 2 * n_distinct  # table + script
+    # every finding check carries its `conformance repro` command (the page adds a copy button)
+    assert sum(bool(r["check_id"]) for r in check_rows(decode_data(html))) == n_findings
     assert "REPRODUCED" in html  # the common part of the scripts, shown once
     assert html.count('id="repro-common-src"') == 1
 
@@ -92,7 +96,7 @@ def test_baseline_report_stays_small():
     p = json.loads(BASELINE.read_text())
     html = render_report(p)
     assert len(html.encode()) <= 2 * 1024 * 1024
-    assert len(re.findall(r'<tr class="repro">', html)) == sum(is_finding(r) for r in p["results"])
+    assert sum(bool(r["check_id"]) for r in check_rows(decode_data(html))) == sum(is_finding(r) for r in p["results"])
 
 
 def test_copied_script_is_the_reproducer():
@@ -102,8 +106,8 @@ def test_copied_script_is_the_reproducer():
 
     p = _payload()
     html = render_report(p)
-    rec = next(r for r in p["results"] if is_finding(r))
-    anchor = re.search(r'<details id="(repro-\d+)">', html).group(1)
+    rec = group_findings(_payload()["results"])[0]["smallest"]
+    anchor = "repro-0"  # the first finding's smallest check
 
     def pre_text(pre_id: str) -> str:
         m = re.search(rf'<pre id="{pre_id}">(.*?)</pre>', html, re.S)

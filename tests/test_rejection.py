@@ -16,6 +16,7 @@ from adapters.base import Adapter
 from conformance.cases import load_cases
 from conformance.check import run_check
 from conformance.report import render_report
+from conformance.report_data import report_text
 from tests.conftest import ROOT, framework_available
 
 INVALID = {c.id: c for c in load_cases([ROOT / "cases" / "invalid"]).cases}
@@ -95,7 +96,7 @@ def test_report_shows_the_rule_named_and_stopped_not_checked():
     named = run_check(ZERO_STRIDE, get_adapter("numpy"), "scatter", "cpu", "float32", "strict", [])
     payload = json.loads((ROOT / "tests" / "data" / "results_sample.json").read_text())
     payload["results"] = [internal, named]
-    html = render_report(payload)
+    html = report_text(render_report(payload))
     assert "internal failure, not a validation message: stopped, not checked" in html
     assert "named rule nonpositive-stride" in html
 
