@@ -29,7 +29,7 @@ import numpy as np
 
 from adapters import jax_paths
 from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
-from adapters.path_subsets import path_applies, split_api
+from adapters.path_subsets import split_api
 from conformance.dtypes import numpy_dtype
 from conformance.gradient_check import (
     forward_api,
@@ -149,8 +149,9 @@ class JaxAdapter(Adapter):
         return gradient_label(forward_api(api), api)
 
     def applies(self, case, api):
-        # gradients of invalid / bias-free cases mean nothing; paths run on adapters/path_subsets.yaml
-        return gradient_applies(case, api) and path_applies(self.name, case, api)
+        # gradients of invalid / bias-free cases mean nothing; which cases a path column runs
+        # on is the run profile's choice (conformance/profiles.yaml, `within`)
+        return gradient_applies(case, api)
 
     def supports(self, case, api, device, dtype):
         if "@" in api:  # an execution path supports what its base API does

@@ -32,6 +32,8 @@ def _floor_worker(framework: str, profile: str, index: int, count: int) -> None:
     t_start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     from adapters.registry import get_adapter
+    from conformance.cotangent import cotangent
+    from conformance.gradient_check import gradient_quantity
     from conformance.plan import planned_checks
     from conformance.profiles import column, load_profile, select, shard_of
 
@@ -46,17 +48,19 @@ def _floor_worker(framework: str, profile: str, index: int, count: int) -> None:
     work = []
     for c in mine:
         api = api_of[c.label]
-        if a.supports(c.case, api, c.device, c.dtype) is None:
-            work.append((c, api, *c.case.tensors(c.dtype)))
+        if a.applies(c.case, api) and a.supports(c.case, api, c.device, c.dtype) is None:
+            # a gradient column's call takes the case's seeded cotangent (conformance/cotangent.py)
+            g = cotangent(c.case, c.dtype)[0] if gradient_quantity(api) and not c.case.expected_error else None
+            work.append((c, api, *c.case.tensors(c.dtype), g))
     t_inputs = time.perf_counter() - setup
     a.unavailable_reason()  # the import
     a.configure("strict")
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        for c, api, x, w, b in work:
+        for c, api, x, w, b, g in work:
             try:
-                a.run(c.case, api, c.device, c.dtype, x, w, b)
+                a.run(c.case, api, c.device, c.dtype, x, w, b, **({"cotangent": g} if g is not None else {}))
             except Exception:
                 pass  # invalid cases are rejected: the call is the floor either way
         times.append(time.perf_counter() - t0)
@@ -90,7 +94,7 @@ def main() -> int:
         return 0
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--frameworks", default="numpy,torch,tensorflow,jax")
+    ap.add_argument("--frameworks", default="numpy,torch,tensorflow,jax,onnx,keras")
     ap.add_argument("-n", type=int, default=2)
     args = ap.parse_args()
     print(f"{'framework':<12} {'harness cold':>12} {'floor cold':>10} {'ratio':>6} {'harness warm':>12} "

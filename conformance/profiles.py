@@ -76,9 +76,20 @@ def _check_select(sel: Any, where: str) -> None:
         return
     if not isinstance(sel, dict):
         raise ProfileError(f"{where}: select must be all, none or a mapping, got {sel!r}")
-    unknown = set(sel) - {"tags", "strata", "cover", "dtypes"}
+    unknown = set(sel) - {"tags", "strata", "cover", "dtypes", "within"}
     if unknown:
-        raise ProfileError(f"{where}: unknown key(s) {sorted(unknown)} (tags, strata, cover, dtypes)")
+        raise ProfileError(f"{where}: unknown key(s) {sorted(unknown)} (tags, strata, cover, dtypes, within)")
+    if "within" in sel:
+        w = sel["within"]
+        if not isinstance(w, dict) or not w or not set(w) <= {"tags", "sample"}:
+            raise ProfileError(f"{where}.within: expected a mapping with `tags` and/or `sample`")
+        if "tags" in w and not (isinstance(w["tags"], list) and all(isinstance(t, str) for t in w["tags"])):
+            raise ProfileError(f"{where}.within.tags: must be a list of strings")
+        smp = w.get("sample")
+        if smp is not None and not (isinstance(smp, dict) and isinstance(smp.get("tag"), str)
+                                    and isinstance(smp.get("one_in"), int) and not isinstance(smp["one_in"], bool)
+                                    and smp["one_in"] >= 1 and set(smp) == {"tag", "one_in"}):
+            raise ProfileError(f"{where}.within.sample: expected {{tag: <tag>, one_in: <integer >= 1>}}")
     if not isinstance(sel.get("strata", 0), int) or isinstance(sel.get("strata", 0), bool) or sel.get("strata", 0) < 0:
         raise ProfileError(f"{where}.strata: must be an integer >= 0, got {sel.get('strata')!r}")
     for key in ("tags", "dtypes"):
@@ -121,6 +132,16 @@ def _rank(case_id: str, dtype: str) -> int:
 C = TypeVar("C", bound=Check)
 
 
+def in_subset(case: Case, within: dict[str, Any]) -> bool:
+    """Whether ``case`` is in a ``within`` subset: it has one of ``tags``, or it has the tag
+    ``sample.tag`` and CRC32(case id) % ``sample.one_in`` == 0 (a stable pick of about one in
+    ``one_in``; ids never change, so neither does the pick)."""
+    if set(within.get("tags") or ()) & set(case.tags):
+        return True
+    smp = within.get("sample")
+    return bool(smp and smp["tag"] in case.tags and zlib.crc32(case.id.encode()) % smp["one_in"] == 0)
+
+
 def select(profile: Profile, checks: Sequence[C]) -> list[C]:
     """The checks the profile runs, in their given order (see profiles.yaml for the rules)."""
     by_column: dict[str, list[C]] = defaultdict(list)
@@ -136,6 +157,11 @@ def select(profile: Profile, checks: Sequence[C]) -> list[C]:
             continue
         dtypes = set(sel.get("dtypes") or [])
         pool = [c for c in items if not dtypes or c.dtype in dtypes]
+        if "within" in sel:  # the column's cases are first restricted to the subset
+            pool = [c for c in pool if in_subset(c.case, sel["within"])]
+            if not set(sel) & {"tags", "strata", "cover"}:  # nothing else said: all of the subset
+                keep.update(map(id, pool))
+                continue
         tags = set(sel.get("tags") or [])
         chosen = {id(c) for c in pool if tags & set(c.case.tags)}
         k = sel.get("strata", 0)

@@ -9,10 +9,11 @@ import pytest
 
 from adapters import NativeCall, RunOutput, get_adapter
 from adapters.base import Adapter
-from adapters.path_subsets import path_applies, split_api, subset_rule
+from adapters.path_subsets import split_api
 from conformance.cases import load_cases
 from conformance.check import reference_and_magnitude, run_check
 from conformance.dtypes import round_to
+from conformance.profiles import in_subset, load_profile, select
 from conformance.report import api_family, column_order
 from tests.conftest import DATA, ROOT, framework_available
 
@@ -166,16 +167,29 @@ def test_compile_cache_hit_on_same_signature():
     assert torch_paths.compiled_call.cache_info().currsize == after.currsize + 1  # new shape: new entry
 
 
-def test_subset_rule_is_data_and_covers_the_path_cases():
+def test_path_subsets_are_profile_data_and_cover_the_path_cases():
+    """default/quick restrict path columns to `within` subsets (conformance/profiles.yaml);
+    full runs every path on every case; a base API is never restricted by them."""
+    default = load_profile("default")
+    compile_rule = default.rule_for("torch.conv_transpose2d@compile").select
+    assert compile_rule["within"] == {"tags": ["paths"]}
     case = PATH_CASES["paths-2d-nan-input"]
-    assert subset_rule("torch", "conv_transpose@compile") == {"tags": ["paths"]}
-    assert path_applies("torch", case, "conv_transpose@compile")
-    assert not path_applies("torch", PROBES["probe-2d"], "conv_transpose@compile")
-    assert path_applies("torch", PROBES["probe-2d"], "conv_transpose")  # a base API: always
+    assert in_subset(case, compile_rule["within"]) and not in_subset(PROBES["probe-2d"], compile_rule["within"])
+    assert "within" not in (default.rule_for("torch.conv_transpose2d").select or {})
+    cheap = default.rule_for("torch.conv_transpose2d@channels_last").select["within"]
     sweep = [c for c in load_cases([ROOT / "cases" / "sweeps"]).cases]
-    picked = [c for c in sweep if path_applies("torch", c, "conv_transpose@channels_last")]
-    assert 0 < len(picked) < len(sweep)
-    assert not any(path_applies("torch", c, "conv_transpose@compile") for c in sweep)
+    picked = [c for c in sweep if in_subset(c, cheap)]
+    assert 0 < len(picked) < len(sweep)  # the stable one-in-K pick of the sweep
+    assert not any(in_subset(c, compile_rule["within"]) for c in sweep)
+
+    class Chk:
+        def __init__(self, case, label):
+            self.case, self.adapter_name, self.label, self.device, self.dtype = case, "torch", label, "cpu", "float32"
+
+    checks = [Chk(c, "conv_transpose2d@compile") for c in [*sweep, case] if c.rank == 2]
+    assert len(select(load_profile("full"), checks)) == len(checks)  # full: every case
+    chosen = select(default, checks)
+    assert chosen and all(in_subset(c.case, compile_rule["within"]) for c in chosen)
 
 
 def test_path_cases_cover_every_feature_row():
