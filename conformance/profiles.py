@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import heapq
+import json
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -182,6 +183,33 @@ def select(profile: Profile, checks: Sequence[C]) -> list[C]:
                     covered |= new
         keep.update(chosen)
     return [c for c in checks if id(c) in keep]
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """A check before it is a pytest item (the plugin's preselection), named by its check id
+    (unique in a run: a duplicate case id is a case-file problem and collected once)."""
+
+    case: Case
+    adapter_name: str
+    label: str
+    device: str
+    dtype: str
+    check_id: str
+
+
+def preselect(profile: Profile, planned: Sequence[PlannedItem], only_checks: str = "") -> tuple[set[str], dict[str, Any]]:
+    """The check ids to build (the profile's selection, or exactly those of ``only_checks``, a
+    JSON file listing pytest node ids ``<file>::<check id>``) and the run's ``selection`` record
+    (before any shard; the plugin re-computes its digest over the node ids it built)."""
+    if only_checks:
+        wanted = {n.split("::", 1)[-1] for n in json.loads(Path(only_checks).read_text(encoding="utf-8"))}
+        chosen = [c for c in planned if c.check_id in wanted]
+    else:
+        chosen = select(profile, planned)
+    ids = [c.check_id for c in chosen]
+    return set(ids), {"profile": profile.name, "collected_checks": len(planned), "selected_checks": len(chosen),
+                      "digest": selection_digest(ids), "shard": None}
 
 
 @dataclass(frozen=True)

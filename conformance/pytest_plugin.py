@@ -2,8 +2,9 @@
 
 Every YAML case file is a collector; every (case, adapter, api, device, dtype) is an item
 named by :func:`conformance.check_id.format_check_id` with markers per framework, device and
-dtype. The run profile (``--profile``) and shard (``--shard K/N``) select items after
-collection (the same pure function in every process). Each item stores its results record in
+dtype. The run profile (``--profile``) selects checks before items are built (a light
+enumeration of every case file given, ``_preselection``), the shard (``--shard K/N``) after
+collection (the same pure functions in every process). Each item stores its results record in
 ``item.user_properties``; the controller (xdist's, or the single process) collects them
 (:mod:`conformance.collector`) and writes the results file (:mod:`conformance.run_finish`).
 A worker that dies is recorded as ``crash`` for the check it was running; xdist restarts it.
@@ -11,7 +12,6 @@ A worker that dies is recorded as ``crash`` for the check it was running; xdist 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import shutil
@@ -22,44 +22,31 @@ from pathlib import Path
 import pytest
 
 from adapters.registry import AdapterLoadError, adapter_names, entries, get_adapter
-from conformance.cases import load_file
+from conformance.cases import discover, load_file
 from conformance.check import run_check
 from conformance.check_id import format_check_id
 from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
 from conformance.known import load_known
-from conformance.profiles import DEFAULT_PROFILE, ProfileError, Shard, load_profile, select, selection_digest, shard_of
+from conformance.plugin_options import pytest_addoption  # noqa: F401  (the hook, found by name)
+from conformance.profiles import (
+    PlannedItem,
+    ProfileError,
+    Shard,
+    load_profile,
+    preselect,
+    select,
+    selection_digest,
+    shard_of,
+)
 from conformance.run_state import RunState
 from conformance.status import Status
 from conformance.watchdog import Watchdog
 
 WORKER_ENV_KEY = "conformance_worker_environment"
 WATCHDOG_DIR_KEY = "conformance_watchdog_dir"
-DEFAULT_CHECK_TIMEOUT_S = 300.0  # the slowest committed check takes a few seconds
 _records_key = pytest.StashKey[ResultsCollector]()
 _state_key = pytest.StashKey[RunState]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("conformance")
-    g.addoption("--frameworks", default="",
-                help="comma-separated frameworks to run (default: every registered one; see `conformance devices`)")
-    g.addoption("--device", default="cpu", choices=("cpu", "gpu", "all"))
-    g.addoption("--precision", default="strict", choices=("strict", "default"))
-    g.addoption("--tags", default="", help="comma-separated case tags to select")
-    g.addoption("--dtypes", default="", help="comma-separated dtypes to restrict to")
-    g.addoption("--profile", default=DEFAULT_PROFILE, help="run profile (conformance/profiles.yaml): quick, default, full")
-    g.addoption("--profiles-file", default="", help="profiles file (default: the built-in one)")
-    g.addoption("--shard", default="", help="K/N: run only shard K of N (deterministic, cost-balanced)")
-    g.addoption("--results", default="reports/results.json", help="results file to write")
-    g.addoption("--report", default="", help="also write the HTML report here")
-    g.addoption("--known", default="known_disagreements.yaml", help="known-disagreements file")
-    g.addoption("--no-probes", action="store_true", help="skip the convention probes")
-    g.addoption("--check-timeout", type=float, default=DEFAULT_CHECK_TIMEOUT_S,
-                help="seconds one check may take under xdist before its worker is stopped and the "
-                     "check recorded as crash/timeout (0: no limit)")
-    g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
-    g.addoption("--preflight-json", default="", help=argparse.SUPPRESS)
-    g.addoption("--only-checks", default="", help=argparse.SUPPRESS)  # JSON list of node ids: a rerun
+_pre_key, _loaded_key = pytest.StashKey["set[str] | None"](), pytest.StashKey[dict]()  # preselection, files
 
 
 def selected_frameworks(option: str) -> list[str]:
@@ -157,21 +144,86 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path):
     return None
 
 
+def _display(config: pytest.Config, path: Path) -> str:
+    return str(path.relative_to(config.rootpath)) if path.is_relative_to(config.rootpath) else str(path)
+
+
+def _load(config: pytest.Config, path: Path):
+    """The loaded case file (once per process: the preselection and the collector share it)."""
+    cache = config.stash.setdefault(_loaded_key, {})
+    key = str(path.resolve())
+    if key not in cache:
+        cache[key] = load_file(path, display=_display(config, path))
+    return cache[key]
+
+
+def _specs(config: pytest.Config, case):
+    """Every (adapter, api, label, device, dtype) collected for ``case`` (collector and preselection)."""
+    st = _state(config)
+    dtypes = {t for t in config.getoption("dtypes").split(",") if t}
+    want_dev = config.getoption("device")
+    for name in st.frameworks:
+        adapter = _adapter(config, name)
+        if adapter is None or name in st.unavailable:
+            continue  # reported as unavailable in the environment
+        devices = st.framework_devices.get(name)
+        if devices is None:
+            devices = st.framework_devices[name] = adapter.devices()
+        devices = [d for d in devices if want_dev == "all" or d == want_dev]
+        for api in adapter.apis:
+            if not adapter.applies(case, api):
+                continue
+            label = adapter.api_label(api, case.rank)
+            for device in devices:
+                for dtype in case.dtypes:
+                    if not dtypes or dtype in dtypes:
+                        yield name, api, label, device, dtype
+
+
+def _preselection(config: pytest.Config) -> set[str] | None:
+    """The node ids the profile (or ``--only-checks``) selects, computed before any item exists,
+    so that the ~100k checks a profile leaves out are never built as pytest items (that cost
+    seconds per worker). None when the arguments are not plain case files and directories
+    (then selection happens after collection, as pytest deselects)."""
+    if _pre_key in config.stash:
+        return config.stash[_pre_key]
+    config.stash[_pre_key] = None
+    args = [str(a) for a in config.args]
+    if not args or any("::" in a or not Path(a).exists() for a in args):
+        return None
+    st = _state(config)
+    tags = {t for t in config.getoption("tags").split(",") if t}
+    seen: dict[str, str] = {}
+    planned: list[PlannedItem] = []
+    for path in discover(args):
+        if path.suffix not in (".yaml", ".yml"):
+            continue
+        display = _display(config, path)
+        for case in _load(config, path).cases:
+            if seen.setdefault(case.id, display) != display or (tags and not tags & set(case.tags)):
+                continue  # a duplicate id is a problem item, collected by its file
+            for name, _api, label, device, dtype in _specs(config, case):
+                cid = format_check_id(case.id, name, label, device, dtype)
+                planned.append(PlannedItem(case, name, label, device, dtype, cid))
+    ids, st.selection = preselect(st.profile, planned, config.getoption("only_checks"))
+    config.stash[_pre_key] = ids
+    return ids
+
+
 class CaseFile(pytest.File):
     def collect(self):
         config = self.config
         st = _state(config)
+        pre = _preselection(config)
         if not config.getoption("no_probes") and not st.probe_collected:
             st.probe_collected = True  # one probe item per session, run by some worker
             yield ProbeItem.from_parent(self, name="convention-probes")
-        display = str(self.path.relative_to(config.rootpath)) if self.path.is_relative_to(config.rootpath) else str(self.path)
-        result = load_file(self.path, display=display)
+        display = _display(config, self.path)
+        result = _load(config, self.path)
         for p in result.problems:
             yield ProblemItem.from_parent(self, name=f"invalid-case-file[{len(st.problems)}]", problem=str(p))
             st.problems.append(str(p))
         tags = {t for t in config.getoption("tags").split(",") if t}
-        dtypes = {t for t in config.getoption("dtypes").split(",") if t}
-        want_dev = config.getoption("device")
         for case in result.cases:
             first = st.seen_ids.setdefault(case.id, display)
             if first != display:
@@ -181,42 +233,33 @@ class CaseFile(pytest.File):
                 continue
             if tags and not tags & set(case.tags):
                 continue
-            for name in st.frameworks:
-                adapter = _adapter(config, name)
-                if adapter is None or name in st.unavailable:
-                    continue  # reported as unavailable in the environment
-                devices = st.framework_devices.get(name)
-                if devices is None:
-                    devices = st.framework_devices[name] = adapter.devices()
-                devices = [d for d in devices if want_dev == "all" or d == want_dev]
-                for api in adapter.apis:
-                    if not adapter.applies(case, api):
-                        continue
-                    label = adapter.api_label(api, case.rank)
-                    for device in devices:
-                        for dtype in case.dtypes:
-                            if dtypes and dtype not in dtypes:
-                                continue
-                            item = CaseItem.from_parent(
-                                self, name=format_check_id(case.id, name, label, device, dtype), case=case,
-                                adapter_name=name, api=api, label=label, device=device, dtype=dtype)
-                            for m in (name, device, dtype):
-                                item.add_marker(m)
-                            yield item
+            for name, api, label, device, dtype in _specs(config, case):
+                cid = format_check_id(case.id, name, label, device, dtype)
+                if pre is not None and cid not in pre:
+                    continue  # not in the profile's selection: never built
+                item = CaseItem.from_parent(self, name=cid, case=case, adapter_name=name, api=api, label=label,
+                                            device=device, dtype=dtype)
+                for m in (name, device, dtype):
+                    item.add_marker(m)
+                yield item
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """Apply the profile, then the shard: the same pure function in every process."""
+    """The profile (unless the preselection applied it), then the shard: pure, so alike everywhere."""
     st = _state(config)
     checks = [i for i in items if isinstance(i, CaseItem)]
+    pre = config.stash.get(_pre_key, None)
     only = config.getoption("only_checks")
-    if only:  # `conformance run` re-running named checks (lost with a worker): exactly those
+    if pre is not None:
+        chosen = checks  # the collector built the selected checks only
+    elif only:  # `conformance run` re-running named checks (lost with a worker): exactly those
         wanted = set(json.loads(Path(only).read_text(encoding="utf-8")))
         chosen = [c for c in checks if c.nodeid in wanted]
     else:
         chosen = select(st.profile, checks)
     ids = [c.nodeid for c in chosen]
-    st.selection = {"profile": st.profile.name, "collected_checks": len(checks), "selected_checks": len(chosen),
+    collected = st.selection.get("collected_checks", len(checks)) if pre is not None else len(checks)
+    st.selection = {"profile": st.profile.name, "collected_checks": collected, "selected_checks": len(chosen),
                     "digest": selection_digest(ids), "shard": None}
     keep = {id(c) for c in chosen}
     if st.shard is not None:

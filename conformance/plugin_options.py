@@ -1,0 +1,35 @@
+"""The command-line options of the pytest plugin (``conformance run`` passes them; see
+conformance/cli.py for the user-facing flags)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from conformance.profiles import DEFAULT_PROFILE
+
+DEFAULT_CHECK_TIMEOUT_S = 300.0  # the slowest committed check takes a few seconds
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("conformance")
+    g.addoption("--frameworks", default="",
+                help="comma-separated frameworks to run (default: every registered one; see `conformance devices`)")
+    g.addoption("--device", default="cpu", choices=("cpu", "gpu", "all"))
+    g.addoption("--precision", default="strict", choices=("strict", "default"))
+    g.addoption("--tags", default="", help="comma-separated case tags to select")
+    g.addoption("--dtypes", default="", help="comma-separated dtypes to restrict to")
+    g.addoption("--profile", default=DEFAULT_PROFILE, help="run profile (conformance/profiles.yaml): quick, default, full")
+    g.addoption("--profiles-file", default="", help="profiles file (default: the built-in one)")
+    g.addoption("--shard", default="", help="K/N: run only shard K of N (deterministic, cost-balanced)")
+    g.addoption("--results", default="reports/results.json", help="results file to write")
+    g.addoption("--report", default="", help="also write the HTML report here")
+    g.addoption("--known", default="known_disagreements.yaml", help="known-disagreements file")
+    g.addoption("--no-probes", action="store_true", help="skip the convention probes")
+    g.addoption("--check-timeout", type=float, default=DEFAULT_CHECK_TIMEOUT_S,
+                help="seconds one check may take under xdist before its worker is stopped and the "
+                     "check recorded as crash/timeout (0: no limit)")
+    g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
+    g.addoption("--preflight-json", default="", help=argparse.SUPPRESS)
+    g.addoption("--only-checks", default="", help=argparse.SUPPRESS)  # JSON list of node ids: a rerun
