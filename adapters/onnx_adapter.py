@@ -223,6 +223,13 @@ class OnnxAdapter(Adapter):
                        "providers": providers, "placed_on": placed, "dtype": dtype},
             precision=self._ort_settings(device) if runtime == "ort" else {}), placed_on=placed)
 
+    def repro_call(self, native_call):
+        """The recorded one-node model (onnx.helper, attributes as recorded) run by its runtime,
+        or the torch export then onnxruntime: conformance/repro_onnx.py."""
+        from conformance.repro_onnx import forward_source
+
+        return forward_source(native_call)
+
     @staticmethod
     def _ort_settings(device: str) -> dict[str, Any]:
         so = _session_options(device)
