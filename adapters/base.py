@@ -162,7 +162,10 @@ class Adapter:
         framework's own autodiff (pullback of ``g``) and returns, in ``RunOutput.array``, the
         gradient of the named quantity in ITS canonical layout as float64: grad_input
         ``(N, C_in, *S)``, grad_weight ``(C_in, C_out/groups, *K)``, grad_bias ``(C_out,)``;
-        ``native_call`` records what was differentiated and how."""
+        ``native_call`` records what was differentiated and how.
+
+        An exception raised from the native call may carry ``native_call`` (a :class:`NativeCall`
+        of the call that failed): the error record keeps it, so its reproducer can make that call."""
         raise NotImplementedError
 
     def repro_call(self, native_call: dict) -> str | None:

@@ -300,14 +300,9 @@ class JaxAdapter(Adapter):
         ndt = numpy_dtype(dtype)
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
                 ((g, x, wn) if b is None else (g, x, wn, b))]
-        grad = pull(*args)[index]
-        placed = sorted(str(d) for d in grad.devices())
-        native = np.asarray(jax.device_get(grad)).astype(np.float64)
-        back = "identity"
-        if quantity == "grad_weight" and api == "conv_general_dilated":
-            native = unregroup_flip(native, case.groups)
-            back = "inverse of the regroup + flip: flip back, (C_out, C_in/g, *K) -> (C_in, C_out/g, *K)"
         sp = _SPATIAL.get(x.ndim - 2, "?")
+        back = ("inverse of the regroup + flip: flip back, (C_out, C_in/g, *K) -> (C_in, C_out/g, *K)"
+                if quantity == "grad_weight" and api == "conv_general_dilated" else "identity")
         call = NativeCall(
             function=f"jax.vjp(jax.jit(jax.lax.{api}{' + b' if b is not None else ''}), x, w"
                      f"{', b' if b is not None else ''})[1](g)[{index}] (pullback jitted)",
@@ -318,9 +313,18 @@ class JaxAdapter(Adapter):
                        "rhs_dilation": list(case.dilation), "use_consistent_padding": how["consistent"],
                        "stride_or_lhs_dilation": list(case.stride), "groups": case.groups,
                        "method": "jax.vjp", "differentiated": ("x", "w (native)", "b")[index],
-                       "gradient_to_canonical": back, "device": str(dev), "placed_on": placed},
+                       "gradient_to_canonical": back, "device": str(dev), "placed_on": None},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},
         )
+        try:
+            grad = pull(*args)[index]
+        except Exception as exc:
+            exc.native_call = call  # the call that failed (conformance/check.py records it)
+            raise
+        call.arguments["placed_on"] = sorted(str(d) for d in grad.devices())
+        native = np.asarray(jax.device_get(grad)).astype(np.float64)
+        if quantity == "grad_weight" and api == "conv_general_dilated":
+            native = unregroup_flip(native, case.groups)
         platforms = sorted({d.platform for d in grad.devices()})
         return RunOutput(native, str(grad.dtype), call, placed_on=",".join(platforms))
 

@@ -185,6 +185,7 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
     fi = finfo(out_dtype)
     body = [
         "",
+        "nan, inf = np.nan, np.inf  # as literal values are written",
         f"CHECK_ID = {check!r}",
         f"MODULE = {(adapter.module or adapter.name)!r}",
         f"RECORDED_VERSION = {record.get('framework_version')!r}",
@@ -192,7 +193,7 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
         f"KNOWN_REASON = {((record.get('known') or {}).get('reason') or None)!r}",
         f"DTYPE, DEVICE, PRECISION = {dtype!r}, {record['device']!r}, {record.get('precision') or 'strict'!r}",
         f"NP_DTYPE = {_np_dtype(dtype)}",
-        f"OUT_NP_DTYPE = {_np_dtype(out_dtype)}  # the dtype the framework computes in and returns",
+        f"OUT_DTYPE, OUT_NP_DTYPE = {out_dtype!r}, {_np_dtype(out_dtype)}  # the dtype it computes in and returns",
         f"OUT_TINY, OVERFLOW_AT = {float(fi.tiny)!r}, {overflow_threshold(out_dtype)!r}  "
         "# smallest normal; where rounding gives Inf",
         f"ACC_MAX = {float(finfo(accumulator_dtype(out_dtype)).max)!r}  "
@@ -205,9 +206,6 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
         f"EXPECT_ERROR = {bool(case.expected_error)!r}  # an invalid configuration the framework should reject",
         f"QUANTITY = {quantity!r}  # None: the output; else the gradient of L = <G, y> checked",
         f"TOL = {tol_src!r}  # {tol.get('model', 'no tolerance: an expected-error case')}",
-        "",
-        "",
-        "nan, inf = np.nan, np.inf  # as literal values are written",
         "",
         "",
         "def to_dtype(a):",
@@ -229,9 +227,11 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
         "",
         "",
         "def native(x, w, b):",
-        f'    """The native call as recorded: {call.get("function")}; returns float64, canonical layout."""',
+        f'    """The native call as recorded: {call.get("function")}; returns (float64 output in the',
+        '    canonical layout, the dtype the framework returned or None)."""',
+        "    native_dtype = None",
         textwrap.indent(source, "    "),
-        "    return out",
+        "    return out, native_dtype",
         "",
     ]
     return "\n".join(header + body) + COMMON_TAIL

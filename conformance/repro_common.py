@@ -164,7 +164,7 @@ def main():
         print("the recorded check killed its process: dying in the call below (signal, abort) "
               "reproduces it", flush=True)
     try:
-        out = native(x, w, b)
+        out, native_dtype = native(x, w, b)
     except Exception as exc:  # noqa: BLE001
         print(f"framework raised: {type(exc).__name__}: {str(exc)[:600]}")
         outcome = "rejected" if EXPECT_ERROR else "error"
@@ -181,6 +181,10 @@ def main():
                     r = ref.astype(OUT_NP_DTYPE).astype(np.float64)
                 expected = np.where(np.isfinite(ref) & np.isinf(r), r, ref)
             outcome = compare(out, expected, tolerance(ref, mag), mag)
+            if outcome == "pass" and native_dtype not in (None, DTYPE) and OUT_DTYPE == DTYPE:
+                print(f"the framework returned {native_dtype}, not the {DTYPE} asked for (values within "
+                      f"the {DTYPE} tolerance)")
+                outcome = "dtype"
     print(f"outcome: {outcome} (recorded: {RECORDED})")
     reproduced = outcome == RECORDED and outcome not in ("pass", "rejected")
     if not reproduced and KNOWN_REASON and outcome in ("pass", "rejected"):

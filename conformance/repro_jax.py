@@ -100,7 +100,8 @@ def forward_source(native_call: dict) -> str | None:
                   "                      in_axes=(0, None) if b is None else (0, None, None)))"]
     else:
         lines.append("fn = jax.jit(full)")
-    lines += _ARGS + ["out = np.asarray(jax.device_get(fn(*args))).astype(np.float64)"]
+    lines += _ARGS + ["out = np.asarray(jax.device_get(fn(*args)))",
+                      "native_dtype, out = str(out.dtype), out.astype(np.float64)"]
     return "\n".join(lines)
 
 
@@ -122,7 +123,8 @@ def gradient_source(native_call: dict, quantity: str) -> str | None:
         "pull = jax.jit(lambda g, *args: jax.vjp(fn, *args)[1](g))  # the cotangents of (x, w[, b])",
     ] + _ARGS + [
         "args = [jax.device_put(np.ascontiguousarray(G, dtype=NP_DTYPE), dev)] + args",
-        f"out = np.asarray(jax.device_get(pull(*args)[{index}])).astype(np.float64)",
+        f"out = np.asarray(jax.device_get(pull(*args)[{index}]))",
+        "native_dtype, out = str(out.dtype), out.astype(np.float64)",
     ]
     if api == "conv_general_dilated" and index == 1:
         lines += ["# back to canonical: flip back, (C_out, C_in/g, *K) -> (C_in, C_out/g, *K)",

@@ -76,7 +76,8 @@ def forward_source(native_call: dict) -> str | None:
                   "layer.build(xn.shape)",
                   "layer.set_weights([kernel] + ([b.astype(DTYPE)] if b is not None else []))",
                   "y = layer(keras.ops.convert_to_tensor(xn, dtype=DTYPE))"]
-    lines.append("out = np.asarray(keras.ops.convert_to_numpy(y)).astype(np.float64)")
+    lines += ["out = np.asarray(keras.ops.convert_to_numpy(y))",
+              "native_dtype, out = str(out.dtype), out.astype(np.float64)"]
     if not cf:
         lines.append("out = np.moveaxis(out, -1, 1)")
     return "\n".join(lines)

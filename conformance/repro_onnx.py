@@ -89,7 +89,7 @@ def _model_source(ort: bool, opset: int, a: dict) -> str | None:
         runner,
         "if checker and not EXPECT_ERROR:  # the adapter's rule: a refused valid model is an error",
         f"    raise RuntimeError(f'onnx.checker refused a valid configuration ({what} ran it): {{checker}}')",
-        "out = np.asarray(y).astype(np.float64)",
+        "native_dtype, out = str(np.asarray(y).dtype), np.asarray(y).astype(np.float64)",
     ])
 
 

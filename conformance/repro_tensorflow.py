@@ -60,6 +60,7 @@ def forward_source(native_call: dict) -> str | None:
                   f"    y = {_call(rank, a, extra=f', data_format={layout!r}')}",
                   "    if b is not None:",
                   f"        y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt), data_format={layout!r})",
+                  "native_dtype = y.dtype.name",
                   "out = y.numpy().astype(np.float64)"]
         return "\n".join(lines)
     lines.append("    tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)")
@@ -73,7 +74,7 @@ def forward_source(native_call: dict) -> str | None:
         lines += [f"    y = {_call(rank, a)}",
                   "    if b is not None:",
                   "        y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))"]
-    lines.append("out = np.moveaxis(y.numpy().astype(np.float64), -1, 1)")
+    lines += ["native_dtype = y.dtype.name", "out = np.moveaxis(y.numpy().astype(np.float64), -1, 1)"]
     return "\n".join(lines)
 
 
@@ -102,6 +103,7 @@ def gradient_source(native_call: dict, quantity: str) -> str | None:
         "        if tb is not None:",
         "            y = tf.nn.bias_add(y, tb)",
         f"    (grad,) = tape.gradient(y, [{target}], output_gradients=tg)",
+        "native_dtype = grad.dtype.name",
         "native = grad.numpy().astype(np.float64)",
         f"out = {back}",
     ])

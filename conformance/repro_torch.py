@@ -99,7 +99,8 @@ def forward_source(native_call: dict) -> str | None:
         lines.append(f"    y = {call}")
     else:
         lines += _module(fn, a) + ["    y = mod(tx)"]
-    lines.append("out = y.detach().to('cpu', torch.float64).numpy()")
+    lines += ["native_dtype = str(y.dtype).replace('torch.', '')",
+              "out = y.detach().to('cpu', torch.float64).numpy()"]
     return "\n".join(lines)
 
 
@@ -126,5 +127,6 @@ def gradient_source(native_call: dict, quantity: str) -> str | None:
                   "y = mod(tx)",
                   f"target = {{'input': tx, 'mod.weight': mod.weight, 'mod.bias': mod.bias}}[{what!r}]"]
     lines += ["(grad,) = torch.autograd.grad(y, [target], grad_outputs=tg)",
+              "native_dtype = str(grad.dtype).replace('torch.', '')",
               "out = grad.detach().to('cpu', torch.float64).numpy()"]
     return "\n".join(lines)
