@@ -261,23 +261,30 @@ class OnnxAdapter(Adapter):
         except Exception as exc:
             raise RuntimeError(f"nn.ConvTranspose{rank}d refused it (before export): {type(exc).__name__}: "
                                f"{str(exc).strip()[:600]}") from exc
+        def native_call(summary, providers, placed):
+            return NativeCall(
+                function=f"{exporter} -> onnxruntime.InferenceSession.run", input_layout=_LAYOUT.get(rank, "?"),
+                weight_layout="(C_in, C_out/groups, *K) (module weight -> initializer)",
+                output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
+                weight_flip=False,
+                padding_mapping="nn.ConvTranspose padding=p (symmetric); the exporter writes pads/output_padding",
+                arguments={"module": {**kwargs, "bias": b is not None}, "exported_graph": summary,
+                           "providers": providers, "placed_on": placed, "dtype": "float32"},
+                precision=self._ort_settings(device))
         try:
             model = onnx_export.export(mod, x, dynamo)
         except Exception as exc:
-            raise RuntimeError(f"{exporter} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}") from exc
+            err = RuntimeError(f"{exporter} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}")
+            err.native_call = native_call(None, [], None)  # the call that failed (conformance/check.py)
+            raise err from exc
         summary = onnx_export.graph_summary(model)
         try:
             y, providers = self._ort(x.astype(np.float32), None, None, "float32", {}, 0, device, model)
         except Exception as exc:
-            raise RuntimeError(f"onnxruntime refused the exported graph {summary}: {type(exc).__name__}: "
-                               f"{str(exc).strip()[:600]}") from exc
+            err = RuntimeError(f"onnxruntime refused the exported graph {summary}: {type(exc).__name__}: "
+                               f"{str(exc).strip()[:600]}")
+            err.native_call = native_call(summary, [], None)
+            raise err from exc
         placed = _placed(providers)
-        return RunOutput(np.asarray(y).astype(np.float64), str(y.dtype), NativeCall(
-            function=f"{exporter} -> onnxruntime.InferenceSession.run", input_layout=_LAYOUT.get(rank, "?"),
-            weight_layout="(C_in, C_out/groups, *K) (module weight -> initializer)",
-            output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
-            weight_flip=False,
-            padding_mapping="nn.ConvTranspose padding=p (symmetric); the exporter writes pads/output_padding",
-            arguments={"module": {**kwargs, "bias": b is not None}, "exported_graph": summary,
-                       "providers": providers, "placed_on": placed, "dtype": "float32"},
-            precision=self._ort_settings(device)), placed_on=placed)
+        return RunOutput(np.asarray(y).astype(np.float64), str(y.dtype), native_call(summary, providers, placed),
+                         placed_on=placed)
