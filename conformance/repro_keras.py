@@ -59,7 +59,8 @@ def forward_source(native_call: dict) -> str | None:
     lines = [
         "import keras",
         "",
-        f"print(f'keras {{keras.__version__}}, backend {{keras.backend.backend()}} (recorded: keras {a.get('keras')})')",
+        f"print(f'keras {{keras.__version__}}, backend {{keras.backend.backend()}}', '(recorded: keras', "
+        f"{str(a.get('keras'))!r} + ')')",
         f"xn = ({'x' if cf else 'np.moveaxis(x, 1, -1)'}).astype(DTYPE)  # {'channels_first' if cf else 'channels_last'}",
         f"kernel = np.transpose(w, {list(perm)!r}).astype(DTYPE)  # (*K, C_out, C_in), no flip",
         f"kw = {kw!r}",

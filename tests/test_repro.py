@@ -333,3 +333,10 @@ def test_script_without_case_or_support_says_so():
     rec.update(adapter="torch", api="conv_transpose2d@compile",
                native_call={"function": "torch.compile(evil)", "arguments": {"path": "compile", "stride": [1, 1]}})
     assert "no reproducer support" in repro_script(rec, case)
+    rec.update(api="conv_transpose2d", dtype="float32; import os", native_call={
+        "function": "torch.nn.functional.conv_transpose2d", "arguments": {"stride": [1, 1], "padding": [0, 0],
+                                                                         "output_padding": [0, 0], "groups": 1,
+                                                                         "dilation": [1, 1]}})
+    assert "NOT AVAILABLE" in repro_script(rec, case)  # no record text as code, the dtype neither
+    rec.update(dtype="float32", framework_version="2.13\nimport os")
+    assert "\nimport os" not in repro_script(rec, case).split("import numpy as np")[0]
