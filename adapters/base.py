@@ -162,7 +162,10 @@ class Adapter:
         framework's own autodiff (pullback of ``g``) and returns, in ``RunOutput.array``, the
         gradient of the named quantity in ITS canonical layout as float64: grad_input
         ``(N, C_in, *S)``, grad_weight ``(C_in, C_out/groups, *K)``, grad_bias ``(C_out,)``;
-        ``native_call`` records what was differentiated and how."""
+        ``native_call`` records what was differentiated and how.
+
+        An exception raised from the native call may carry ``native_call`` (a :class:`NativeCall`
+        of the call that failed): the error record keeps it, so its reproducer can make that call."""
         raise NotImplementedError
 
     def repro_call(self, native_call: dict) -> str | None:
@@ -174,8 +177,24 @@ class Adapter:
         (``strict``/``default``) are globals; it imports only the framework and NumPy, makes
         the call exactly as ``native_call`` (a record's ``native_call``) describes, and leaves
         the output in ``out``: float64, canonical ``(N, C_out, *S)`` layout. None: no
-        reproducer support for this call (the script then says so)."""
+        reproducer support for this call (the script then says so). An execution path's call
+        (``arguments["path"]``) is the adapter's to write too: its source performs the path."""
         return None
+
+    def repro_gradient_call(self, native_call: dict, quantity: str) -> str | None:
+        """Like :meth:`repro_call`, for a gradient check (``quantity``: ``grad_input`` /
+        ``grad_weight`` / ``grad_bias``; ``native_call`` is the gradient record's): the global
+        ``G`` also holds the cotangent (float64, canonical output layout ``(N, C_out, *out)``,
+        rounded to the dtype); the source differentiates the recorded call with the framework's
+        autodiff exactly as the adapter does and leaves the gradient in ``out``, float64, in the
+        quantity's canonical layout (``(N, C_in, *S)``, ``(C_in, C_out/groups, *K)``,
+        ``(C_out,)``). None: no gradient reproducer for this call."""
+        return None
+
+    def repro_prelude(self, native_call: dict) -> str:
+        """Module-level source run before the framework is first imported (e.g. Keras' backend
+        environment variable); the globals of :meth:`repro_call` exist already. Default none."""
+        return ""
 
 
 def api_for_rank(template: str, rank: int) -> str:

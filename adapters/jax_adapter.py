@@ -258,61 +258,18 @@ class JaxAdapter(Adapter):
         return RunOutput(res, str(y.dtype), call, placed_on=",".join(platforms))
 
     def repro_call(self, native_call):
-        """The recorded ``jax.lax.conv_transpose`` / ``conv_general_dilated`` call, jitted as the
-        adapter does (bias added inside the same jit); ``conv_general_dilated``'s weight is
-        regrouped and flipped as recorded (see Adapter.repro_call)."""
-        fn = native_call.get("function", "")
-        a = native_call.get("arguments") or {}
-        if fn not in ("jax.lax.conv_transpose", "jax.lax.conv_general_dilated"):
-            return None
-        sp = native_call.get("input_layout", "NC?")[2:]
-        dn = (f"NC{sp}", f"OI{sp}", f"NC{sp}")
-        # explicit (begin, end) pairs, or the string passed natively ('SAME' / 'VALID')
-        pads = a["padding"] if isinstance(a["padding"], str) else [tuple(p) for p in a["padding"]]
-        highest = (native_call.get("precision") or {}).get("precision") == "HIGHEST"
-        lines = [
-            "import jax",
-            "from jax import lax",
-            "",
-            "jax.config.update('jax_enable_x64', True)",
-            "if PRECISION == 'strict':",
-            "    jax.config.update('jax_default_matmul_precision', 'highest')",
-            f"prec = {'lax.Precision.HIGHEST' if highest else 'None'}",
-            f"dn = {dn!r}",
-        ]
-        if fn == "jax.lax.conv_transpose":
-            extra = ", use_consistent_padding=True" if a.get("use_consistent_padding") else ""
-            lines += [
-                "wn = w  # given as the forward conv's OI* kernel; transpose_kernel=True swaps and flips",
-                "def conv(x, w):",
-                f"    return lax.conv_transpose(x, w, {tuple(a['strides'])!r}, {pads!r}, "
-                f"rhs_dilation={tuple(a['rhs_dilation'])!r},",
-                f"        dimension_numbers=dn, transpose_kernel=True, precision=prec{extra})",
-            ]
-        else:
-            g = int(a["feature_group_count"])
-            lines += [
-                f"g = {g}  # regroup (C_in, C_out/g, *K) -> (C_out, C_in/g, *K), then flip the spatial axes",
-                "cin, cog, k = w.shape[0], w.shape[1], w.shape[2:]",
-                "wg = np.swapaxes(w.reshape(g, cin // g, cog, *k), 1, 2).reshape(g * cog, cin // g, *k)",
-                "wn = wg[(Ellipsis,) + (slice(None, None, -1),) * len(k)]",
-                "def conv(x, w):",
-                f"    return lax.conv_general_dilated(x, w, {(1,) * (len(sp) or 1)!r}, {pads!r}, "
-                f"lhs_dilation={tuple(a['lhs_dilation'])!r},",
-                f"        rhs_dilation={tuple(a['rhs_dilation'])!r}, dimension_numbers=dn, "
-                f"feature_group_count=g, precision=prec)",
-            ]
-        lines += [
-            "if b is None:",
-            "    fn = jax.jit(conv)",
-            "else:",
-            "    fn = jax.jit(lambda x, w, b: conv(x, w) + b.reshape((1, -1) + (1,) * (x.ndim - 2)))",
-            "dev = jax.devices('gpu' if DEVICE == 'gpu' else 'cpu')[0]",
-            "args = [jax.device_put(np.ascontiguousarray(t, dtype=NP_DTYPE), dev) for t in",
-            "        ((x, wn) if b is None else (x, wn, b))]",
-            "out = np.asarray(jax.device_get(fn(*args))).astype(np.float64)",
-        ]
-        return "\n".join(lines)
+        """The recorded ``jax.lax`` call, jitted as the adapter does or on its path (``@eager``,
+        ``@vmap``): conformance/repro_jax.py."""
+        from conformance.repro_jax import forward_source
+
+        return forward_source(native_call)
+
+    def repro_gradient_call(self, native_call, quantity):
+        """``jax.vjp`` of the recorded call (pullback jitted): conformance/repro_jax.py."""
+        from conformance.repro_jax import gradient_source
+
+        return gradient_source(native_call, quantity)
+
     @staticmethod
     @functools.lru_cache(maxsize=4096)
     def _compiled_vjp(fn):
@@ -344,26 +301,31 @@ class JaxAdapter(Adapter):
         ndt = numpy_dtype(dtype)
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
                 ((g, x, wn) if b is None else (g, x, wn, b))]
-        grad = pull(*args)[index]
-        placed = sorted(str(d) for d in grad.devices())
-        native = np.asarray(jax.device_get(grad)).astype(np.float64)
-        back = "identity"
-        if quantity == "grad_weight" and api == "conv_general_dilated":
-            native = unregroup_flip(native, case.groups)
-            back = "inverse of the regroup + flip: flip back, (C_out, C_in/g, *K) -> (C_in, C_out/g, *K)"
         sp = _SPATIAL.get(x.ndim - 2, "?")
+        back = ("inverse of the regroup + flip: flip back, (C_out, C_in/g, *K) -> (C_in, C_out/g, *K)"
+                if quantity == "grad_weight" and api == "conv_general_dilated" else "identity")
         call = NativeCall(
             function=f"jax.vjp(jax.jit(jax.lax.{api}{' + b' if b is not None else ''}), x, w"
                      f"{', b' if b is not None else ''})[1](g)[{index}] (pullback jitted)",
             input_layout=f"NC{sp}", weight_layout=f"OI{sp}", output_layout=f"NC{sp}",
             weight_transform=how["transform"], weight_permutation=how["perm"], weight_flip=how["flip"],
             padding_mapping=how["mapping"],
-            arguments={"padding": [list(p) for p in how["pads"]], "rhs_dilation": list(case.dilation),
+            arguments={"padding": how["pads"] if isinstance(how["pads"], str) else [list(p) for p in how["pads"]],
+                       "rhs_dilation": list(case.dilation), "use_consistent_padding": how["consistent"],
                        "stride_or_lhs_dilation": list(case.stride), "groups": case.groups,
                        "method": "jax.vjp", "differentiated": ("x", "w (native)", "b")[index],
-                       "gradient_to_canonical": back, "device": str(dev), "placed_on": placed},
+                       "gradient_to_canonical": back, "device": str(dev), "placed_on": None},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},
         )
+        try:
+            grad = pull(*args)[index]
+        except Exception as exc:
+            exc.native_call = call  # the call that failed (conformance/check.py records it)
+            raise
+        call.arguments["placed_on"] = sorted(str(d) for d in grad.devices())
+        native = np.asarray(jax.device_get(grad)).astype(np.float64)
+        if quantity == "grad_weight" and api == "conv_general_dilated":
+            native = unregroup_flip(native, case.groups)
         platforms = sorted({d.platform for d in grad.devices()})
         return RunOutput(native, str(grad.dtype), call, placed_on=",".join(platforms))
 

@@ -294,3 +294,17 @@ class KerasAdapter(Adapter):
             precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
         )
         return RunOutput(reply["array"], reply["native_dtype"], call, placed_on="cpu")
+
+    # --- reproducers (conformance repro): forward columns; a gradient variant goes in repro_gradient_call ---
+    def repro_call(self, native_call):
+        """The recorded ``keras.ops.conv_transpose`` / ``Conv{n}DTranspose`` call with its layout
+        transposes: conformance/repro_keras.py."""
+        from conformance.repro_keras import forward_source
+
+        return forward_source(native_call)
+
+    def repro_prelude(self, native_call):
+        """``KERAS_BACKEND`` and the backend's precision flags, before keras is imported."""
+        from conformance.repro_keras import prelude
+
+        return prelude(native_call)

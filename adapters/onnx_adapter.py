@@ -196,6 +196,18 @@ class OnnxAdapter(Adapter):
         model = onnx_graph.conv_transpose_model(x.shape, w.shape, b is not None, dtype, attrs, opset)
         checker = onnx_graph.check(model)
         component = "onnxruntime" if runtime == "ort" else "onnx.reference.ReferenceEvaluator"
+        fn = (f"onnxruntime.InferenceSession(ConvTranspose, opset {opset}).run" if runtime == "ort"
+              else f"onnx.reference.ReferenceEvaluator(ConvTranspose, opset {opset}).run")
+
+        def native_call(providers, placed):
+            return NativeCall(
+                function=fn, input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/group, *K)",
+                output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
+                weight_flip=False, padding_mapping=self._mapping(case, form),
+                arguments={**attrs, "bias": "third input B" if b is not None else None, "opset": opset,
+                           "ir_version": model.ir_version, "onnx.checker": checker or "ok",
+                           "providers": providers, "placed_on": placed, "dtype": dtype},
+                precision=self._ort_settings(device) if runtime == "ort" else {})
         try:
             if runtime == "ort":
                 y, providers = self._ort(xs, ws, bs, dtype, attrs, opset, device, model)
@@ -207,21 +219,15 @@ class OnnxAdapter(Adapter):
                 y, providers, placed = ReferenceEvaluator(model).run(None, feeds)[0], [], "cpu"
         except Exception as exc:
             where = f"; onnx.checker also refused the model: {checker}" if checker else "; onnx.checker: ok"
-            raise RuntimeError(f"{component} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}{where}") \
-                from exc
+            err = RuntimeError(f"{component} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}{where}")
+            err.native_call = native_call([], None)  # the call that failed (conformance/check.py records it)
+            raise err from exc
         if checker and not case.expected_error:
-            raise RuntimeError(f"onnx.checker refused a valid configuration ({component} ran it): {checker}")
+            err = RuntimeError(f"onnx.checker refused a valid configuration ({component} ran it): {checker}")
+            err.native_call = native_call(providers, placed)
+            raise err
         y = np.asarray(y)
-        fn = (f"onnxruntime.InferenceSession(ConvTranspose, opset {opset}).run" if runtime == "ort"
-              else f"onnx.reference.ReferenceEvaluator(ConvTranspose, opset {opset}).run")
-        return RunOutput(y.astype(np.float64), str(y.dtype), NativeCall(
-            function=fn, input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/group, *K)",
-            output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
-            weight_flip=False, padding_mapping=self._mapping(case, form),
-            arguments={**attrs, "bias": "third input B" if b is not None else None, "opset": opset,
-                       "ir_version": model.ir_version, "onnx.checker": checker or "ok",
-                       "providers": providers, "placed_on": placed, "dtype": dtype},
-            precision=self._ort_settings(device) if runtime == "ort" else {}), placed_on=placed)
+        return RunOutput(y.astype(np.float64), str(y.dtype), native_call(providers, placed), placed_on=placed)
 
     @staticmethod
     def _ort_settings(device: str) -> dict[str, Any]:
@@ -238,6 +244,13 @@ class OnnxAdapter(Adapter):
             return f"{onnx_graph.output_shape_for(case)[1]}; output_padding as is; no pads"
         return "pads = [begins..., ends...] (canonical pairs); output_padding as is"
 
+    def repro_call(self, native_call):
+        """The recorded one-node model (onnx.helper, attributes as recorded) run by its runtime,
+        or the torch export then onnxruntime: conformance/repro_onnx.py."""
+        from conformance.repro_onnx import forward_source
+
+        return forward_source(native_call)
+
     def _run_export(self, case, runtime: str, device: str, x, w, b):
         rank = x.ndim - 2
         dynamo = runtime == "dynamo"
@@ -248,23 +261,30 @@ class OnnxAdapter(Adapter):
         except Exception as exc:
             raise RuntimeError(f"nn.ConvTranspose{rank}d refused it (before export): {type(exc).__name__}: "
                                f"{str(exc).strip()[:600]}") from exc
+        def native_call(summary, providers, placed):
+            return NativeCall(
+                function=f"{exporter} -> onnxruntime.InferenceSession.run", input_layout=_LAYOUT.get(rank, "?"),
+                weight_layout="(C_in, C_out/groups, *K) (module weight -> initializer)",
+                output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
+                weight_flip=False,
+                padding_mapping="nn.ConvTranspose padding=p (symmetric); the exporter writes pads/output_padding",
+                arguments={"module": {**kwargs, "bias": b is not None}, "exported_graph": summary,
+                           "providers": providers, "placed_on": placed, "dtype": "float32"},
+                precision=self._ort_settings(device))
         try:
             model = onnx_export.export(mod, x, dynamo)
         except Exception as exc:
-            raise RuntimeError(f"{exporter} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}") from exc
+            err = RuntimeError(f"{exporter} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}")
+            err.native_call = native_call(None, [], None)  # the call that failed (conformance/check.py)
+            raise err from exc
         summary = onnx_export.graph_summary(model)
         try:
             y, providers = self._ort(x.astype(np.float32), None, None, "float32", {}, 0, device, model)
         except Exception as exc:
-            raise RuntimeError(f"onnxruntime refused the exported graph {summary}: {type(exc).__name__}: "
-                               f"{str(exc).strip()[:600]}") from exc
+            err = RuntimeError(f"onnxruntime refused the exported graph {summary}: {type(exc).__name__}: "
+                               f"{str(exc).strip()[:600]}")
+            err.native_call = native_call(summary, [], None)
+            raise err from exc
         placed = _placed(providers)
-        return RunOutput(np.asarray(y).astype(np.float64), str(y.dtype), NativeCall(
-            function=f"{exporter} -> onnxruntime.InferenceSession.run", input_layout=_LAYOUT.get(rank, "?"),
-            weight_layout="(C_in, C_out/groups, *K) (module weight -> initializer)",
-            output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
-            weight_flip=False,
-            padding_mapping="nn.ConvTranspose padding=p (symmetric); the exporter writes pads/output_padding",
-            arguments={"module": {**kwargs, "bias": b is not None}, "exported_graph": summary,
-                       "providers": providers, "placed_on": placed, "dtype": "float32"},
-            precision=self._ort_settings(device)), placed_on=placed)
+        return RunOutput(np.asarray(y).astype(np.float64), str(y.dtype), native_call(summary, providers, placed),
+                         placed_on=placed)

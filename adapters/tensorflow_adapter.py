@@ -216,32 +216,18 @@ class TensorflowAdapter(Adapter):
 
 
     def repro_call(self, native_call):
-        """The recorded ``tf.nn.conv{n}d_transpose`` call: channels moved last, the weight
-        permuted as recorded, ``bias_add`` when there is a bias; output moved back channels-first
-        (see Adapter.repro_call)."""
-        fn = native_call.get("function", "")
-        a = native_call.get("arguments") or {}
-        if not re.fullmatch(r"tf\.nn\.conv[123]d_transpose", fn) or native_call.get("weight_permutation") is None:
-            return None
-        tf32 = bool((native_call.get("precision") or {}).get("tensor_float_32_execution", False))
-        return "\n".join([
-            "import os",
-            "",
-            "os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # quiet TF's startup log, as the suite",
-            "import tensorflow as tf",
-            "",
-            f"tf.config.experimental.enable_tensor_float_32_execution({tf32!r})  # as recorded",
-            "tf.config.set_soft_device_placement(False)  # as the suite: no silent CPU fallback",
-            "tdt = getattr(tf, DTYPE)",
-            "with tf.device('/GPU:0' if DEVICE == 'gpu' else '/CPU:0'):",
-            "    tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)",
-            f"    tw = tf.constant(np.transpose(w, {list(native_call['weight_permutation'])!r}), dtype=tdt)",
-            f"    y = {fn}(tx, tw, {a['output_shape']!r}, strides={a['strides']!r}, padding={a['padding']!r},",
-            f"        dilations={a['dilations']!r})",
-            "    if b is not None:",
-            "        y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))",
-            "out = np.moveaxis(y.numpy().astype(np.float64), -1, 1)",
-        ])
+        """The recorded eager / ``@xla`` / ``@nchw`` call (channels moved last, the weight permuted
+        as recorded, ``bias_add``): conformance/repro_tensorflow.py."""
+        from conformance.repro_tensorflow import forward_source
+
+        return forward_source(native_call)
+
+    def repro_gradient_call(self, native_call, quantity):
+        """``tf.GradientTape`` around the recorded call: conformance/repro_tensorflow.py."""
+        from conformance.repro_tensorflow import gradient_source
+
+        return gradient_source(native_call, quantity)
+
     def _run_gradient(self, case, api, device, dtype, x, w, b, g):
         """``tf.GradientTape`` around the same native call (+ ``tf.nn.bias_add``):
         ``tape.gradient(y, [target], output_gradients=g_native)`` with ``g`` moved channels-last.

@@ -169,43 +169,18 @@ class TorchAdapter(Adapter):
                          placed_on="gpu" if out.device.type == "cuda" else out.device.type)
 
     def repro_call(self, native_call):
-        """The recorded ``torch.nn.functional.conv_transpose{n}d`` / ``nn.ConvTranspose{n}d`` call
-        (canonical layout in and out: the identity translation); see Adapter.repro_call."""
-        import re
+        """The recorded ``conv_transpose{n}d`` / ``nn.ConvTranspose{n}d`` call, plain or on its
+        execution path (canonical layout in and out): conformance/repro_torch.py."""
+        from conformance.repro_torch import forward_source
 
-        fn = native_call.get("function", "")
-        a = native_call.get("arguments") or {}
-        functional = bool(re.fullmatch(r"torch\.nn\.functional\.conv_transpose[123]d", fn))
-        if not (functional or re.fullmatch(r"torch\.nn\.ConvTranspose[123]d", fn)):
-            return None  # (also: a results file never puts code into the script through this name)
-        kw = (f"stride={a['stride']!r}, padding={a['padding']!r}, output_padding={a['output_padding']!r}, "
-              f"groups={a['groups']!r}, dilation={a['dilation']!r}")
-        tf32 = bool((native_call.get("precision") or {}).get("cudnn.allow_tf32", False))
-        lines = [
-            "import torch",
-            "",
-            f"torch.backends.cudnn.allow_tf32 = {tf32!r}  # as recorded",
-            "if PRECISION == 'strict':",
-            "    torch.backends.cuda.matmul.allow_tf32 = False",
-            "    torch.set_float32_matmul_precision('highest')",
-            "dev = 'cuda' if DEVICE == 'gpu' else 'cpu'",
-            "tdt = getattr(torch, DTYPE)",
-            "tx = torch.from_numpy(x).to(device=dev, dtype=tdt)",
-            "tw = torch.from_numpy(w).to(device=dev, dtype=tdt)",
-            "tb = torch.from_numpy(b).to(device=dev, dtype=tdt) if b is not None else None",
-            "with torch.no_grad():",
-        ]
-        if functional:
-            lines.append(f"    y = {fn}(tx, tw, tb, {kw})")
-        else:
-            lines += [f"    mod = {fn}(x.shape[1], w.shape[1] * {a['groups']!r}, kernel_size=list(w.shape[2:]),",
-                      f"        bias=b is not None, device=dev, dtype=tdt, {kw})",
-                      "    mod.weight.copy_(tw)",
-                      "    if tb is not None:",
-                      "        mod.bias.copy_(tb)",
-                      "    y = mod(tx)"]
-        lines.append("out = y.detach().to('cpu', torch.float64).numpy()")
-        return "\n".join(lines)
+        return forward_source(native_call)
+
+    def repro_gradient_call(self, native_call, quantity):
+        """``torch.autograd.grad`` of the recorded call: conformance/repro_torch.py."""
+        from conformance.repro_torch import gradient_source
+
+        return gradient_source(native_call, quantity)
+
     def _run_gradient(self, case, api, device, dtype, x, w, b, g):
         """torch autograd of the same native call: ``torch.autograd.grad(out, [target], g)`` with
         ``requires_grad`` on x, w (and b); for the module API the target is ``mod.weight`` /

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from adapters import numpy_reference as ref
-from adapters.base import Adapter, RunOutput
+from adapters.base import Adapter, NativeCall, RunOutput
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.gradient_check import gradient_expectation, gradient_quantity, not_applicable_reason
@@ -153,6 +153,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             else:
                 rec.update(status=Status.ERROR.value, message=msg,
                            traceback="".join(traceback.format_exception(exc)[-3:])[-2000:])
+                if isinstance(getattr(exc, "native_call", None), NativeCall):  # the adapter says what failed
+                    rec["native_call"] = exc.native_call.as_dict()
         else:
             if _misplaced(rec, out, device):
                 return _finish(rec, known, t0)

@@ -4,15 +4,18 @@ The script imports only NumPy and the framework (plus ``ml_dtypes`` for bfloat16
 and TensorFlow install), rebuilds the case's tensors exactly as the suite does (literal
 float64 values when a tensor has <= 256 elements, else the seeded ``numpy.random.default_rng``
 recipe of ``TensorSpec.generate``; then rounded to the dtype), makes the native call as the
-record's ``native_call`` describes (the adapter's :meth:`Adapter.repro_call`), and compares
-with a scatter-definition reference written into the script.
+record's ``native_call`` describes (the adapter's :meth:`Adapter.repro_call`, for gradient
+columns :meth:`Adapter.repro_gradient_call`, on the recorded execution path), and compares with
+a definition reference written into the script (conformance/repro_common.py: the scatter, and
+for ``<api>:grad_*`` columns the gradient of ``L = <G, y>`` for the seeded cotangent ``G`` of
+conformance/cotangent.py, rebuilt in the script).
 
 Tolerance: the suite's per-element bound, recomputed in the script with the coefficients the
 record stored (``coefficient_of_R * convT(|x|, |w|) + |b| ... + u_out * |y| + floor``, or the
 case's ``atol + rtol * |y|``), so the script decides element by element as the suite did.
 The script prints the check id, the framework version, max abs error, mismatch count, worst
 index, and ``REPRODUCED`` when its outcome is the failure the record holds (value, shape,
-nonfinite, error, accepted-invalid), else ``NOT REPRODUCED``. A check that crashed its
+nonfinite, subnormal-flush, error, accepted-invalid), else ``NOT REPRODUCED``. A check that crashed its
 process is reproduced when the script dies in the native call (a signal; exit status < 0).
 """
 
@@ -27,111 +30,15 @@ import numpy as np
 from adapters.registry import AdapterLoadError, get_adapter
 from conformance.cases import Case, TensorSpec, load_cases
 from conformance.check_id import format_check_id
+from conformance.compare import overflow_threshold
+from conformance.cotangent import cotangent_recipe
+from conformance.dtypes import finfo
 from conformance.findings import check_id_of, is_finding, kind_of
-from conformance.tolerance import derived_tolerance, terms_per_output
+from conformance.gradient_check import gradient_quantity
+from conformance.repro_common import COMMON_TAIL
+from conformance.tolerance import accumulator_dtype, derived_tolerance, terms_per_gradient, terms_per_output
 
 LITERAL_LIMIT = 256  # elements: up to this many a tensor is written as literal values
-
-_SCATTER = '''
-def scatter(x, w, b):
-    """The definition (canonical layout): every input element times the unflipped kernel
-    (C_in, C_out/groups, *K) is added at offset i*stride, taps dilation apart, into a buffer of
-    the full size plus output_padding at the far end; (begin, end) padding is cut from it."""
-    n, cin, sp = x.shape[0], x.shape[1], x.shape[2:]
-    g, cog, k = GROUPS, w.shape[1], w.shape[2:]
-    full = [(s - 1) * st + d * (kk - 1) + 1 + op
-            for s, st, d, kk, op in zip(sp, STRIDE, DILATION, k, OUTPUT_PADDING)]
-    buf = np.zeros((n, g, cog, *full))
-    xg = x.reshape(n, g, cin // g, *sp)
-    wg = w.reshape(g, cin // g, cog, *k)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for tap in np.ndindex(*k):
-            contrib = np.einsum("ngc...,gco->ngo...", xg, wg[(Ellipsis, *tap)])
-            dest = tuple(slice(d * t, d * t + st * (s - 1) + 1, st)
-                         for d, t, st, s in zip(DILATION, tap, STRIDE, sp))
-            buf[(slice(None),) * 3 + dest] += contrib
-        crop = tuple(slice(pb, length - pe) for (pb, pe), length in zip(PADDING, full))
-        out = buf[(slice(None),) * 3 + crop]
-        out = out.reshape(n, g * cog, *out.shape[3:])
-        if b is not None:
-            out = out + b.reshape((1, -1) + (1,) * len(sp))
-    return out
-'''
-
-_MAIN = '''
-def tolerance(x, w, b, ref):
-    """The suite's per-element bound with the recorded coefficients."""
-    if "atol" in TOL:
-        return TOL["atol"] + TOL["rtol"] * np.abs(ref)
-    mag = scatter(np.abs(x), np.abs(w), None if b is None else np.abs(b))
-    return TOL["coefficient_of_R"] * mag + TOL["u_out"] * np.abs(ref) + TOL["floor"]
-
-
-def compare(out, expected, tol):
-    """(outcome, details): shape first, then NaN/Inf positions, then |error| <= tol per element."""
-    if out.shape != expected.shape:
-        return "shape", f"shape {list(out.shape)}, expected {list(expected.shape)}"
-    if out.size == 0:
-        return "pass", "empty output, shapes equal"
-    a_inf, e_inf = np.isinf(out), np.isinf(expected)
-    bad_nf = (np.isnan(out) != np.isnan(expected)) | (a_inf != e_inf) | (
-        a_inf & e_inf & (np.sign(out) != np.sign(expected)))
-    finite = np.isfinite(out) & np.isfinite(expected)
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = np.where(finite, np.abs(out - expected), 0.0)
-    over = finite & (err > tol)
-    print(f"max abs error: {err.max():.6g}")
-    if bad_nf.any():
-        idx = tuple(int(i) for i in np.argwhere(bad_nf)[0])
-        print(f"mismatches: {int(bad_nf.sum())} / {out.size} (NaN/Inf positions differ)")
-        print(f"worst index: {idx}: actual {float(out[idx])!r}, expected {float(expected[idx])!r}")
-        return "nonfinite", ""
-    ratio = np.where(over, err / np.maximum(tol, np.finfo(np.float64).tiny), 0.0)
-    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio if over.any() else err)), err.shape))
-    print(f"mismatches: {int(over.sum())} / {out.size} (|error| > per-element tolerance)")
-    print(f"worst index: {idx}: actual {float(out[idx])!r}, expected {float(expected[idx])!r}, "
-          f"|error| {err[idx]:.6g}, tolerance {tol[idx]:.6g}")
-    return ("value" if over.any() else "pass"), ""
-
-
-def main():
-    print(f"check: {CHECK_ID}")
-    try:
-        import importlib
-        print(f"framework: {MODULE} {importlib.import_module(MODULE).__version__} (recorded: {RECORDED_VERSION})")
-    except Exception as exc:  # noqa: BLE001
-        print(f"framework: {MODULE} not importable: {exc}")
-        raise SystemExit(2)
-    if RECORDED in ("crash", "timeout"):
-        print("the recorded check killed its process: dying in the call below (signal, abort) "
-              "reproduces it", flush=True)
-    try:
-        out = native(x, w, b)
-    except Exception as exc:  # noqa: BLE001
-        print(f"framework raised: {type(exc).__name__}: {str(exc)[:600]}")
-        outcome = "rejected" if EXPECT_ERROR else "error"
-    else:
-        if EXPECT_ERROR:
-            print(f"framework raised: no (invalid configuration accepted; output shape {list(out.shape)})")
-            outcome = "accepted-invalid"
-        else:
-            ref = scatter(x, w, b)
-            outcome, _ = compare(out, ref if EXPECTED is None else EXPECTED, tolerance(x, w, b, ref))
-    print(f"outcome: {outcome} (recorded: {RECORDED})")
-    reproduced = outcome == RECORDED and outcome not in ("pass", "rejected")
-    if not reproduced and KNOWN_REASON and outcome in ("pass", "rejected"):
-        print("the known disagreement does not show here (an xpass: fixed in this release?)")
-    print("REPRODUCED" if reproduced else "NOT REPRODUCED")
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
-# The same in every script (the report shows it once): reference, tolerance, comparison, main.
-COMMON_TAIL = _SCATTER + "\n" + _MAIN
-
 
 def split_common(script: str) -> tuple[str, bool]:
     """(the check-specific head, True) when ``script`` ends with COMMON_TAIL, else (script, False)."""
@@ -165,15 +72,39 @@ def tensor_source(spec: TensorSpec) -> str:
     return f"np.asarray({call}, dtype=np.float64)"
 
 
-def _tolerance_info(record: dict, case: Case) -> dict:
+def _tolerance_info(record: dict, case: Case, quantity: str | None) -> dict:
+    """The record's tolerance coefficients, else (a crash: nothing recorded) the suite's for the
+    check: the forward's (case override, bias term) or the gradient's (its own term count, one sum)."""
     tol = record.get("tolerance") or {}
     if "coefficient_of_R" in tol or "atol" in tol:
         return tol
-    n_terms = terms_per_output(case.in_channels, case.groups, case.geometry.kernel) + (case.bias is not None)
+    if quantity:
+        n_terms, override, bias_added = terms_per_gradient(case, quantity), None, False
+    else:
+        n_terms = terms_per_output(case.in_channels, case.groups, case.geometry.kernel) + (case.bias is not None)
+        override, bias_added = case.tolerance, case.bias is not None
     _, info = derived_tolerance(np.zeros(1), np.zeros(1), dtype=record["dtype"], device=record["device"],
                                 precision=record.get("precision") or "strict", n_terms=n_terms,
-                                override=case.tolerance)
+                                override=override, bias_added=bias_added)
     return info
+
+
+def _cotangent(record: dict, case: Case) -> str:
+    """Source defining the cotangent ``G`` (rounded to the dtype): the recorded recipe of
+    conformance/cotangent.py (the seeded generator; its literal values when small)."""
+    seed_from = cotangent_recipe(case)["seed_from"]  # never text from a results file in the code
+    r = {**cotangent_recipe(case), **(record.get("cotangent") or {})}
+    shape, rng = tuple(int(v) for v in r["shape"]), f"np.random.default_rng({int(r['seed'])!r})"
+    if r["distribution"] == "integers":
+        call = f"{rng}.integers({int(r['low'])!r}, {int(r['high'])!r}, {shape!r}, endpoint=True)"
+    else:
+        call = f"{rng}.uniform({float(r['low'])!r}, {float(r['high'])!r}, {shape!r})"
+    if int(np.prod(shape)) <= LITERAL_LIMIT:
+        gen = np.random.default_rng(int(r["seed"]))
+        values = (gen.integers(int(r["low"]), int(r["high"]), shape, endpoint=True) if r["distribution"] == "integers"
+                  else gen.uniform(float(r["low"]), float(r["high"]), shape))
+        return f"# the cotangent: {call}, seed {seed_from}\nG = to_dtype({_literal(values)})"
+    return f"# the cotangent, seed {seed_from}\nG = to_dtype(np.asarray({call}, dtype=np.float64))"
 
 
 def _comment(text: str, width: int = 96) -> str:
@@ -186,6 +117,19 @@ def _comment(text: str, width: int = 96) -> str:
 def _stop(check: str, why: str) -> str:
     return (f"#!/usr/bin/env python3\n# Reproducer for {check}: NOT AVAILABLE.\n{_comment(why)}\n"
             f"raise SystemExit({f'no reproducer for {check}: {why}'!r})\n")
+
+
+def _native_source(adapter, call: dict, quantity: str | None) -> str | None:
+    if quantity:
+        return adapter.repro_gradient_call(call, quantity)
+    return adapter.repro_call(call)
+
+
+_DTYPES = {"float16", "bfloat16", "float32", "float64"}
+
+
+def _np_dtype(dtype: str) -> str:
+    return "ml_dtypes.bfloat16" if dtype == "bfloat16" else f"np.{dtype}"
 
 
 def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | None = None) -> str:
@@ -206,57 +150,69 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
         adapter = get_adapter(record["adapter"])
     except AdapterLoadError as exc:
         return _stop(check, f"adapter {record['adapter']!r} not available: {exc}")
-    source = adapter.repro_call(call)
+    quantity = gradient_quantity(record["api"])
+    source = _native_source(adapter, call, quantity)
     if source is None:
-        return _stop(check, f"{record['adapter']}.{record['api']} ({call.get('function')}) has no reproducer "
-                            "support yet (the adapter's repro_call does not know this call)")
+        what = f"the {quantity} gradient of " if quantity else ""
+        return _stop(check, f"{what}{record['adapter']}.{record['api']} ({call.get('function')}) has no reproducer "
+                            f"support yet (the adapter's {'repro_gradient_call' if quantity else 'repro_call'} "
+                            "does not know this call)")
     dtype = record["dtype"]
+    out_dtype = record.get("compute_dtype") or dtype  # autocast: the dtype it computed (and returned) in
+    if not {dtype, out_dtype} <= _DTYPES:
+        return _stop(check, f"dtype {dtype!r} / compute dtype {out_dtype!r}: not a dtype the suite checks")
     header = [
         "#!/usr/bin/env python3",
         f"# Reproducer for {check}",
-        f"# generated by `conformance repro` from {record.get('file') or case.file}",
-        f"# {call.get('function')} ({record['adapter']} {record.get('framework_version') or '?'}), "
-        f"device {record['device']}, dtype {dtype}, precision {record.get('precision')}",
-        f"# recorded status: {record['status']}"
-        + (f" (underlying {record['underlying_status']})" if record.get("underlying_status") else "")
-        + f"; kind: {kind_of(record)}",
+        # record fields as comments only (_comment: a newline in a results file starts a comment line)
+        _comment(f"generated by `conformance repro` from {record.get('file') or case.file}"),
+        _comment(f"{call.get('function')} ({record['adapter']} {record.get('framework_version') or '?'}), "
+                 f"device {record['device']}, dtype {dtype}, precision {record.get('precision')}"),
+        _comment(f"recorded status: {record['status']}"
+                 + (f" (underlying {record['underlying_status']})" if record.get("underlying_status") else "")
+                 + f"; kind: {kind_of(record)}"),
         _comment(f"recorded message: {(record.get('message') or '')[:600]}"),
     ]
     if record.get("known"):
         header.append(_comment(f"known disagreement: {record['known'].get('reason', '')}"))
+    bf16 = "bfloat16" in (dtype, out_dtype)
     header += [
         _comment(f"case {case.id}: {case.source}"),
         "# Needs only NumPy and the framework" + (" (and ml_dtypes, installed with JAX/TensorFlow, for "
-                                                 "bfloat16)" if dtype == "bfloat16" else "") + ".",
+                                                 "bfloat16)" if bf16 else "") + ".",
         "# Prints REPRODUCED when the outcome is the recorded failure, else NOT REPRODUCED.",
         "",
         "import numpy as np",
     ]
-    if dtype == "bfloat16":
+    if bf16:
         header.append("import ml_dtypes  # bfloat16 only")
-    np_dtype = "ml_dtypes.bfloat16" if dtype == "bfloat16" else f"np.{dtype}"
-    tol = _tolerance_info(record, case) if not case.expected_error else {}
+    tol = _tolerance_info(record, case, quantity) if not case.expected_error else {}
     tol_src = ({"atol": tol["atol"], "rtol": tol["rtol"]} if "atol" in tol else
                {k: tol[k] for k in ("coefficient_of_R", "u_out", "floor")} if tol else {})
+    fi = finfo(out_dtype)
     body = [
         "",
+        "nan, inf = np.nan, np.inf  # as literal values are written",
         f"CHECK_ID = {check!r}",
         f"MODULE = {(adapter.module or adapter.name)!r}",
         f"RECORDED_VERSION = {record.get('framework_version')!r}",
         f"RECORDED = {kind_of(record)!r}  # the recorded outcome this script tries to reproduce",
         f"KNOWN_REASON = {((record.get('known') or {}).get('reason') or None)!r}",
         f"DTYPE, DEVICE, PRECISION = {dtype!r}, {record['device']!r}, {record.get('precision') or 'strict'!r}",
-        f"NP_DTYPE = {np_dtype}",
+        f"NP_DTYPE = {_np_dtype(dtype)}",
+        f"OUT_DTYPE, OUT_NP_DTYPE = {out_dtype!r}, {_np_dtype(out_dtype)}  # the dtype it computes in and returns",
+        f"OUT_TINY, OVERFLOW_AT = {float(fi.tiny)!r}, {overflow_threshold(out_dtype)!r}  "
+        "# smallest normal; where rounding gives Inf",
+        f"ACC_MAX = {float(finfo(accumulator_dtype(out_dtype)).max)!r}  "
+        "# partial sums above this may overflow the accumulator",
         f"STRIDE = {tuple(case.stride)!r}",
         f"PADDING = {tuple(tuple(p) for p in case.padding)!r}  # (begin, end) per axis, cut from the full output",
         f"OUTPUT_PADDING = {tuple(case.output_padding)!r}",
         f"DILATION = {tuple(case.dilation)!r}",
         f"GROUPS = {case.groups!r}",
         f"EXPECT_ERROR = {bool(case.expected_error)!r}  # an invalid configuration the framework should reject",
+        f"QUANTITY = {quantity!r}  # None: the output; else the gradient of L = <G, y> checked",
         f"TOL = {tol_src!r}  # {tol.get('model', 'no tolerance: an expected-error case')}",
-        "",
-        "",
-        "nan, inf = np.nan, np.inf  # as literal values are written",
         "",
         "",
         "def to_dtype(a):",
@@ -267,14 +223,22 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
         f"x = to_dtype({tensor_source(case.input)})",
         f"w = to_dtype({tensor_source(case.weight)})",
         f"b = to_dtype({tensor_source(case.bias)})" if case.bias is not None else "b = None",
-        "EXPECTED = " + (_literal(case.expected_values) if case.expected_values is not None else
-                         "None  # the scatter reference below is the expected output"),
+        _cotangent(record, case) if quantity else "G = None  # a forward check: no cotangent",
+        "EXPECTED = " + (_literal(case.expected_values) if case.expected_values is not None and not quantity else
+                         "None  # the definition below gives the expected result"),
+    ]
+    prelude = adapter.repro_prelude(call)
+    if prelude:
+        body += ["", "", "# before the framework's first import:", prelude]
+    body += [
         "",
         "",
         "def native(x, w, b):",
-        f'    """The native call as recorded: {call.get("function")}; returns float64, canonical layout."""',
+        f'    """The native call as recorded: {call.get("function")}; returns (float64 output in the',
+        '    canonical layout, the dtype the framework returned or None)."""',
+        "    native_dtype = None",
         textwrap.indent(source, "    "),
-        "    return out",
+        "    return out, native_dtype",
         "",
     ]
     return "\n".join(header + body) + COMMON_TAIL
