@@ -74,7 +74,10 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
     # pytest's per-failure sections cost time quadratic in the failures and repeat what the
     # results hold: off unless asked for (`-- --tb=short`); the run prints its own summary
     tb = [] if any(a.startswith("--tb") for a in extra) else ["--tb=no"]
-    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", *tb] + extra
+    # no assertion rewriting (the engine raises its own errors; rewriting the imported modules
+    # cost ~5 s a process) and no hypothesis plugin (it imports hypothesis at the end: ~4 s)
+    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", "-p", "no:hypothesispytest", "--assert=plain",
+           *tb] + extra
     return pa
 
 
