@@ -79,8 +79,10 @@ def _native_inputs(msg: dict):
     permutation of the canonical ``(C_in, C_out, *K)``, no flip)."""
     x, w, b, dtype, api = msg["x"], msg["w"], msg["b"], msg["dtype"], msg["api"]
     cf = api == "layer_cf"
-    xn = (x if cf else np.moveaxis(x, 1, -1)).astype(dtype)
-    kernel = np.transpose(w, (*range(2, w.ndim), 1, 0)).astype(dtype)
+    # C-contiguous in Keras' layouts, as a Keras user's arrays are (a transposed view would carry the
+    # canonical layout's strides into the backend, and torch picks its kernels by memory format)
+    xn = np.ascontiguousarray(x if cf else np.moveaxis(x, 1, -1), dtype=dtype)
+    kernel = np.ascontiguousarray(np.transpose(w, (*range(2, w.ndim), 1, 0)), dtype=dtype)
     bias = None if b is None else b.astype(dtype)
     kw = dict(strides=tuple(msg["strides"]), padding=msg["padding"], output_padding=msg["output_padding"],
               dilation_rate=tuple(msg["dilation"]))
@@ -163,7 +165,7 @@ def grad(msg: dict) -> dict:
     backend = keras.backend.backend()
     dtype, api, wrt = msg["dtype"], msg["api"], list(msg["wrt"])
     xn, kernel, bias, kw, rank, cf = _native_inputs(msg)
-    gn = (msg["g"] if cf else np.moveaxis(msg["g"], 1, -1)).astype(dtype)
+    gn = np.ascontiguousarray(msg["g"] if cf else np.moveaxis(msg["g"], 1, -1), dtype=dtype)
     if "grad_bias" in wrt and bias is None:
         raise ValueError("grad_bias asked for a call without a bias")
     ops = api == "ops"

@@ -158,3 +158,22 @@ def test_layout_mistakes_fail(cases, adapter, monkeypatch, planted):
     monkeypatch.setattr(adapter, "_run_gradient", wrong)
     rec = run_check(case, adapter, f"{backend}:layer:{q}", "cpu", "float32", "strict", [])
     assert rec["status"] == "fail", rec["message"]
+
+
+def test_forward_known_disagreements_do_not_cover_the_gradient_columns(adapter):
+    """Keras entries written for the forward columns (api patterns without ``:grad_``) must not
+    reach a gradient column (a forward finding is no evidence about a backward pass), and must
+    still cover the forward columns of their backend."""
+    from conformance.known import BASE_APIS, load_known
+
+    entries, problems = load_known(ROOT / "known_disagreements.yaml")
+    assert not problems
+    labels = {adapter.api_label(api, r) for api in adapter.apis for r in (1, 2, 3)}
+    grads = {lab for lab in labels if ":grad_" in lab}
+    forward = labels - grads
+    for e in entries:
+        if e.adapter != "keras" or ":grad_" in e.api:
+            continue
+        assert not [g for g in grads if e.matches_api(g)], e.api
+        if e.api != BASE_APIS:
+            assert [f for f in forward if e.matches_api(f)], e.api
