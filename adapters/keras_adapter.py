@@ -16,10 +16,22 @@ canonical pads are mapped to the Keras arguments whose own meaning (Keras'
 keras/src/backend/common/backend_utils.py, the definition every backend is meant to follow) equals
 them; a case with ``padding_mode`` passes its word when Keras' meaning of it is the format's.
 What Keras cannot express (groups, other pads) is unsupported with the reason.
+
+Gradient apis (``<backend>:<kind>:grad_input`` / ``:grad_weight`` / ``:grad_bias``, labels such as
+``[torch]ops.conv_transpose:grad_weight``): Keras 3 has no backend-agnostic gradient API, so the
+child differentiates the same Keras call with its backend's own autodiff (torch
+``torch.autograd.grad``, TF ``tf.GradientTape``, JAX ``jax.vjp``; the layers w.r.t. their
+``kernel`` / ``bias`` variables), see adapters/keras_worker.py ``grad``. The numpy backend has no
+autodiff: its gradient columns are unsupported with that reason (the adapter never emulates one).
+One backward pass per (case, dtype, column) returns the three gradients; the three checks share
+it (a small cache here, keyed by the exact inputs and cotangent); when that pass fails, each check
+asks for its own gradient alone (its own result or message).
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import importlib.util
 import os
 import re
@@ -31,11 +43,26 @@ import tempfile
 import threading
 
 from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput
+from conformance.gradient_check import (
+    forward_api,
+    gradient_applies,
+    gradient_label,
+    gradient_quantity,
+    with_gradients,
+)
 
 BACKENDS = ("jax", "torch", "tensorflow", "numpy")
 # backend -> modules it needs (Keras' numpy backend runs conv_transpose through jax.lax)
 _NEEDS = {"jax": ("jax",), "torch": ("torch",), "tensorflow": ("tensorflow",), "numpy": ("jax",)}
 _KINDS = ("ops", "layer", "layer_cf")
+# the reason every gradient check of Keras' numpy backend is unsupported (checked in its sources:
+# keras/src/backend/numpy/core.py, trainer.py)
+NUMPY_NO_AUTODIFF = (
+    "Keras' numpy backend has no automatic differentiation (inference only: its trainer raises "
+    "\"fit not implemented for NumPy backend.\", and custom_gradient there is a pass-through: \"No "
+    "gradient computation or modification takes place\"), so there is no native Keras gradient to check; "
+    "the adapter does not emulate one")
+_GRAD_CACHE = 8  # (column, case, dtype) backward passes kept: the three checks of one arrive together
 
 
 def installed_backends() -> tuple[str, ...]:
@@ -171,7 +198,9 @@ class KerasAdapter(Adapter):
 
     def __init__(self) -> None:
         self.backends = installed_backends()
-        self.apis = tuple(f"{b}:{k}" for b in self.backends for k in _KINDS)
+        # forward columns, then their gradients (":grad_input", ...), per backend
+        self.apis = with_gradients(tuple(f"{b}:{k}" for b in self.backends for k in _KINDS))
+        self._grads: collections.OrderedDict[tuple, dict | FrameworkError] = collections.OrderedDict()
         self._precision = "strict"
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
@@ -191,11 +220,17 @@ class KerasAdapter(Adapter):
                 "process_model": "one long-lived child per backend (KERAS_BACKEND), CPU only"}
 
     def api_label(self, api, rank):
-        backend, _, kind = api.partition(":")
-        return {"ops": f"[{backend}]ops.conv_transpose", "layer": f"[{backend}]Conv{rank}DTranspose",
-                "layer_cf": f"[{backend}]Conv{rank}DTranspose:channels_first"}[kind]
+        backend, _, kind = forward_api(api).partition(":")
+        return gradient_label({"ops": f"[{backend}]ops.conv_transpose", "layer": f"[{backend}]Conv{rank}DTranspose",
+                               "layer_cf": f"[{backend}]Conv{rank}DTranspose:channels_first"}[kind], api)
+
+    def applies(self, case, api):
+        # gradients of invalid / bias-free cases mean nothing
+        return gradient_applies(case, api)
 
     def supports(self, case, api, device, dtype):
+        if gradient_quantity(api) and api.partition(":")[0] == "numpy":
+            return NUMPY_NO_AUTODIFF
         if case.rank not in (1, 2, 3):
             return None if case.expected_error else f"spatial rank {case.rank} has no native API"
         if case.groups != 1:
@@ -268,7 +303,9 @@ class KerasAdapter(Adapter):
         except Exception:
             pass
 
-    def run(self, case, api, device, dtype, x, w, b):
+    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        if gradient_quantity(api):
+            return self._run_gradient(case, api, dtype, x, w, b, cotangent)
         backend, _, kind = api.partition(":")
         args, how = keras_arguments(case) if x.ndim == w.ndim else (None, "")
         if args is None:  # an invalid case of mismatched ranks: Keras is asked 'valid' and must refuse
@@ -294,6 +331,82 @@ class KerasAdapter(Adapter):
             precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
         )
         return RunOutput(reply["array"], reply["native_dtype"], call, placed_on="cpu")
+
+    def _gradients(self, backend: str, msg: dict, wrt: list[str]) -> dict:
+        """The child's reply to one ``grad`` request for all of ``wrt``, cached by the exact request
+        (inputs, cotangent, arguments): the three gradient checks of a (case, dtype, column) share
+        one backward pass. A refused or failed request is cached too and re-raised."""
+        h = hashlib.sha256()
+        for key in ("api", "dtype", "strides", "dilation", "padding", "output_padding"):
+            h.update(repr(msg[key]).encode())
+        for key in ("x", "w", "b", "g"):
+            a = msg[key]
+            h.update(b"None" if a is None else repr((a.shape, str(a.dtype))).encode() + a.tobytes())
+        key = (backend, tuple(wrt), h.hexdigest())
+        hit = self._grads.get(key)
+        if hit is None:
+            try:
+                hit = self.call(backend, {**msg, "op": "grad", "wrt": wrt})
+            except FrameworkError as exc:
+                hit = exc
+            self._grads[key] = hit
+            if len(self._grads) > _GRAD_CACHE:
+                self._grads.popitem(last=False)
+        else:
+            self._grads.move_to_end(key)
+        if isinstance(hit, FrameworkError):
+            raise FrameworkError(str(hit))
+        return hit
+
+    def _run_gradient(self, case, api, dtype, x, w, b, g):
+        """The backend's own autodiff of the same Keras call (adapters/keras_worker.py ``grad``),
+        the cotangent ``g`` moved into the output's layout; the gradient comes back in canonical
+        layout (input channels first, kernel through the inverse permutation, no flip)."""
+        if g is None:
+            raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
+        quantity = gradient_quantity(api)
+        base = forward_api(api)
+        backend, _, kind = base.partition(":")
+        (padding, output_padding), how = keras_arguments(case)
+        msg = {"api": kind, "x": x, "w": w, "b": b, "g": g, "dtype": dtype, "strides": list(case.stride),
+               "dilation": list(case.dilation), "padding": padding, "output_padding": output_padding}
+        wrt = ["grad_input", "grad_weight"] + (["grad_bias"] if b is not None else [])
+        try:
+            reply = self._gradients(backend, msg, wrt)
+        except FrameworkError:
+            # the shared pass failed: ask for this gradient alone, so that a failure of one
+            # (e.g. only the kernel's) is not charged to the others, and this one's message is its own
+            wrt = [quantity]
+            reply = self._gradients(backend, msg, wrt)
+        got = reply["gradients"][quantity]
+        rank = x.ndim - 2
+        cl = "N" + "DHW"[3 - rank:] + "C"
+        cf = "NC" + "DHW"[3 - rank:]
+        lay = cf if kind == "layer_cf" else cl
+        perm = [*range(2, w.ndim), 1, 0]
+        inverse = reply["kernel_inverse_permutation"]
+        layer = kind != "ops"
+        what = {"grad_input": f"x ({lay})",
+                "grad_weight": "layer.kernel variable (*K, C_out, C_in)" if layer else "kernel (*K, C_out, C_in)",
+                "grad_bias": "layer.bias variable (C_out,)" if layer else "bias (C_out,)"}[quantity]
+        back = {"grad_input": "identity" if kind == "layer_cf" else "move channels first",
+                "grad_weight": f"permute {tuple(inverse)} (inverse of {tuple(perm)}); no flip",
+                "grad_bias": "identity"}[quantity]
+        forward_call = reply["function"] + ("(...) + keras.ops.add(bias)" if b is not None and not layer else "(...)")
+        hello = self._workers[backend].hello if backend in self._workers else {}
+        call = NativeCall(
+            function=f"{reply['method']} around {forward_call} (KERAS_BACKEND={backend}); this check: {quantity}",
+            input_layout=lay, weight_layout="(*K, C_out, C_in)", output_layout=lay,
+            weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm, weight_flip=False,
+            padding_mapping=f"{how}: padding={padding!r}, output_padding={output_padding!r}",
+            arguments={**reply["arguments"], "data_format": "channels_first" if kind == "layer_cf" else "channels_last",
+                       "bias": (None if b is None else "layer use_bias + set_weights" if layer else "keras.ops.add"),
+                       "keras": hello.get("keras"), "method": reply["method"], "differentiated": what,
+                       "one_backward_pass_for": wrt, "cotangent_layout": lay,
+                       "native_gradient_shape": got["native_shape"], "gradient_to_canonical": back},
+            precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
+        )
+        return RunOutput(got["array"], got["native_dtype"], call, placed_on="cpu")
 
     # --- reproducers (conformance repro): forward columns; a gradient variant goes in repro_gradient_call ---
     def repro_call(self, native_call):
