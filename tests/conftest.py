@@ -27,3 +27,14 @@ def framework_available(name: str) -> bool:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="module")
+def keras_adapter():
+    """One configured Keras adapter per test module (its backend children are reused), closed after."""
+    from adapters.keras_adapter import KerasAdapter
+
+    a = KerasAdapter()
+    a.configure("strict")
+    yield a
+    a.close()

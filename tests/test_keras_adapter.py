@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from adapters.keras_adapter import KerasAdapter, installed_backends, keras_arguments
+from adapters.keras_adapter import installed_backends, keras_arguments
 from conformance.cases import load_file
 from conformance.check import run_check
 from tests.conftest import ROOT
@@ -25,11 +25,8 @@ def cases():
 
 
 @pytest.fixture(scope="module")
-def adapter():
-    a = KerasAdapter()
-    a.configure("strict")
-    yield a
-    a.close()
+def adapter(keras_adapter):
+    return keras_adapter
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from adapters.base import FrameworkError, RunOutput
-from adapters.keras_adapter import NUMPY_NO_AUTODIFF, KerasAdapter, installed_backends
+from adapters.keras_adapter import NUMPY_NO_AUTODIFF, installed_backends
 from adapters.numpy_gradients import GRADIENTS
 from conformance.cases import load_cases
 from conformance.check import run_check
@@ -34,11 +34,8 @@ def cases():
 
 
 @pytest.fixture(scope="module")
-def adapter():
-    a = KerasAdapter()
-    a.configure("strict")
-    yield a
-    a.close()
+def adapter(keras_adapter):
+    return keras_adapter
 
 
 def test_three_gradient_columns_per_forward_column(adapter):
