@@ -238,9 +238,6 @@ class JaxAdapter(Adapter):
         ndt = numpy_dtype(dtype)  # cast on the host: a jnp cast would compile once per shape
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
                 ((x, wn) if b is None else (x, wn, b))]
-        y = fn(*args)
-        placed = sorted(str(d) for d in y.devices())
-        res = np.asarray(jax.device_get(y)).astype(np.float64)
         sp = _SPATIAL.get(rank, "?")
         call = NativeCall(
             function=f"jax.lax.{api}", input_layout=f"NC{sp}", weight_layout=f"OI{sp}",
@@ -251,9 +248,16 @@ class JaxAdapter(Adapter):
                        **({"feature_group_count": case.groups} if api != "conv_transpose" else
                           {"transpose_kernel": True, "use_consistent_padding": consistent}),
                        "bias": "added with + inside the same jit" if b is not None else None,
-                       "device": str(dev), "placed_on": placed},
+                       "device": str(dev), "placed_on": None},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},
         )
+        try:
+            y = fn(*args)
+        except Exception as exc:
+            exc.native_call = call  # the call that failed (conformance/check.py records it)
+            raise
+        call.arguments["placed_on"] = sorted(str(d) for d in y.devices())
+        res = np.asarray(jax.device_get(y)).astype(np.float64)
         platforms = sorted({d.platform for d in y.devices()})
         return RunOutput(res, str(y.dtype), call, placed_on=",".join(platforms))
 
