@@ -168,6 +168,13 @@ class Adapter:
         of the call that failed): the error record keeps it, so its reproducer can make that call."""
         raise NotImplementedError
 
+    def describe_call(self, case: Case, api: str, device: str, dtype: str) -> NativeCall | None:
+        """The native call a check of ``api`` would make, described without making it (for a check
+        that crashed its process before its call was recorded, and no sibling check survived to
+        record one: ``conformance repro`` writes its script from this). Only an adapter whose call
+        is a pure function of the case (e.g. ONNX's one-node model) describes it; default None."""
+        return None
+
     def repro_call(self, native_call: dict) -> str | None:
         """Python source of the recorded native call, for ``conformance repro`` scripts.
 
