@@ -46,6 +46,9 @@ SCRIPT_SECONDS = 90  # cap on one script in the driver (a torch.compile or XLA c
 # present (Keras' numpy-backend gradient columns are unsupported: no check, so no finding, there).
 NO_REPRODUCER: tuple[tuple[str, str], ...] = ()
 # Passing checks, one per column: the first of these cases the column applies to and passes on
+# Scripts that must die in the call: a sibling's call ("crashes"), or one the adapter describes
+# ("may-crash": the entry may be another release's; a script that does not die is then a warning)
+CRASHING = ("crashes", "may-crash")
 PASS_CASES = ("doc-basic-2x2", "edge-unreached-bias", "paths-2d-axis-pads-dilation")
 
 _DRIVER = """
@@ -121,7 +124,7 @@ def _checks(entry: KnownDisagreement, cases: list[Case], known: list[KnownDisagr
 
 @pytest.fixture(scope="module")
 def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
-    """{group: [(label, script path, expectation "reproduced" / "passes" / "crashes")]}."""
+    """{group: [(label, script path, expectation "reproduced" / "passes" / "crashes" / "may-crash")]}."""
     known, problems = load_known(ROOT / "known_disagreements.yaml")
     assert not problems and known
     loaded = load_cases([ROOT / "cases"])
@@ -167,7 +170,8 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
                 else:
                     call = run_check(case, adapter, api, "cpu", "float32", "strict", [])["native_call"]
                     assert call, f"no native call from the float32 sibling of {name}"
-                write(rec, case, "crashes", call)
+                # a described call's crash may be another release's (invalid-zero-stride: ORT 1.20.1)
+                write(rec, case, "may-crash" if dies_in_float32 else "crashes", call)
                 found = True
                 break
             rec = run_check(case, adapter, api, "cpu", dtype, "strict", known)
@@ -220,18 +224,25 @@ def test_known_disagreement_scripts_reproduce(scripts):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
 
     def run_group(items):
-        runnable = [str(p) for _, p, expect in items if expect != "crashes"]
+        runnable = [str(p) for _, p, expect in items if expect not in CRASHING]
         res = subprocess.run([sys.executable, "-c", _DRIVER, str(SCRIPT_SECONDS), *runnable], cwd=ROOT, env=env,
                              text=True, capture_output=True, timeout=SCRIPT_SECONDS * len(runnable) + 60)
         return res.returncode, res.stdout, res.stderr
 
-    crashers = [(label, p) for items in scripts.values() for label, p, expect in items if expect == "crashes"]
+    crashers = [(label, p, e) for items in scripts.values() for label, p, e in items if e in CRASHING]
     assert crashers, "known_disagreements.yaml has a crash entry (XLA's float64 compile abort)"
-    for label, path in crashers:
+    not_shown = []
+    for label, path, expect in crashers:
         res = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, text=True, capture_output=True,
                              timeout=120)
-        assert res.returncode != 0 and "REPRODUCED" not in res.stdout, (label, res.returncode, res.stdout)
         assert res.stdout.startswith("check: "), res.stdout
+        if expect == "may-crash" and res.returncode == 0 and res.stdout.rstrip().endswith("\nNOT REPRODUCED"):
+            not_shown.append(label)  # the installed release does not crash there (it rejects or runs it)
+            continue
+        assert res.returncode != 0 and "REPRODUCED" not in res.stdout, (label, res.returncode, res.stdout)
+    if not_shown:
+        warnings.warn(f"crash entries whose described call does not crash with the installed frameworks: "
+                      f"{'; '.join(not_shown)}", stacklevel=1)
     with ThreadPoolExecutor(max_workers=2) as pool:  # two interpreters at a time: CI has 2 cores
         results = dict(zip(scripts, pool.map(run_group, scripts.values())))
     failures = []
@@ -239,7 +250,7 @@ def test_known_disagreement_scripts_reproduce(scripts):
         assert code == 0, (group, stderr[-2000:])
         sections = _sections(stdout)
         for label, path, expect in scripts[group]:
-            if expect == "crashes":
+            if expect in CRASHING:
                 continue
             text = sections.get(str(path), "")
             last = text.strip().splitlines()[-1] if text.strip() else ""
@@ -267,7 +278,7 @@ def test_every_kind_of_finding_is_covered(scripts):
     assert any("[keras." in label for label, _ in reproduced)
     assert any("[keras." in label and ":grad_" in label for label, _ in reproduced)
     # a crash no sibling check survives (onnxruntime on a 3-D zero extent): described by the adapter
-    crashes = [label for label, _, e in items if e == "crashes"]
+    crashes = [label for label, _, e in items if e == "may-crash"]
     assert any("[onnx." in label for label in crashes) or "onnx" not in adapter_names(), crashes
     for name in adapter_names():
         adapter = get_adapter(name)
@@ -275,7 +286,8 @@ def test_every_kind_of_finding_is_covered(scripts):
             label = adapter.api_label(api, 2)
             assert f"[{name}.{label}-" in labels or (name == "numpy" and api == "scatter") \
                 or (name == "tensorflow" and api.endswith("@nchw")) \
-                or (name == "keras" and label.startswith("[tensorflow]") and label.endswith(":channels_first")), api
+                or (name == "keras" and label.startswith("[tensorflow]") and ":channels_first" in label) \
+                or (name == "keras" and label.startswith("[numpy]") and ":grad_" in label), api  # unsupported
 
 
 def test_columns_without_reproducer_are_listed():
