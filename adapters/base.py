@@ -40,6 +40,12 @@ class NativeCall:
         return asdict(self)
 
 
+def attach_call(exc: BaseException, call: NativeCall) -> None:
+    """Let ``exc`` (raised from the native call) carry the call that failed: conformance/check.py
+    records ``exc.native_call`` in the error record, so its reproducer can make that call."""
+    exc.native_call = call  # type: ignore[attr-defined]
+
+
 @dataclass
 class RunOutput:
     array: np.ndarray  # float64, canonical (N, C_out, *S)

@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from adapters import jax_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
 from adapters.path_subsets import split_api
 from conformance.dtypes import numpy_dtype
 from conformance.gradient_check import (
@@ -254,7 +254,7 @@ class JaxAdapter(Adapter):
         try:
             y = fn(*args)
         except Exception as exc:
-            exc.native_call = call  # the call that failed (conformance/check.py records it)
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = sorted(str(d) for d in y.devices())
         res = np.asarray(jax.device_get(y)).astype(np.float64)
@@ -324,7 +324,7 @@ class JaxAdapter(Adapter):
         try:
             grad = pull(*args)[index]
         except Exception as exc:
-            exc.native_call = call  # the call that failed (conformance/check.py records it)
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = sorted(str(d) for d in grad.devices())
         native = np.asarray(jax.device_get(grad)).astype(np.float64)

@@ -39,7 +39,7 @@ import threading
 
 import numpy as np
 
-from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput
+from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput, attach_call
 from adapters.keras_child import KerasChild as _Worker
 from adapters.keras_worker import gradient_method
 from conformance.gradient_check import (
@@ -287,7 +287,7 @@ class KerasAdapter(Adapter):
                                         "strides": list(case.stride), "dilation": list(case.dilation),
                                         "padding": padding, "output_padding": output_padding})
         except FrameworkError as exc:  # the call that failed (conformance/check.py records it)
-            exc.native_call = self._native_call(backend, kind, x, w, b, kw, mapping, fn)
+            attach_call(exc, self._native_call(backend, kind, x, w, b, kw, mapping, fn))
             raise
         call = self._native_call(backend, kind, x, w, b, reply["arguments"], mapping,
                                  f"{reply['function']} (KERAS_BACKEND={backend})")
@@ -327,7 +327,7 @@ class KerasAdapter(Adapter):
         quantity alone: the retry's)."""
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
-        quantity = gradient_quantity(api)
+        quantity = gradient_quantity(api) or ""
         backend, _, kind = forward_api(api).partition(":")
         (padding, output_padding), how = keras_arguments(case)
         msg = {"api": kind, "x": x, "w": w, "b": b, "g": g, "dtype": dtype, "strides": list(case.stride),
@@ -345,7 +345,7 @@ class KerasAdapter(Adapter):
             try:
                 reply = self._gradients(backend, msg, wrt)
             except FrameworkError as exc:  # the call that failed (conformance/check.py records it)
-                exc.native_call = self._gradient_call(backend, kind, quantity, wrt, x, w, b, kw, how, None)
+                attach_call(exc, self._gradient_call(backend, kind, quantity, wrt, x, w, b, kw, how, None))
                 raise
             got = reply["gradients"][quantity]
         call = self._gradient_call(backend, kind, quantity, wrt, x, w, b, reply["arguments"], how,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from adapters import torch_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
 from conformance.gradient_check import (
     forward_api,
     gradient_applies,
@@ -166,7 +166,7 @@ class TorchAdapter(Adapter):
                     out = mod(tx)
                 res = out.detach().to("cpu", torch.float64).numpy()
         except Exception as exc:
-            exc.native_call = call  # the call that failed (conformance/check.py records it)
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = str(out.device)
         return RunOutput(res, str(out.dtype).replace("torch.", ""), call,
@@ -201,7 +201,7 @@ class TorchAdapter(Adapter):
         kwargs = dict(stride=list(case.stride), padding=list(case.geometry.symmetric_padding),
                       output_padding=list(case.output_padding), groups=case.groups,
                       dilation=list(case.dilation))
-        what = {"grad_input": "input", "grad_weight": "weight", "grad_bias": "bias"}[quantity]
+        what = {"grad_input": "input", "grad_weight": "weight", "grad_bias": "bias"}[quantity or ""]
         what = what if base == "conv_transpose" or quantity == "grad_input" else f"mod.{what}"
         call = NativeCall(
             function=f"torch.autograd.grad({self.native_name(base, rank)}(...), [{what}], grad_outputs=g)",
@@ -236,7 +236,7 @@ class TorchAdapter(Adapter):
                            "grad_bias": (mod.bias, "mod.bias")}
             (grad,) = torch.autograd.grad(out, [targets[quantity][0]], grad_outputs=tg)
         except Exception as exc:
-            exc.native_call = call
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         res = grad.detach().to("cpu", torch.float64).numpy()
         call.arguments["placed_on"] = str(grad.device)

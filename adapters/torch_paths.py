@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import NativeCall, RunOutput
+from adapters.base import NativeCall, RunOutput, attach_call
 from adapters.path_subsets import split_api
 
 PATH_APIS = ("conv_transpose@channels_last", "ConvTranspose@channels_last", "conv_transpose@compile",
@@ -100,7 +100,7 @@ def run_path(case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarr
     func = (f"torch.nn.functional.conv_transpose{rank}d" if base == "conv_transpose"
             else f"torch.nn.ConvTranspose{rank}d")
     call = NativeCall(
-        function=_function_as_run(func, path, dev), input_layout=_LAYOUT.get(rank, "?"),
+        function=_function_as_run(func, path or "", dev), input_layout=_LAYOUT.get(rank, "?"),
         weight_layout="(C_in, C_out/groups, *K)", output_layout=_LAYOUT.get(rank, "?"),
         weight_transform="identity (no permutation, no flip)", weight_permutation=None, weight_flip=False,
         padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
@@ -147,7 +147,7 @@ def run_path(case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarr
                 raise ValueError(f"torch adapter: unknown execution path {path!r} in api {api!r}")
             res = out.detach().to("cpu", torch.float64).numpy()
     except Exception as exc:
-        exc.native_call = call
+        attach_call(exc, call)  # the call that failed (conformance/check.py records it)
         raise
     call.arguments.update(placed_on=str(out.device), **extra)
     native = str(out.dtype).replace("torch.", "")
