@@ -40,6 +40,12 @@ class NativeCall:
         return asdict(self)
 
 
+def attach_call(exc: BaseException, call: NativeCall) -> None:
+    """Let ``exc`` (raised from the native call) carry the call that failed: conformance/check.py
+    records ``exc.native_call`` in the error record, so its reproducer can make that call."""
+    exc.native_call = call  # type: ignore[attr-defined]
+
+
 @dataclass
 class RunOutput:
     array: np.ndarray  # float64, canonical (N, C_out, *S)
@@ -167,6 +173,13 @@ class Adapter:
         An exception raised from the native call may carry ``native_call`` (a :class:`NativeCall`
         of the call that failed): the error record keeps it, so its reproducer can make that call."""
         raise NotImplementedError
+
+    def describe_call(self, case: Case, api: str, device: str, dtype: str) -> NativeCall | None:
+        """The native call a check of ``api`` would make, described without making it (for a check
+        that crashed its process before its call was recorded, and no sibling check survived to
+        record one: ``conformance repro`` writes its script from this). Only an adapter whose call
+        is a pure function of the case (e.g. ONNX's one-node model) describes it; default None."""
+        return None
 
     def repro_call(self, native_call: dict) -> str | None:
         """Python source of the recorded native call, for ``conformance repro`` scripts.

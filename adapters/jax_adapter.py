@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from adapters import jax_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
 from adapters.path_subsets import split_api
 from conformance.dtypes import numpy_dtype
 from conformance.gradient_check import (
@@ -238,9 +238,6 @@ class JaxAdapter(Adapter):
         ndt = numpy_dtype(dtype)  # cast on the host: a jnp cast would compile once per shape
         args = [jax.device_put(np.ascontiguousarray(a, dtype=ndt), dev) for a in
                 ((x, wn) if b is None else (x, wn, b))]
-        y = fn(*args)
-        placed = sorted(str(d) for d in y.devices())
-        res = np.asarray(jax.device_get(y)).astype(np.float64)
         sp = _SPATIAL.get(rank, "?")
         call = NativeCall(
             function=f"jax.lax.{api}", input_layout=f"NC{sp}", weight_layout=f"OI{sp}",
@@ -251,9 +248,16 @@ class JaxAdapter(Adapter):
                        **({"feature_group_count": case.groups} if api != "conv_transpose" else
                           {"transpose_kernel": True, "use_consistent_padding": consistent}),
                        "bias": "added with + inside the same jit" if b is not None else None,
-                       "device": str(dev), "placed_on": placed},
+                       "device": str(dev), "placed_on": None},
             precision={"precision": "HIGHEST" if self._precision == "strict" else None},
         )
+        try:
+            y = fn(*args)
+        except Exception as exc:
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            raise
+        call.arguments["placed_on"] = sorted(str(d) for d in y.devices())
+        res = np.asarray(jax.device_get(y)).astype(np.float64)
         platforms = sorted({d.platform for d in y.devices()})
         return RunOutput(res, str(y.dtype), call, placed_on=",".join(platforms))
 
@@ -320,7 +324,7 @@ class JaxAdapter(Adapter):
         try:
             grad = pull(*args)[index]
         except Exception as exc:
-            exc.native_call = call  # the call that failed (conformance/check.py records it)
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = sorted(str(d) for d in grad.devices())
         native = np.asarray(jax.device_get(grad)).astype(np.float64)

@@ -51,6 +51,12 @@ def run_path(adapter, case, api: str, device: str, dtype: str, x, w, b):
     adapter._path = path
     try:
         out = type(adapter).run(adapter, case, base, device, dtype, x, w, b)  # not a patched instance attribute
+    except Exception as exc:
+        failed = getattr(exc, "native_call", None)  # the base call that failed: the path's, as run
+        if failed is not None:
+            failed.function = DESCRIPTION[path].format(api=base)
+            failed.arguments["path"] = path
+        raise
     finally:
         adapter._path = None
     out.native_call.function = DESCRIPTION[path].format(api=base)

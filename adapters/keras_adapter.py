@@ -37,8 +37,11 @@ import os
 import re
 import threading
 
-from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput
+import numpy as np
+
+from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput, attach_call
 from adapters.keras_child import KerasChild as _Worker
+from adapters.keras_worker import gradient_method
 from conformance.gradient_check import (
     forward_api,
     gradient_applies,
@@ -243,6 +246,30 @@ class KerasAdapter(Adapter):
         except Exception:
             pass
 
+    def _native_call(self, backend: str, kind: str, x, w, b, args: dict, mapping: str, function: str,
+                     **extra) -> NativeCall:
+        """The NativeCall of one Keras call (built here, not from the child's reply, so that a
+        failed call has one too): layouts, the kernel permutation ``(C_in, C_out, *K) -> (*K,
+        C_out, C_in)`` (no flip), the Keras arguments ``args``; ``extra`` goes into the arguments."""
+        rank = x.ndim - 2
+        lay = ("NC" + "DHW"[3 - rank:] if kind == "layer_cf" else "N" + "DHW"[3 - rank:] + "C") \
+            if 1 <= rank <= 3 else "?"
+        perm = [*range(2, w.ndim), 1, 0]
+        hello = self._workers[backend].hello if backend in self._workers else {}
+        return NativeCall(
+            function=function, input_layout=lay, weight_layout="(*K, C_out, C_in)", output_layout=lay,
+            weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm, weight_flip=False,
+            padding_mapping=mapping,
+            arguments={**args, "data_format": "channels_first" if kind == "layer_cf" else "channels_last",
+                       "bias": (None if b is None else "layer use_bias + set_weights" if kind != "ops"
+                                else "keras.ops.add"), "keras": hello.get("keras"), **extra},
+            precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
+        )
+
+    @staticmethod
+    def _function(kind: str, rank: int) -> str:
+        return "keras.ops.conv_transpose" if kind == "ops" else f"keras.layers.Conv{rank}DTranspose"
+
     def run(self, case, api, device, dtype, x, w, b, cotangent=None):
         if gradient_quantity(api):
             return self._run_gradient(case, api, dtype, x, w, b, cotangent)
@@ -251,25 +278,19 @@ class KerasAdapter(Adapter):
         if args is None:  # an invalid case of mismatched ranks: Keras is asked 'valid' and must refuse
             args, how = ("valid", list(case.output_padding)), "invalid case: padding='valid'"
         padding, output_padding = args
-        reply = self.call(backend, {"op": "run", "api": kind, "x": x, "w": w, "b": b, "dtype": dtype,
-                                    "strides": list(case.stride), "dilation": list(case.dilation),
-                                    "padding": padding, "output_padding": output_padding})
-        rank = x.ndim - 2
-        cl = "N" + "DHW"[3 - rank:] + "C" if 1 <= rank <= 3 else "?"
-        cf = "NC" + "DHW"[3 - rank:] if 1 <= rank <= 3 else "?"
-        lay = cf if kind == "layer_cf" else cl
-        hello = self._workers[backend].hello if backend in self._workers else {}
-        call = NativeCall(
-            function=f"{reply['function']} (KERAS_BACKEND={backend})", input_layout=lay,
-            weight_layout="(*K, C_out, C_in)", output_layout=lay,
-            weight_transform=f"permute {tuple([*range(2, w.ndim), 1, 0])}; no flip",
-            weight_permutation=[*range(2, w.ndim), 1, 0], weight_flip=False,
-            padding_mapping=f"{how}: padding={padding!r}, output_padding={output_padding!r}",
-            arguments={**reply["arguments"], "data_format": "channels_first" if kind == "layer_cf" else "channels_last",
-                       "bias": (None if b is None else "layer use_bias + set_weights" if kind != "ops"
-                                else "keras.ops.add"), "keras": hello.get("keras")},
-            precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
-        )
+        kw = {"strides": list(case.stride), "padding": padding, "output_padding": output_padding,
+              "dilation_rate": list(case.dilation)}
+        mapping = f"{how}: padding={padding!r}, output_padding={output_padding!r}"
+        fn = f"{self._function(kind, x.ndim - 2)} (KERAS_BACKEND={backend})"
+        try:
+            reply = self.call(backend, {"op": "run", "api": kind, "x": x, "w": w, "b": b, "dtype": dtype,
+                                        "strides": list(case.stride), "dilation": list(case.dilation),
+                                        "padding": padding, "output_padding": output_padding})
+        except FrameworkError as exc:  # the call that failed (conformance/check.py records it)
+            attach_call(exc, self._native_call(backend, kind, x, w, b, kw, mapping, fn))
+            raise
+        call = self._native_call(backend, kind, x, w, b, reply["arguments"], mapping,
+                                 f"{reply['function']} (KERAS_BACKEND={backend})")
         return RunOutput(reply["array"], reply["native_dtype"], call, placed_on="cpu")
 
     def _gradients(self, backend: str, msg: dict, wrt: list[str]) -> dict:
@@ -301,60 +322,73 @@ class KerasAdapter(Adapter):
     def _run_gradient(self, case, api, dtype, x, w, b, g):
         """The backend's own autodiff of the same Keras call (adapters/keras_worker.py ``grad``),
         the cotangent ``g`` moved into the output's layout; the gradient comes back in canonical
-        layout (input channels first, kernel through the inverse permutation, no flip)."""
+        layout (input channels first, kernel through the inverse permutation, no flip). A failed
+        request raises FrameworkError carrying the call (``native_call``, one_backward_pass_for the
+        quantity alone: the retry's)."""
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
-        quantity = gradient_quantity(api)
-        base = forward_api(api)
-        backend, _, kind = base.partition(":")
+        quantity = gradient_quantity(api) or ""
+        backend, _, kind = forward_api(api).partition(":")
         (padding, output_padding), how = keras_arguments(case)
         msg = {"api": kind, "x": x, "w": w, "b": b, "g": g, "dtype": dtype, "strides": list(case.stride),
                "dilation": list(case.dilation), "padding": padding, "output_padding": output_padding}
+        kw = {"strides": list(case.stride), "padding": padding, "output_padding": output_padding,
+              "dilation_rate": list(case.dilation)}
         wrt = ["grad_input", "grad_weight"] + (["grad_bias"] if b is not None else [])
         try:
             reply = self._gradients(backend, msg, wrt)
+            got = reply["gradients"][quantity]
         except FrameworkError:
             # the shared pass failed: ask for this gradient alone, so that a failure of one
             # (e.g. only the kernel's) is not charged to the others, and this one's message is its own
             wrt = [quantity]
-            reply = self._gradients(backend, msg, wrt)
-        got = reply["gradients"][quantity]
-        rank = x.ndim - 2
-        cl = "N" + "DHW"[3 - rank:] + "C"
-        cf = "NC" + "DHW"[3 - rank:]
-        lay = cf if kind == "layer_cf" else cl
+            try:
+                reply = self._gradients(backend, msg, wrt)
+            except FrameworkError as exc:  # the call that failed (conformance/check.py records it)
+                attach_call(exc, self._gradient_call(backend, kind, quantity, wrt, x, w, b, kw, how, None))
+                raise
+            got = reply["gradients"][quantity]
+        call = self._gradient_call(backend, kind, quantity, wrt, x, w, b, reply["arguments"], how,
+                                   got["native_shape"])
+        return RunOutput(got["array"], got["native_dtype"], call, placed_on="cpu")
+
+    def _gradient_call(self, backend: str, kind: str, quantity: str, wrt: list[str], x, w, b, args: dict,
+                       how: str, native_shape: list[int] | None) -> NativeCall:
+        """The NativeCall of one ``grad`` request (adapters/keras_worker.py METHODS), for a result or
+        a failure (``native_shape`` None)."""
+        rank, layer = x.ndim - 2, kind != "ops"
+        lay = "NC" + "DHW"[3 - rank:] if kind == "layer_cf" else "N" + "DHW"[3 - rank:] + "C"
         perm = [*range(2, w.ndim), 1, 0]
-        inverse = reply["kernel_inverse_permutation"]
-        layer = kind != "ops"
+        inverse = [int(i) for i in np.argsort(perm)]
         what = {"grad_input": f"x ({lay})",
                 "grad_weight": "layer.kernel variable (*K, C_out, C_in)" if layer else "kernel (*K, C_out, C_in)",
                 "grad_bias": "layer.bias variable (C_out,)" if layer else "bias (C_out,)"}[quantity]
         back = {"grad_input": "identity" if kind == "layer_cf" else "move channels first",
                 "grad_weight": f"permute {tuple(inverse)} (inverse of {tuple(perm)}); no flip",
                 "grad_bias": "identity"}[quantity]
-        forward_call = reply["function"] + ("(...) + keras.ops.add(bias)" if b is not None and not layer else "(...)")
-        hello = self._workers[backend].hello if backend in self._workers else {}
-        call = NativeCall(
-            function=f"{reply['method']} around {forward_call} (KERAS_BACKEND={backend}); this check: {quantity}",
-            input_layout=lay, weight_layout="(*K, C_out, C_in)", output_layout=lay,
-            weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm, weight_flip=False,
-            padding_mapping=f"{how}: padding={padding!r}, output_padding={output_padding!r}",
-            arguments={**reply["arguments"], "data_format": "channels_first" if kind == "layer_cf" else "channels_last",
-                       "bias": (None if b is None else "layer use_bias + set_weights" if layer else "keras.ops.add"),
-                       "keras": hello.get("keras"), "method": reply["method"], "differentiated": what,
-                       "one_backward_pass_for": wrt, "cotangent_layout": lay,
-                       "native_gradient_shape": got["native_shape"], "gradient_to_canonical": back},
-            precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
-        )
-        return RunOutput(got["array"], got["native_dtype"], call, placed_on="cpu")
+        method = gradient_method(backend, not layer)
+        forward_call = self._function(kind, rank) + ("(...) + keras.ops.add(bias)" if b is not None and not layer
+                                                     else "(...)")
+        return self._native_call(
+            backend, kind, x, w, b, args, f"{how}: padding={args['padding']!r}, output_padding={args['output_padding']!r}",
+            f"{method} around {forward_call} (KERAS_BACKEND={backend}); this check: {quantity}",
+            method=method, differentiated=what, one_backward_pass_for=list(wrt), cotangent_layout=lay,
+            native_gradient_shape=native_shape, gradient_to_canonical=back)
 
-    # --- reproducers (conformance repro): forward columns; a gradient variant goes in repro_gradient_call ---
+    # --- reproducers (conformance repro) ---
     def repro_call(self, native_call):
         """The recorded ``keras.ops.conv_transpose`` / ``Conv{n}DTranspose`` call with its layout
         transposes: conformance/repro_keras.py."""
         from conformance.repro_keras import forward_source
 
         return forward_source(native_call)
+
+    def repro_gradient_call(self, native_call, quantity):
+        """The worker's ``grad`` request re-enacted (the backend's autodiff around the recorded
+        call, cotangent in the output's layout, gradient back to canonical): conformance/repro_keras.py."""
+        from conformance.repro_keras import gradient_source
+
+        return gradient_source(native_call, quantity)
 
     def repro_prelude(self, native_call):
         """``KERAS_BACKEND`` and the backend's precision flags, before keras is imported."""

@@ -137,6 +137,21 @@ def run(msg: dict) -> dict:
 
 
 QUANTITIES = ("grad_input", "grad_weight", "grad_bias")
+# how :func:`grad` differentiates, per (backend, kind): the record's ``method`` (the parent writes it
+# into a failed call's NativeCall too; conformance/repro_keras.py accepts exactly these)
+METHODS = {
+    "torch": "torch.autograd.grad(y, targets, grad_outputs=g)",
+    "tensorflow": "tf.GradientTape: tape.gradient(y, targets, output_gradients=g)",
+    "jax:ops": ("jax.jit(lambda g, x, k, b: jax.vjp(lambda x, k, b: keras.ops.conv_transpose(x, k, ...) + b, "
+                "x, k, b)[1](g))"),
+    "jax:layer": ("jax.jit(lambda g, x, tv: jax.vjp(lambda x, tv: layer.stateless_call(tv, non_trainable, x)[0], "
+                  "x, tv)[1](g)) at tv = layer.trainable_variables"),
+}
+
+
+def gradient_method(backend: str, ops: bool) -> str:
+    """The :data:`METHODS` entry of ``backend`` for ``keras.ops.conv_transpose`` (``ops``) or a layer."""
+    return METHODS.get(backend, METHODS.get(f"{backend}:{'ops' if ops else 'layer'}", ""))
 
 
 def grad(msg: dict) -> dict:
@@ -190,7 +205,6 @@ def grad(msg: dict) -> dict:
                        "grad_bias": layer.bias.value if bias is not None else None}
         got = torch.autograd.grad(y, [targets[q] for q in wrt], grad_outputs=torch.tensor(gn))
         native = [t.detach().numpy() for t in got]
-        method = "torch.autograd.grad(y, targets, grad_outputs=g)"
     elif backend == "tensorflow":
         import tensorflow as tf
 
@@ -214,7 +228,6 @@ def grad(msg: dict) -> dict:
         if any(t is None for t in got):
             raise RuntimeError(f"tf.GradientTape returned None for {[q for q, t in zip(wrt, got) if t is None]}")
         native = [t.numpy() for t in got]
-        method = "tf.GradientTape: tape.gradient(y, targets, output_gradients=g)"
     elif backend == "jax":
         import jax
         import jax.numpy as jnp
@@ -228,8 +241,6 @@ def grad(msg: dict) -> dict:
 
             cot = jax.jit(pullback)(jnp.asarray(gn), *args)
             by = {"grad_input": cot[0], "grad_weight": cot[1], "grad_bias": cot[2] if bias is not None else None}
-            method = ("jax.jit(lambda g, x, k, b: jax.vjp(lambda x, k, b: keras.ops.conv_transpose(x, k, ...) + b, "
-                      "x, k, b)[1](g))")
         else:
             layer = _layer(msg, xn, kernel, bias, kw, rank, cf)
             trainable = [v.value for v in layer.trainable_variables]
@@ -241,8 +252,6 @@ def grad(msg: dict) -> dict:
             index = {id(v): i for i, v in enumerate(layer.trainable_variables)}
             by = {"grad_input": gx, "grad_weight": gtv[index[id(layer.kernel)]],
                   "grad_bias": gtv[index[id(layer.bias)]] if bias is not None else None}
-            method = ("jax.jit(lambda g, x, tv: jax.vjp(lambda x, tv: layer.stateless_call(tv, non_trainable, x)[0], "
-                      "x, tv)[1](g)) at tv = layer.trainable_variables")
         native = [np.asarray(by[q]) for q in wrt]
     else:
         raise NotImplementedError(f"Keras' {backend} backend has no automatic differentiation")
@@ -256,8 +265,8 @@ def grad(msg: dict) -> dict:
             a64 = np.transpose(a64, inverse)
         out[q] = {"array": a64, "native_dtype": str(np.asarray(a).dtype), "native_shape": list(np.shape(a))}
     function = "keras.ops.conv_transpose" if ops else f"keras.layers.Conv{rank}DTranspose"
-    return {"gradients": out, "function": function, "method": method, "arguments": _arguments(kw),
-            "kernel_inverse_permutation": list(inverse)}
+    return {"gradients": out, "function": function, "method": gradient_method(backend, ops),
+            "arguments": _arguments(kw), "kernel_inverse_permutation": list(inverse)}
 
 
 def main() -> None:

@@ -187,27 +187,12 @@ class OnnxAdapter(Adapter):
         runtime, form, opset = self._parse(api)
         if runtime in ("export", "dynamo"):
             return self._run_export(case, runtime, device, x, w, b)
-        opset = self._opset(runtime, opset)
         npd = onnx_graph.np_dtype(dtype)
         xs, ws = x.astype(npd), w.astype(npd)
         bs = b.astype(npd) if b is not None else None
-        rank = x.ndim - 2
-        attrs = onnx_graph.attributes(case, form, rank, tuple(w.shape[2:]))
-        model = onnx_graph.conv_transpose_model(x.shape, w.shape, b is not None, dtype, attrs, opset)
-        checker = onnx_graph.check(model)
+        attrs, opset, model, checker, native_call = self._model(case, api, device, dtype, x.shape, w.shape,
+                                                                b is not None)
         component = "onnxruntime" if runtime == "ort" else "onnx.reference.ReferenceEvaluator"
-        fn = (f"onnxruntime.InferenceSession(ConvTranspose, opset {opset}).run" if runtime == "ort"
-              else f"onnx.reference.ReferenceEvaluator(ConvTranspose, opset {opset}).run")
-
-        def native_call(providers, placed):
-            return NativeCall(
-                function=fn, input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/group, *K)",
-                output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
-                weight_flip=False, padding_mapping=self._mapping(case, form),
-                arguments={**attrs, "bias": "third input B" if b is not None else None, "opset": opset,
-                           "ir_version": model.ir_version, "onnx.checker": checker or "ok",
-                           "providers": providers, "placed_on": placed, "dtype": dtype},
-                precision=self._ort_settings(device) if runtime == "ort" else {})
         try:
             if runtime == "ort":
                 y, providers = self._ort(xs, ws, bs, dtype, attrs, opset, device, model)
@@ -228,6 +213,41 @@ class OnnxAdapter(Adapter):
             raise err
         y = np.asarray(y)
         return RunOutput(y.astype(np.float64), str(y.dtype), native_call(providers, placed), placed_on=placed)
+
+    def _model(self, case, api: str, device: str, dtype: str, x_shape, w_shape, has_bias: bool):
+        """``(attributes, opset, one-node model, checker message or None, native_call(providers,
+        placed))`` of an ``ort.*`` / ``ref.*`` check: a pure function of the case, the api and the
+        dtype (nothing is run)."""
+        runtime, form, opset = self._parse(api)
+        opset = self._opset(runtime, opset)
+        rank = len(x_shape) - 2
+        attrs = onnx_graph.attributes(case, form, rank, tuple(w_shape[2:]))
+        model = onnx_graph.conv_transpose_model(tuple(x_shape), tuple(w_shape), has_bias, dtype, attrs, opset)
+        checker = onnx_graph.check(model)
+        fn = (f"onnxruntime.InferenceSession(ConvTranspose, opset {opset}).run" if runtime == "ort"
+              else f"onnx.reference.ReferenceEvaluator(ConvTranspose, opset {opset}).run")
+
+        def native_call(providers, placed):
+            return NativeCall(
+                function=fn, input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/group, *K)",
+                output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
+                weight_flip=False, padding_mapping=self._mapping(case, form),
+                arguments={**attrs, "bias": "third input B" if has_bias else None, "opset": opset,
+                           "ir_version": model.ir_version, "onnx.checker": checker or "ok",
+                           "providers": providers, "placed_on": placed, "dtype": dtype},
+                precision=self._ort_settings(device) if runtime == "ort" else {})
+        return attrs, opset, model, checker, native_call
+
+    def describe_call(self, case, api, device, dtype):
+        """The ``ort.*`` / ``ref.*`` call of the check, described without making it (the one-node
+        model's attributes: canonical layout, no flip, ``pads = [begins..., ends...]`` or the
+        column's auto_pad / output_shape); None for the export columns (their graph is the
+        exporter's output)."""
+        if self._parse(api)[0] not in ("ort", "ref"):
+            return None
+        shape = tuple(case.input.shape)
+        return self._model(case, api, device, dtype, shape, tuple(case.weight.shape),
+                           case.bias is not None)[4]([], None)
 
     @staticmethod
     def _ort_settings(device: str) -> dict[str, Any]:

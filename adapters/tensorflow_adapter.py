@@ -25,7 +25,7 @@ import re
 import numpy as np
 
 from adapters import tensorflow_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
 from adapters.path_subsets import split_api
 from conformance.gradient_check import gradient_applies, gradient_label, gradient_quantity, with_gradients
 
@@ -192,14 +192,6 @@ class TensorflowAdapter(Adapter):
             if x.ndim == w.ndim else [int(x.shape[0]), int(w.shape[1])]
         devname = "/GPU:0" if device == "gpu" else "/CPU:0"
         fn = getattr(tf.nn, f"conv{rank}d_transpose")
-        with tf.device(devname):
-            tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
-            tw = tf.constant(np.transpose(w, perm), dtype=tdt)
-            y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
-                   dilations=list(case.dilation))
-            if b is not None:
-                y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))
-        res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
         call = NativeCall(
             function=self.native_name(rank), input_layout=_LAYOUT.get(rank, "?"),
             weight_layout="(*K, C_out/groups, C_in)", output_layout=_LAYOUT.get(rank, "?"),
@@ -208,9 +200,22 @@ class TensorflowAdapter(Adapter):
             padding_mapping=f"{mapping}; output_padding folded into output_shape",
             arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
                        "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
-                       "device": devname, "placed_on": y.device},
+                       "device": devname, "placed_on": None},
             precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
         )
+        try:  # the call that failed is recorded (conformance/check.py)
+            with tf.device(devname):
+                tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
+                tw = tf.constant(np.transpose(w, perm), dtype=tdt)
+                y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
+                       dilations=list(case.dilation))
+                if b is not None:
+                    y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))
+        except Exception as exc:
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            raise
+        call.arguments["placed_on"] = y.device
+        res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
         placed = re.search(r"device:([A-Z]+):", y.device, re.I)
         return RunOutput(res, y.dtype.name, call, placed_on=placed.group(1).lower() if placed else y.device)
 
@@ -247,26 +252,6 @@ class TensorflowAdapter(Adapter):
         out_shape = [int(x.shape[0]), *case.geometry.out_spatial, int(w.shape[1] * case.groups)]
         devname = "/GPU:0" if device == "gpu" else "/CPU:0"
         fn = getattr(tf.nn, f"conv{rank}d_transpose")
-        with tf.device(devname):
-            tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
-            tw = tf.constant(np.transpose(w, perm), dtype=tdt)
-            tb = tf.constant(b, dtype=tdt) if b is not None else None
-            tg = tf.constant(np.moveaxis(g, 1, -1), dtype=tdt)
-            target = {"grad_input": tx, "grad_weight": tw, "grad_bias": tb}[quantity]
-            with tf.GradientTape() as tape:
-                tape.watch(target)
-                y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
-                       dilations=list(case.dilation))
-                if tb is not None:
-                    y = tf.nn.bias_add(y, tb)
-            (grad,) = tape.gradient(y, [target], output_gradients=tg)
-        native = grad.numpy().astype(np.float64)
-        if quantity == "grad_input":
-            res = np.moveaxis(native, -1, 1)
-        elif quantity == "grad_weight":
-            res = np.transpose(native, inverse)
-        else:
-            res = native
         what = {"grad_input": "input (N, *S, C_in)", "grad_weight": "filter (*K, C_out/groups, C_in)",
                 "grad_bias": "bias (C_out,)"}[quantity]
         back = {"grad_input": "move channels first", "grad_weight": f"permute {tuple(inverse)} (inverse of "
@@ -280,10 +265,35 @@ class TensorflowAdapter(Adapter):
             padding_mapping=f"{mapping}; output_padding folded into output_shape",
             arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
                        "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
-                       "device": devname, "placed_on": grad.device, "method": "tf.GradientTape",
+                       "device": devname, "placed_on": None, "method": "tf.GradientTape",
                        "differentiated": what, "gradient_to_canonical": back,
                        "cotangent_layout": _LAYOUT.get(rank, "?")},
             precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
         )
+        try:  # the call that failed is recorded (conformance/check.py)
+            with tf.device(devname):
+                tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
+                tw = tf.constant(np.transpose(w, perm), dtype=tdt)
+                tb = tf.constant(b, dtype=tdt) if b is not None else None
+                tg = tf.constant(np.moveaxis(g, 1, -1), dtype=tdt)
+                target = {"grad_input": tx, "grad_weight": tw, "grad_bias": tb}[quantity]
+                with tf.GradientTape() as tape:
+                    tape.watch(target)
+                    y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
+                           dilations=list(case.dilation))
+                    if tb is not None:
+                        y = tf.nn.bias_add(y, tb)
+                (grad,) = tape.gradient(y, [target], output_gradients=tg)
+        except Exception as exc:
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            raise
+        call.arguments["placed_on"] = grad.device
+        native = grad.numpy().astype(np.float64)
+        if quantity == "grad_input":
+            res = np.moveaxis(native, -1, 1)
+        elif quantity == "grad_weight":
+            res = np.transpose(native, inverse)
+        else:
+            res = native
         placed = re.search(r"device:([A-Z]+):", grad.device, re.I)
         return RunOutput(res, grad.dtype.name, call, placed_on=placed.group(1).lower() if placed else grad.device)

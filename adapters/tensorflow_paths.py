@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from adapters.base import NativeCall, RunOutput
+from adapters.base import NativeCall, RunOutput, attach_call
 from adapters.path_subsets import split_api
 
 PATH_APIS = ("conv_transpose@xla", "conv_transpose@nchw")
@@ -79,42 +79,52 @@ def run_path(adapter, case, api: str, device: str, dtype: str, x: np.ndarray, w:
     fn = getattr(tf.nn, f"conv{rank}d_transpose")
     args: dict = {"strides": list(case.stride), "dilations": list(case.dilation),
                   "bias": "tf.nn.bias_add" if b is not None else None, "device": devname, "path": path}
-    with tf.device(devname):
-        tw = tf.constant(np.transpose(w, perm), dtype=tdt)
-        if path == "xla":
-            layout = _CHANNELS_LAST.get(rank, "?")
-            out_shape = [int(x.shape[0]), *spatial, c_out]
-            tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
-            key_pad = pad if isinstance(pad, str) else tuple(tuple(p) for p in pad)
-            sig = (tuple(tx.shape), tuple(tw.shape), dtype, devname)
-            f = xla_function(rank, tuple(out_shape), tuple(case.stride), key_pad, tuple(case.dilation),
-                             b is not None, sig)
-            y = f(tx, tw, tf.constant(b, dtype=tdt)) if b is not None else f(tx, tw)
-            res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
-            function = f"tf.function(tf.nn.conv{rank}d_transpose{' + tf.nn.bias_add' if b is not None else ''}, jit_compile=True)"
-            args.update(jit_compile=True, compile_cache_entries=xla_function.cache_info().currsize)
-        elif path == "nchw":
-            layout = _CHANNELS_FIRST.get(rank, "?")
-            out_shape = [int(x.shape[0]), c_out, *spatial]
-            if not isinstance(pad, str):  # explicit pairs: the channel pair moves to axis 1
-                pad = [pad[0], pad[-1], *pad[1:-1]]
-                mapping = mapping.replace("[[0,0],[b,e],[b,e],[0,0]]", "[[0,0],[0,0],[b,e],[b,e]]")
-            tx = tf.constant(x, dtype=tdt)
-            y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad, dilations=list(case.dilation),
-                   data_format=layout)
-            if b is not None:
-                y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt), data_format=layout)
-            res = y.numpy().astype(np.float64)
-            function = f"tf.nn.conv{rank}d_transpose(data_format={layout!r})"
-            args.update(data_format=layout)
-        else:
-            raise ValueError(f"tensorflow adapter: unknown execution path {path!r} in api {api!r}")
-    args.update(output_shape=out_shape, padding=pad, placed_on=y.device)
+    if path not in ("xla", "nchw"):
+        raise ValueError(f"tensorflow adapter: unknown execution path {path!r} in api {api!r}")
+    if path == "xla":
+        layout = _CHANNELS_LAST.get(rank, "?")
+        out_shape = [int(x.shape[0]), *spatial, c_out]
+        function = (f"tf.function(tf.nn.conv{rank}d_transpose{' + tf.nn.bias_add' if b is not None else ''}, "
+                    "jit_compile=True)")
+        args.update(jit_compile=True)
+    else:
+        layout = _CHANNELS_FIRST.get(rank, "?")
+        out_shape = [int(x.shape[0]), c_out, *spatial]
+        if not isinstance(pad, str):  # explicit pairs: the channel pair moves to axis 1
+            pad = [pad[0], pad[-1], *pad[1:-1]]
+            mapping = mapping.replace("[[0,0],[b,e],[b,e],[0,0]]", "[[0,0],[0,0],[b,e],[b,e]]")
+        function = f"tf.nn.conv{rank}d_transpose(data_format={layout!r})"
+        args.update(data_format=layout)
+    args.update(output_shape=out_shape, padding=pad, placed_on=None)
     call = NativeCall(
         function=function, input_layout=layout, weight_layout="(*K, C_out/groups, C_in)", output_layout=layout,
         weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm, weight_flip=False,
         padding_mapping=f"{mapping}; output_padding folded into output_shape", arguments=args,
         precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
     )
+    try:  # the call that failed is recorded (conformance/check.py)
+        with tf.device(devname):
+            tw = tf.constant(np.transpose(w, perm), dtype=tdt)
+            if path == "xla":
+                tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
+                key_pad = pad if isinstance(pad, str) else tuple(tuple(p) for p in pad)
+                sig = (tuple(tx.shape), tuple(tw.shape), dtype, devname)
+                f = xla_function(rank, tuple(out_shape), tuple(case.stride), key_pad, tuple(case.dilation),
+                                 b is not None, sig)
+                y = f(tx, tw, tf.constant(b, dtype=tdt)) if b is not None else f(tx, tw)
+                res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
+                args.update(compile_cache_entries=xla_function.cache_info().currsize)
+            else:
+                tx = tf.constant(x, dtype=tdt)
+                y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad, dilations=list(case.dilation),
+                       data_format=layout)
+                if b is not None:
+                    y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt), data_format=layout)
+                res = y.numpy().astype(np.float64)
+    except Exception as exc:
+        attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+        raise
+    args.update(placed_on=y.device)
     placed = re.search(r"device:([A-Z]+):", y.device, re.I)
     return RunOutput(res, y.dtype.name, call, placed_on=placed.group(1).lower() if placed else y.device)
+

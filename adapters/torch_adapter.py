@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from adapters import torch_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
 from conformance.gradient_check import (
     forward_api,
     gradient_applies,
@@ -142,29 +142,33 @@ class TorchAdapter(Adapter):
         dev, tdt, tx, tw, tb, kwargs = call_inputs(case, device, dtype, x, w, b)
         rank = x.ndim - 2
         fn = self.native_name(api, rank)
-        with torch.no_grad():
-            if api == "conv_transpose":
-                f = getattr(torch.nn.functional, f"conv_transpose{rank}d")
-                out = f(tx, tw, tb, **kwargs)
-            else:
-                mod_cls = getattr(torch.nn, f"ConvTranspose{rank}d")
-                mod = mod_cls(x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]),
-                              bias=b is not None, device=dev, dtype=tdt, **kwargs)
-                mod.weight.copy_(tw)
-                if tb is not None:
-                    mod.bias.copy_(tb)
-                out = mod(tx)
-            res = out.detach().to("cpu", torch.float64).numpy()
         call = NativeCall(
             function=fn, input_layout=_LAYOUT.get(rank, "?"),
             weight_layout="(C_in, C_out/groups, *K)", output_layout=_LAYOUT.get(rank, "?"),
             weight_transform="identity (no permutation, no flip)", weight_permutation=None,
             weight_flip=False,
             padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
-            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": str(out.device),
-                       "dtype": dtype},
+            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": None, "dtype": dtype},
             precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32},
         )
+        try:
+            with torch.no_grad():
+                if api == "conv_transpose":
+                    f = getattr(torch.nn.functional, f"conv_transpose{rank}d")
+                    out = f(tx, tw, tb, **kwargs)
+                else:
+                    mod_cls = getattr(torch.nn, f"ConvTranspose{rank}d")
+                    mod = mod_cls(x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]),
+                                  bias=b is not None, device=dev, dtype=tdt, **kwargs)
+                    mod.weight.copy_(tw)
+                    if tb is not None:
+                        mod.bias.copy_(tb)
+                    out = mod(tx)
+                res = out.detach().to("cpu", torch.float64).numpy()
+        except Exception as exc:
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            raise
+        call.arguments["placed_on"] = str(out.device)
         return RunOutput(res, str(out.dtype).replace("torch.", ""), call,
                          placed_on="gpu" if out.device.type == "cuda" else out.device.type)
 
@@ -197,38 +201,44 @@ class TorchAdapter(Adapter):
         kwargs = dict(stride=list(case.stride), padding=list(case.geometry.symmetric_padding),
                       output_padding=list(case.output_padding), groups=case.groups,
                       dilation=list(case.dilation))
-        tx = torch.from_numpy(x).to(device=dev, dtype=tdt).requires_grad_()
-        tg = torch.from_numpy(g).to(device=dev, dtype=tdt)
-        if base == "conv_transpose":
-            tw = torch.from_numpy(w).to(device=dev, dtype=tdt).requires_grad_()
-            tb = torch.from_numpy(b).to(device=dev, dtype=tdt).requires_grad_() if b is not None else None
-            out = getattr(torch.nn.functional, f"conv_transpose{rank}d")(tx, tw, tb, **kwargs)
-            targets = {"grad_input": (tx, "input"), "grad_weight": (tw, "weight"), "grad_bias": (tb, "bias")}
-        else:
-            mod = getattr(torch.nn, f"ConvTranspose{rank}d")(
-                x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]), bias=b is not None,
-                device=dev, dtype=tdt, **kwargs)
-            with torch.no_grad():
-                mod.weight.copy_(torch.from_numpy(w))
-                if b is not None:
-                    mod.bias.copy_(torch.from_numpy(b))
-            out = mod(tx)
-            targets = {"grad_input": (tx, "input"), "grad_weight": (mod.weight, "mod.weight"),
-                       "grad_bias": (mod.bias, "mod.bias")}
-        target, what = targets[quantity]
-        (grad,) = torch.autograd.grad(out, [target], grad_outputs=tg)
-        res = grad.detach().to("cpu", torch.float64).numpy()
+        what = {"grad_input": "input", "grad_weight": "weight", "grad_bias": "bias"}[quantity or ""]
+        what = what if base == "conv_transpose" or quantity == "grad_input" else f"mod.{what}"
         call = NativeCall(
             function=f"torch.autograd.grad({self.native_name(base, rank)}(...), [{what}], grad_outputs=g)",
             input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/groups, *K)",
             output_layout=_LAYOUT.get(rank, "?"),
             weight_transform="identity (no permutation, no flip); gradient returned in torch's (canonical) layout",
             padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
-            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": str(grad.device),
+            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": None,
                        "dtype": dtype, "differentiated": what, "method": "autograd",
                        "requires_grad": ["input", "weight"] + (["bias"] if b is not None else []),
                        "cotangent_layout": _LAYOUT.get(rank, "?")},
             precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32},
         )
+        try:  # the call that failed is recorded (conformance/check.py)
+            tx = torch.from_numpy(x).to(device=dev, dtype=tdt).requires_grad_()
+            tg = torch.from_numpy(g).to(device=dev, dtype=tdt)
+            if base == "conv_transpose":
+                tw = torch.from_numpy(w).to(device=dev, dtype=tdt).requires_grad_()
+                tb = torch.from_numpy(b).to(device=dev, dtype=tdt).requires_grad_() if b is not None else None
+                out = getattr(torch.nn.functional, f"conv_transpose{rank}d")(tx, tw, tb, **kwargs)
+                targets = {"grad_input": (tx, "input"), "grad_weight": (tw, "weight"), "grad_bias": (tb, "bias")}
+            else:
+                mod = getattr(torch.nn, f"ConvTranspose{rank}d")(
+                    x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]), bias=b is not None,
+                    device=dev, dtype=tdt, **kwargs)
+                with torch.no_grad():
+                    mod.weight.copy_(torch.from_numpy(w))
+                    if b is not None:
+                        mod.bias.copy_(torch.from_numpy(b))
+                out = mod(tx)
+                targets = {"grad_input": (tx, "input"), "grad_weight": (mod.weight, "mod.weight"),
+                           "grad_bias": (mod.bias, "mod.bias")}
+            (grad,) = torch.autograd.grad(out, [targets[quantity][0]], grad_outputs=tg)
+        except Exception as exc:
+            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            raise
+        res = grad.detach().to("cpu", torch.float64).numpy()
+        call.arguments["placed_on"] = str(grad.device)
         return RunOutput(res, str(grad.dtype).replace("torch.", ""), call,
                          placed_on="gpu" if grad.device.type == "cuda" else grad.device.type)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import NativeCall, RunOutput
+from adapters.base import NativeCall, RunOutput, attach_call
 from adapters.path_subsets import split_api
 
 PATH_APIS = ("conv_transpose@channels_last", "ConvTranspose@channels_last", "conv_transpose@compile",
@@ -97,54 +97,59 @@ def run_path(case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarr
     fn = getattr(torch.nn.functional, f"conv_transpose{rank}d")
     extra: dict[str, Any] = {"path": path}
     compute_dtype = None
-    with torch.no_grad():
-        if path == "channels_last":
-            fmt = torch.channels_last_3d if rank == 3 else torch.channels_last
-            tx = tx.contiguous(memory_format=fmt)
-            if base == "conv_transpose":
-                out = fn(tx, tw.contiguous(memory_format=fmt), tb, **kwargs)
-            else:
-                out = _module(rank, case, x, tw, tb, kwargs, dev, tdt).to(memory_format=fmt)(tx)
-            extra.update(memory_format=str(fmt).replace("torch.", ""),
-                         output_is_channels_last=out.is_contiguous(memory_format=fmt))
-        elif path == "compile":
-            key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())
-            shapes = (tuple(tx.shape), tuple(tw.shape))
-            cf = compiled_call(rank, key, tb is not None, shapes, dtype, dev)
-            hits_before = compiled_call.cache_info().hits
-            with torch._dynamo.config.patch(**_DYNAMO_LIMITS):
-                out = cf(tx, tw) if tb is None else cf(tx, tw, tb)
-            extra.update(COMPILE_OPTIONS, compile_cache="torch.compile per (rank, hyper-parameters, "
-                         "bias, shapes, dtype, device)", compile_cache_entries=compiled_call.cache_info().currsize,
-                         compile_cache_hits=hits_before)
-        elif path == "autocast_bf16":
-            with torch.autocast(device_type=dev, dtype=torch.bfloat16):
-                out = fn(tx, tw, tb, **kwargs)
-            compute_dtype = str(out.dtype).replace("torch.", "")
-            extra.update(autocast={"device_type": dev, "dtype": "bfloat16"}, compute_dtype=compute_dtype)
-        elif path == "deterministic":
-            before = torch.are_deterministic_algorithms_enabled()
-            torch.use_deterministic_algorithms(True)
-            try:
-                out = fn(tx, tw, tb, **kwargs)
-            finally:
-                torch.use_deterministic_algorithms(before)
-            extra.update(use_deterministic_algorithms=True)
-        else:
-            raise ValueError(f"torch adapter: unknown execution path {path!r} in api {api!r}")
-        res = out.detach().to("cpu", torch.float64).numpy()
     func = (f"torch.nn.functional.conv_transpose{rank}d" if base == "conv_transpose"
             else f"torch.nn.ConvTranspose{rank}d")
     call = NativeCall(
-        function=_function_as_run(func, path, dev), input_layout=_LAYOUT.get(rank, "?"),
+        function=_function_as_run(func, path or "", dev), input_layout=_LAYOUT.get(rank, "?"),
         weight_layout="(C_in, C_out/groups, *K)", output_layout=_LAYOUT.get(rank, "?"),
         weight_transform="identity (no permutation, no flip)", weight_permutation=None, weight_flip=False,
         padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
-        arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": str(out.device),
+        arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": None,
                    "dtype": dtype, **extra},
         precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
                    **({"autocast": "bfloat16"} if path == "autocast_bf16" else {})},
     )
+    try:  # the call that failed is recorded (conformance/check.py)
+        with torch.no_grad():
+            if path == "channels_last":
+                fmt = torch.channels_last_3d if rank == 3 else torch.channels_last
+                tx = tx.contiguous(memory_format=fmt)
+                if base == "conv_transpose":
+                    out = fn(tx, tw.contiguous(memory_format=fmt), tb, **kwargs)
+                else:
+                    out = _module(rank, case, x, tw, tb, kwargs, dev, tdt).to(memory_format=fmt)(tx)
+                extra.update(memory_format=str(fmt).replace("torch.", ""),
+                             output_is_channels_last=out.is_contiguous(memory_format=fmt))
+            elif path == "compile":
+                key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())
+                shapes = (tuple(tx.shape), tuple(tw.shape))
+                cf = compiled_call(rank, key, tb is not None, shapes, dtype, dev)
+                hits_before = compiled_call.cache_info().hits
+                with torch._dynamo.config.patch(**_DYNAMO_LIMITS):
+                    out = cf(tx, tw) if tb is None else cf(tx, tw, tb)
+                extra.update(COMPILE_OPTIONS, compile_cache="torch.compile per (rank, hyper-parameters, "
+                             "bias, shapes, dtype, device)", compile_cache_entries=compiled_call.cache_info().currsize,
+                             compile_cache_hits=hits_before)
+            elif path == "autocast_bf16":
+                with torch.autocast(device_type=dev, dtype=torch.bfloat16):
+                    out = fn(tx, tw, tb, **kwargs)
+                compute_dtype = str(out.dtype).replace("torch.", "")
+                extra.update(autocast={"device_type": dev, "dtype": "bfloat16"}, compute_dtype=compute_dtype)
+            elif path == "deterministic":
+                before = torch.are_deterministic_algorithms_enabled()
+                torch.use_deterministic_algorithms(True)
+                try:
+                    out = fn(tx, tw, tb, **kwargs)
+                finally:
+                    torch.use_deterministic_algorithms(before)
+                extra.update(use_deterministic_algorithms=True)
+            else:
+                raise ValueError(f"torch adapter: unknown execution path {path!r} in api {api!r}")
+            res = out.detach().to("cpu", torch.float64).numpy()
+    except Exception as exc:
+        attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+        raise
+    call.arguments.update(placed_on=str(out.device), **extra)
     native = str(out.dtype).replace("torch.", "")
     return RunOutput(res, native, call, placed_on="gpu" if out.device.type == "cuda" else out.device.type,
                      compute_dtype=compute_dtype)

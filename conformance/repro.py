@@ -137,7 +137,8 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
     record's case (None: the script says it cannot rebuild the tensors). ``native_call``: the
     call to make when the record has none (a crashed check: its process died before the call
     was recorded; the CLI passes a sibling check's call of the same case, adapter, API and
-    device, whose arguments do not depend on the dtype)."""
+    device, whose arguments do not depend on the dtype, else the adapter's
+    :meth:`Adapter.describe_call`, see :func:`described_call`)."""
     check = check_id_of(record)
     if case is None:
         return _stop(check, f"case {record['case']!r} not found (file {record.get('file') or 'unknown'}): "
@@ -267,7 +268,8 @@ def script_for(payload: dict[str, Any], rec: dict[str, Any], cache: dict[str, di
                cases_dir: str = "cases") -> str:
     """The reproducer of one record of ``payload``: its case loaded from the record's ``file``
     (or a sibling record's, or found under ``cases_dir``); a crash record's native call taken
-    from a sibling check of the same case, adapter, API and device."""
+    from a sibling check of the same case, adapter, API and device, else described by its
+    adapter without running it (:func:`described_call`)."""
     cache = {} if cache is None else cache
     sibs = _siblings(payload.get("results") or [], rec)
     file = rec.get("file") or next((s.get("file") for s in sibs if s.get("file")), None)
@@ -280,7 +282,19 @@ def script_for(payload: dict[str, Any], rec: dict[str, Any], cache: dict[str, di
     call = rec.get("native_call") or next(
         (s["native_call"] for s in sibs if s.get("native_call") and s["adapter"] == rec["adapter"]
          and s["api"] == rec["api"] and s["device"] == rec["device"]), None)
-    return repro_script(rec, case, call)
+    return repro_script(rec, case, call or described_call(rec, case))
+
+
+def described_call(rec: dict[str, Any], case: Case | None) -> dict | None:
+    """The record's call as its adapter describes it without running it (Adapter.describe_call;
+    e.g. ONNX's one-node model), for a crash whose every sibling check crashed too; else None."""
+    if case is None or gradient_quantity(rec["api"]):
+        return None
+    try:
+        described = get_adapter(rec["adapter"]).describe_call(case, rec["api"], rec["device"], rec["dtype"])
+    except Exception:  # noqa: BLE001 (not installed, or a case it cannot describe: no script then)
+        return None
+    return described.as_dict() if described is not None else None
 
 
 def find_record(payload: dict[str, Any], check_id: str) -> dict[str, Any] | None:

@@ -8,8 +8,8 @@ backend; subnormal flushes included), its record turned into a script, and the s
 framework (one Keras backend) are run in one subprocess, each capped at SCRIPT_SECONDS. An entry
 of kind ``crash`` is not run in-process: its record is built as the run records a crash (no
 native call), its call taken from the same case's float32 check, and its script must die in a
-subprocess; a crash entry whose float32 check would die as well has no sibling call and is
-listed (NO_SIBLING). Columns without reproducer support are listed (NO_REPRODUCER): their scripts
+subprocess; for a crash entry whose float32 check would die as well the adapter describes the
+call without making it (Adapter.describe_call, ONNX's), else the entry is listed (a warning). Columns without reproducer support are listed (NO_REPRODUCER): their scripts
 say so, and a column that is neither supported nor listed fails the test.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -35,16 +36,19 @@ from conformance.check import base_record, run_check
 from conformance.findings import check_id_of, kind_of
 from conformance.gradient_check import gradient_quantity
 from conformance.known import KnownDisagreement, load_known
-from conformance.repro import repro_script
+from conformance.repro import described_call, repro_script
 from conformance.repro_common import COMMON_TAIL
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIES = 600  # matching checks tried per entry, smallest case first (TF checks take ms)
 SCRIPT_SECONDS = 90  # cap on one script in the driver (a torch.compile or XLA compile included)
-# Columns (adapter, api glob) with no reproducer yet: their scripts say "NOT AVAILABLE". Keras
-# gradient columns are to come (Adapter.repro_gradient_call for the keras adapter).
-NO_REPRODUCER = (("keras", "*:grad_*"),)
+# Columns (adapter, api glob) with no reproducer yet: their scripts say "NOT AVAILABLE". None at
+# present (Keras' numpy-backend gradient columns are unsupported: no check, so no finding, there).
+NO_REPRODUCER: tuple[tuple[str, str], ...] = ()
 # Passing checks, one per column: the first of these cases the column applies to and passes on
+# Scripts that must die in the call: a sibling's call ("crashes"), or one the adapter describes
+# ("may-crash": the entry may be another release's; a script that does not die is then a warning)
+CRASHING = ("crashes", "may-crash")
 PASS_CASES = ("doc-basic-2x2", "edge-unreached-bias", "paths-2d-axis-pads-dilation")
 
 _DRIVER = """
@@ -98,13 +102,16 @@ def _crashes(known: list[KnownDisagreement], case: Case, adapter, api: str, dtyp
 
 
 def _checks(entry: KnownDisagreement, cases: list[Case], known: list[KnownDisagreement]):
-    """(case, adapter, api, dtype) the entry can match, smallest case first (for a value
+    """(case, adapter, api, dtype) the entry can match, the cases its reason names (e.g.) first,
+    then smallest case first (for a value
     entry: computed outputs of non-integer data only), in columns with reproducer support,
     never a check that a crash entry covers (unless the entry is that crash entry)."""
     adapter = get_adapter(entry.adapter)
     value_kind = entry.kind == "value" and not entry.strict  # "integer-valued cases pass"
+    named = set(re.findall(r"[a-z0-9][a-z0-9-]*[a-z0-9]", entry.reason))  # cases the reason names first
     for case in sorted((c for c in cases if fnmatch.fnmatchcase(c.id, entry.case)
-                        and not (value_kind and (c.expected_error or _integer_valued(c)))), key=_size):
+                        and not (value_kind and (c.expected_error or _integer_valued(c)))),
+                       key=lambda c: (c.id not in named, _size(c))):
         for api in adapter.apis:
             if not reproducible(adapter, api) or not entry.matches_api(adapter.api_label(api, case.rank)) \
                     or not adapter.applies(case, api):
@@ -117,7 +124,7 @@ def _checks(entry: KnownDisagreement, cases: list[Case], known: list[KnownDisagr
 
 @pytest.fixture(scope="module")
 def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
-    """{group: [(label, script path, expectation "reproduced" / "passes" / "crashes")]}."""
+    """{group: [(label, script path, expectation "reproduced" / "passes" / "crashes" / "may-crash")]}."""
     known, problems = load_known(ROOT / "known_disagreements.yaml")
     assert not problems and known
     loaded = load_cases([ROOT / "cases"])
@@ -149,15 +156,22 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
                 adapter.configure("strict")
                 configured.add(adapter.name)
             if entry.kind == "crash":  # never in-process: the process would die
-                if fnmatch.fnmatchcase("float32", entry.dtype):
-                    no_sibling.append(name)
-                    found = True
-                    break
+                dies_in_float32 = fnmatch.fnmatchcase("float32", entry.dtype)
+                if dies_in_float32 and dtype != "float32":
+                    continue  # the float32 check (the one that dies, not a dtype refusal)
                 rec = base_record(case, adapter, api, "cpu", dtype, "strict")
                 rec.update(status="xfail", underlying_status="crash", known={"reason": entry.reason})
-                sibling = run_check(case, adapter, api, "cpu", "float32", "strict", [])
-                assert sibling["native_call"], sibling["message"]
-                write(rec, case, "crashes", sibling["native_call"])
+                if dies_in_float32:  # no sibling survives: the adapter describes the call (describe_call)
+                    call = described_call(rec, case)
+                    if call is None:
+                        no_sibling.append(name)
+                        found = True
+                        break
+                else:
+                    call = run_check(case, adapter, api, "cpu", "float32", "strict", [])["native_call"]
+                    assert call, f"no native call from the float32 sibling of {name}"
+                # a described call's crash may be another release's (invalid-zero-stride: ORT 1.20.1)
+                write(rec, case, "may-crash" if dies_in_float32 else "crashes", call)
                 found = True
                 break
             rec = run_check(case, adapter, api, "cpu", dtype, "strict", known)
@@ -210,18 +224,25 @@ def test_known_disagreement_scripts_reproduce(scripts):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
 
     def run_group(items):
-        runnable = [str(p) for _, p, expect in items if expect != "crashes"]
+        runnable = [str(p) for _, p, expect in items if expect not in CRASHING]
         res = subprocess.run([sys.executable, "-c", _DRIVER, str(SCRIPT_SECONDS), *runnable], cwd=ROOT, env=env,
                              text=True, capture_output=True, timeout=SCRIPT_SECONDS * len(runnable) + 60)
         return res.returncode, res.stdout, res.stderr
 
-    crashers = [(label, p) for items in scripts.values() for label, p, expect in items if expect == "crashes"]
+    crashers = [(label, p, e) for items in scripts.values() for label, p, e in items if e in CRASHING]
     assert crashers, "known_disagreements.yaml has a crash entry (XLA's float64 compile abort)"
-    for label, path in crashers:
+    not_shown = []
+    for label, path, expect in crashers:
         res = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, text=True, capture_output=True,
                              timeout=120)
-        assert res.returncode != 0 and "REPRODUCED" not in res.stdout, (label, res.returncode, res.stdout)
         assert res.stdout.startswith("check: "), res.stdout
+        if expect == "may-crash" and res.returncode == 0 and res.stdout.rstrip().endswith("\nNOT REPRODUCED"):
+            not_shown.append(label)  # the installed release does not crash there (it rejects or runs it)
+            continue
+        assert res.returncode != 0 and "REPRODUCED" not in res.stdout, (label, res.returncode, res.stdout)
+    if not_shown:
+        warnings.warn(f"crash entries whose described call does not crash with the installed frameworks: "
+                      f"{'; '.join(not_shown)}", stacklevel=1)
     with ThreadPoolExecutor(max_workers=2) as pool:  # two interpreters at a time: CI has 2 cores
         results = dict(zip(scripts, pool.map(run_group, scripts.values())))
     failures = []
@@ -229,7 +250,7 @@ def test_known_disagreement_scripts_reproduce(scripts):
         assert code == 0, (group, stderr[-2000:])
         sections = _sections(stdout)
         for label, path, expect in scripts[group]:
-            if expect == "crashes":
+            if expect in CRASHING:
                 continue
             text = sections.get(str(path), "")
             last = text.strip().splitlines()[-1] if text.strip() else ""
@@ -255,13 +276,18 @@ def test_every_kind_of_finding_is_covered(scripts):
     assert any("@" in label for label, _ in reproduced)
     assert any(".ort." in label or "[onnx.ort" in label for label, _ in reproduced)
     assert any("[keras." in label for label, _ in reproduced)
+    assert any("[keras." in label and ":grad_" in label for label, _ in reproduced)
+    # a crash no sibling check survives (onnxruntime on a 3-D zero extent): described by the adapter
+    crashes = [label for label, _, e in items if e == "may-crash"]
+    assert any("[onnx." in label for label in crashes) or "onnx" not in adapter_names(), crashes
     for name in adapter_names():
         adapter = get_adapter(name)
         for api in (a for a in adapter.apis if reproducible(adapter, a)):
             label = adapter.api_label(api, 2)
             assert f"[{name}.{label}-" in labels or (name == "numpy" and api == "scatter") \
                 or (name == "tensorflow" and api.endswith("@nchw")) \
-                or (name == "keras" and label.startswith("[tensorflow]") and label.endswith(":channels_first")), api
+                or (name == "keras" and label.startswith("[tensorflow]") and ":channels_first" in label) \
+                or (name == "keras" and label.startswith("[numpy]") and ":grad_" in label), api  # unsupported
 
 
 def test_columns_without_reproducer_are_listed():
