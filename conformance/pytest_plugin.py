@@ -25,7 +25,14 @@ from adapters.registry import AdapterLoadError, adapter_names, entries, get_adap
 from conformance.cases import discover, load_file
 from conformance.check import run_check
 from conformance.check_id import format_check_id
-from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
+from conformance.collector import (
+    PROBES_KEY,
+    PROBLEM_KEY,
+    RECORD_KEY,
+    SELECTION_KEY,
+    ResultsCollector,
+    case_file_display,
+)
 from conformance.known import load_known
 from conformance.plugin_options import pytest_addoption  # noqa: F401  (the hook, found by name)
 from conformance.profiles import (
@@ -145,7 +152,7 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path):
 
 
 def _display(config: pytest.Config, path: Path) -> str:
-    return str(path.relative_to(config.rootpath)) if path.is_relative_to(config.rootpath) else str(path)
+    return case_file_display(path, config.rootpath)
 
 
 def _load(config: pytest.Config, path: Path):
@@ -291,18 +298,18 @@ class CaseItem(pytest.Item):
         adapter = _adapter(self.config, self.adapter_name)
         with _time_limit(self):
             rec = run_check(self.case, adapter, self.api, self.device, self.dtype, st.precision, st.known)
-        rec["nodeid"] = self.nodeid
-        self.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
+        rec.nodeid = self.nodeid
+        self.user_properties.append((RECORD_KEY, json.dumps(rec.as_dict(), default=str)))
         if not getattr(self.config, "_conformance_selection_sent", False):
             self.config._conformance_selection_sent = True  # the plan, once per worker
             self.user_properties.append((SELECTION_KEY, json.dumps(st.selection)))
-        status = Status(rec["status"])
+        status = Status(rec.status)
         if status is Status.UNSUPPORTED:
-            pytest.skip(f"unsupported: {rec['message']}")
+            pytest.skip(f"unsupported: {rec.message}")
         if status is Status.XFAIL:
-            pytest.xfail(f"known disagreement ({rec.get('underlying_status')}): {rec['known']['reason']}")
+            pytest.xfail(f"known disagreement ({rec.underlying_status}): {(rec.known or {}).get('reason')}")
         if status.unexpected:
-            raise CheckFailed(f"{status}{'/' + rec['failure_kind'] if rec.get('failure_kind') else ''}: {rec['message']}")
+            raise CheckFailed(f"{status}{'/' + rec.failure_kind if rec.failure_kind else ''}: {rec.message}")
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, CheckFailed):

@@ -62,8 +62,8 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
     from conformance.results import SCHEMA, environment
 
     config = session.config
-    results = sorted(collector.records.values(),
-                     key=lambda r: (r["case"], r["adapter"], r["api"], r["device"], r["dtype"]))
+    results = [r.as_dict() for r in sorted(collector.records.values(),
+                                           key=lambda r: (r.case, r.adapter, r.api, r.device, r.dtype))]
     requested = [f for f in config.getoption("frameworks").split(",") if f] or st.frameworks
     versions, unavailable = _frameworks_versions(sorted(set(requested) | set(st.frameworks)))
     unavailable.update(st.unavailable)

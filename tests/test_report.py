@@ -163,7 +163,7 @@ def test_large_failing_output_gets_heatmap(monkeypatch):
     monkeypatch.setattr(a, "run", perturbed)
     rec = run_check(case, a, "recipe", "cpu", "float64", "strict", [])
     assert rec["status"] == "fail" and rec["arrays"]["small"] is False
-    html = render_report({"schema": SCHEMA, "complete": True, "environment": {}, "results": [rec]})
+    html = render_report({"schema": SCHEMA, "complete": True, "environment": {}, "results": [rec.as_dict()]})
     (row,) = check_rows(decode_data(html))
     assert row["arrays"] and all("heatmap" in sl and sl["shape"] == [40, 40] for sl in row["arrays"])
     assert not any("actual" in sl for sl in row["arrays"])  # no value grids for a large output

@@ -153,7 +153,7 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
                     no_sibling.append(name)
                     found = True
                     break
-                rec = base_record(case, adapter, api, "cpu", dtype, "strict")
+                rec = base_record(case, adapter, api, "cpu", dtype, "strict").as_dict()
                 rec.update(status="xfail", underlying_status="crash", known={"reason": entry.reason})
                 sibling = run_check(case, adapter, api, "cpu", "float32", "strict", [])
                 assert sibling["native_call"], sibling["message"]
