@@ -9,11 +9,11 @@ import collections
 import re
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from adapters import numpy_reference as ref
 from adapters.base import Adapter, NativeCall, RunOutput
 from conformance.case_model import Case
 from conformance.check_record import CheckRecord
@@ -27,6 +27,7 @@ from conformance.invalid_rules import (
     rules_of_reasons,
 )
 from conformance.known import KnownDisagreement, find_known
+from conformance.oracle import forward as ref
 from conformance.status import Status, status_of
 from conformance.tolerance import derived_tolerance, partial_sums_may_overflow, terms_per_output
 
@@ -38,45 +39,54 @@ def _float(v: Any) -> float | None:
 def reference_and_magnitude(case: Case, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
                             ) -> tuple[np.ndarray, np.ndarray]:
     """The oracle (scatter definition, float64) and convT(|x|, |w|) + |b| for the tolerance."""
-    kw = dict(stride=case.stride, padding=case.padding, output_padding=case.output_padding,
-              dilation=case.dilation, groups=case.groups)
+    spec = case.spec
     with np.errstate(invalid="ignore", over="ignore"):
-        y = ref.conv_transpose_scatter(x, w, b, **kw)
-        mag = ref.conv_transpose_scatter(np.abs(x), np.abs(w), None if b is None else np.abs(b), **kw)
+        y = ref.conv_transpose_scatter(x, w, b, stride=spec.stride, padding=spec.padding,
+                                       output_padding=spec.output_padding, dilation=spec.dilation, groups=spec.groups)
+        mag = ref.conv_transpose_scatter(np.abs(x), np.abs(w), None if b is None else np.abs(b), stride=spec.stride,
+                                         padding=spec.padding, output_padding=spec.output_padding,
+                                         dilation=spec.dilation, groups=spec.groups)
     return y, mag
 
 
-_MEMO: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
+@dataclass
+class _Memo:
+    case: Case  # the same object, not just the same id (tests reuse ids)
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray | None
+    reference: tuple[np.ndarray, np.ndarray] | None = None  # (reference, magnitude), computed lazily
+
+
+_MEMO: collections.OrderedDict[tuple[str, str, str], _Memo] = collections.OrderedDict()
 _MEMO_SIZE = 32
 
 
-def memo_inputs(case: Case, dtype: str) -> tuple:
-    """(x, w, b, reference, magnitude) of ``case`` in ``dtype``, computed once per worker for all
-    the APIs that check it (a small LRU: checks of one case arrive together). The reference and
-    magnitude are computed lazily (None until :func:`memo_reference`); callers get copies of the
-    tensors, so an adapter that writes into its inputs cannot change another check's."""
+def memo_inputs(case: Case, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(x, w, b) of ``case`` in ``dtype``, computed once per worker for all the APIs that check
+    it, with its reference and magnitude (:func:`memo_reference`, lazily) (a small LRU: checks of
+    one case arrive together); callers get copies of the tensors, so an adapter that writes into
+    its inputs cannot change another check's."""
     key = (case.file, case.id, dtype)
     hit = _MEMO.get(key)
-    if hit is None or hit[4] is not case:  # the same object, not just the same id (tests reuse ids)
-        hit = [*case.tensors(dtype), None, case]
-        _MEMO[key] = hit
+    if hit is None or hit.case is not case:
+        hit = _MEMO[key] = _Memo(case, *case.tensors(dtype))
         if len(_MEMO) > _MEMO_SIZE:
             _MEMO.popitem(last=False)
     else:
         _MEMO.move_to_end(key)
-    x, w, b = hit[:3]
-    return x.copy(), w.copy(), (None if b is None else b.copy())
+    return hit.x.copy(), hit.w.copy(), (None if hit.b is None else hit.b.copy())
 
 
 def memo_reference(case: Case, dtype: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`reference_and_magnitude` of the memoised inputs of (case, dtype), computed once."""
     hit = _MEMO.get((case.file, case.id, dtype))
-    if hit is None or hit[4] is not case:
+    if hit is None or hit.case is not case:
         return reference_and_magnitude(case, x, w, b)
-    if hit[3] is None:
-        hit[3] = reference_and_magnitude(case, hit[0], hit[1], hit[2])
-    return hit[3]
+    if hit.reference is None:
+        hit.reference = reference_and_magnitude(case, hit.x, hit.w, hit.b)
+    return hit.reference
 
 
 def range_arguments(magnitude: np.ndarray, dtype: str, tol_info: dict) -> dict:
@@ -244,7 +254,7 @@ def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray
     e = expected.reshape(-1, *expected.shape[2:]) if expected.ndim > 2 else expected
     t = tol.reshape(a.shape) if tol.shape == actual.shape else np.zeros_like(a)
     # 1-D and 3-D spatial: present as 2-D maps (1 x W; D*H x W).
-    def as2d(m):
+    def as2d(m: np.ndarray) -> np.ndarray:
         if m.ndim == 2:  # (slices, W)
             return m[:, None, :]
         if m.ndim == 4:
@@ -253,9 +263,9 @@ def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray
     a2, e2, t2 = as2d(a), as2d(e), as2d(t)
     slices = min(a2.shape[0], 4)
     small = a2.shape[1] <= _GRID_LIMIT and a2.shape[2] <= _GRID_LIMIT
-    def clean(m):
+    def clean(m: np.ndarray) -> list[list[float | None]]:
         return [[None if not np.isfinite(v) else float(v) for v in row] for row in m]
-    def cleanf(m):
+    def cleanf(m: np.ndarray) -> list[list[float | str]]:
         return [[(repr(float(v)) if not np.isfinite(v) else float(v)) for v in row] for row in m]
     out: dict[str, Any] = {"layout": "per (n, c) slice; 3-D outputs as (D*H, W)", "slices": []}
     for i in range(slices):

@@ -144,12 +144,13 @@ def test_large_failing_output_gets_heatmap(monkeypatch):
     from conformance.cases import Case, TensorSpec
     from conformance.check import run_check
     from conformance.results import SCHEMA
+    from conformance.spec import ConvSpec
 
     case = Case(id="big", file="<test>", source="", description="", tags=("t",),
                 input=TensorSpec((1, 1, 20, 20), random={"distribution": "uniform", "seed": 1}),
                 weight=TensorSpec((1, 1, 4, 4), random={"distribution": "uniform", "seed": 2}),
-                bias=None, stride=(2, 2), padding=((1, 1), (1, 1)), output_padding=(0, 0),
-                dilation=(1, 1), groups=1, dtypes=("float64",), expected_shape=None,
+                bias=None, spec=ConvSpec((1, 1, 20, 20), (1, 1, 4, 4), None, (2, 2), ((1, 1), (1, 1)), (0, 0), (1, 1)),
+                dtypes=("float64",), expected_shape=None,
                 expected_values=None, expected_error=False, tolerance=None, frameworks=None,
                 frameworks_reason="")
     a = get_adapter("numpy")
