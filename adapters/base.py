@@ -51,6 +51,18 @@ class RunOutput:
     compute_dtype: str | None = None
 
 
+
+def attach_failed_call(exc: BaseException, call: NativeCall) -> None:
+    """Say on ``exc`` which native call failed (conformance/check.py records it in the error
+    record, so the finding gets a reproducer)."""
+    exc.__dict__["native_call"] = call
+
+
+def failed_call(exc: BaseException) -> NativeCall | None:
+    """The native call :func:`attach_failed_call` put on ``exc``, if any."""
+    call = getattr(exc, "native_call", None)
+    return call if isinstance(call, NativeCall) else None
+
 class FrameworkError(RuntimeError):
     """An exception the framework raised where the adapter could not re-raise the original (e.g.
     in a worker process: Keras' per-backend children): the framework's own refusal or failure,

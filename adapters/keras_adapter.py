@@ -82,7 +82,7 @@ def keras_axis(mode: str, op: int | None, k: int, s: int, d: int) -> tuple[int, 
     return ke - 1 - left, ke - 1 - right
 
 
-def keras_arguments(case) -> tuple[tuple[str, list[int] | None] | None, str]:
+def keras_arguments(case) -> tuple[tuple[str, list[int | None] | None] | None, str]:
     """``((padding, output_padding), how)`` for the case, or ``(None, why not)``."""
     want = [(pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding)]
     axes = list(zip(case.geometry.kernel, case.stride, case.dilation))
@@ -277,10 +277,10 @@ class KerasAdapter(Adapter):
         (inputs, cotangent, arguments): the three gradient checks of a (case, dtype, column) share
         one backward pass. A refused or failed request is cached too and re-raised."""
         h = hashlib.sha256()
-        for key in ("api", "dtype", "strides", "dilation", "padding", "output_padding"):
-            h.update(repr(msg[key]).encode())
-        for key in ("x", "w", "b", "g"):
-            a = msg[key]
+        for field in ("api", "dtype", "strides", "dilation", "padding", "output_padding"):
+            h.update(repr(msg[field]).encode())
+        for field in ("x", "w", "b", "g"):
+            a = msg[field]
             h.update(b"None" if a is None else repr((a.shape, str(a.dtype))).encode() + a.tobytes())
         key = (backend, tuple(wrt), h.hexdigest())
         hit = self._grads.get(key)
@@ -305,9 +305,14 @@ class KerasAdapter(Adapter):
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
         quantity = gradient_quantity(api)
+        if quantity is None:
+            raise ValueError(f"{api!r} is not a gradient api")
         base = forward_api(api)
         backend, _, kind = base.partition(":")
-        (padding, output_padding), how = keras_arguments(case)
+        arguments, how = keras_arguments(case)
+        if arguments is None:  # supports() refused the case already
+            raise ValueError(f"case {case.id}: {how}")
+        padding, output_padding = arguments
         msg = {"api": kind, "x": x, "w": w, "b": b, "g": g, "dtype": dtype, "strides": list(case.stride),
                "dilation": list(case.dilation), "padding": padding, "output_padding": output_padding}
         wrt = ["grad_input", "grad_weight"] + (["grad_bias"] if b is not None else [])

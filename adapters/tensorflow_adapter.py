@@ -237,6 +237,8 @@ class TensorflowAdapter(Adapter):
         import tensorflow as tf
 
         quantity = gradient_quantity(api)
+        if quantity is None:
+            raise ValueError(f"{api!r} is not a gradient api")
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
         rank = x.ndim - 2

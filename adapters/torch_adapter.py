@@ -188,6 +188,8 @@ class TorchAdapter(Adapter):
         import torch
 
         quantity = gradient_quantity(api)
+        if quantity is None:
+            raise ValueError(f"{api!r} is not a gradient api")
         base = forward_api(api)
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")

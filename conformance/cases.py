@@ -39,6 +39,12 @@ def _invalid_grid_entries(data: dict, file: str, problems: list[CaseProblem]) ->
     return out
 
 
+def case_file_display(path: Path, root: Path) -> str:
+    """How a case file is named in records: relative to the rootdir when under it (the pytest
+    plugin's collector and the crash records' loader name it alike)."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult:
     """Load one case file: schema, defaults merge, sweep expansion, semantic checks.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Adapter, NativeCall, RunOutput
+from adapters.base import Adapter, RunOutput, failed_call
 from conformance.case_model import Case
 from conformance.check_record import CheckRecord
 from conformance.compare import compare
@@ -156,8 +156,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                 rec.status, rec.message = Status.UNSUPPORTED.value, f"the framework refuses it: {msg}"
             else:
                 rec.status, rec.message, rec.traceback = Status.ERROR.value, msg, _traceback(exc)
-                if isinstance(getattr(exc, "native_call", None), NativeCall):  # the adapter says what failed
-                    rec.native_call = exc.native_call.as_dict()
+                call = failed_call(exc)  # the adapter says what failed
+                rec.native_call = call.as_dict() if call is not None else None
         else:
             if _misplaced(rec, out, device):
                 return _finish(rec, known, t0)

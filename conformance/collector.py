@@ -42,10 +42,12 @@ def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float, 
         raise ValueError(f"not a check's node id: {report.nodeid!r}")
     text = str(report.longrepr)[-1500:] if report.longrepr else ""
     crashed = "crashed" in text or "worker" in text and "died" in text
-    ident = {"adapter": key.adapter, "api": key.api, "device": key.device, "dtype": key.dtype,
-             "precision": st.precision, "framework_version": framework_version}
-    rec = (CheckRecord.for_case(case, **ident) if case is not None and case.id == key.case
-           else CheckRecord(case=key.case, **ident))
+    if case is not None and case.id == key.case:
+        rec = CheckRecord.for_case(case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
+                                   precision=st.precision, framework_version=framework_version)
+    else:
+        rec = CheckRecord(case=key.case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
+                          precision=st.precision, framework_version=framework_version)
     rec.status, rec.nodeid = (Status.CRASH if crashed else Status.ERROR).value, report.nodeid
     rec.message = (("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
                    if crashed else f"unexpected failure outside the check: {text[-600:]}")
@@ -60,12 +62,6 @@ def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float, 
         rec.failure_kind = "crash"
         rec.crash_output = crash_output(st.watchdog_dir, report.nodeid) or None  # the native abort message
     return rec
-
-
-def case_file_display(path: Path, root: Path) -> str:
-    """How a case file is named in records: relative to the rootdir when under it (the pytest
-    plugin's collector and the crash records' loader name it alike)."""
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 class ResultsCollector:
@@ -104,7 +100,7 @@ class ResultsCollector:
         under xdist the controller collects nothing, and a node id does not always name its file
         (pytest leaves the path out for a file outside the rootdir). Case ids are unique in a run."""
         if self._cases is None:
-            from conformance.cases import discover, load_file
+            from conformance.cases import case_file_display, discover, load_file
 
             root, here = self.config.rootpath, self.config.invocation_params.dir
             given = [Path(os.path.normpath(here / a.split("::")[0])) for a in self.config.args]
