@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.registry import AdapterLoadError, get_adapter, registry_problems
+from conformance.check_id import format_check_id
 from conformance.collector import ResultsCollector, stream_path
 from conformance.run_state import RunState
 from conformance.verdict import run_verdict
@@ -149,7 +150,7 @@ def summary_lines(payload: dict[str, Any], path: str | None, report: str | None)
              + " | " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))]
     for r in v.unexpected[:SUMMARY_FINDINGS]:
         lines.append(f"  {r['status']}{'/' + r['failure_kind'] if r.get('failure_kind') else ''}: "
-                     f"{r['case']}[{r['adapter']}.{r['api']}-{r['device']}-{r['dtype']}]: "
+                     f"{format_check_id(r['case'], r['adapter'], r['api'], r['device'], r['dtype'])}: "
                      f"{(r.get('message') or '')[:140]}")
     if len(v.unexpected) > SUMMARY_FINDINGS:
         lines.append(f"  ... {len(v.unexpected) - SUMMARY_FINDINGS} more unexpected result(s) in the results file")
