@@ -168,12 +168,14 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             # underflow and ULPs are that dtype's (tolerance: derived_tolerance's compute_dtype)
             out_dtype = out.compute_dtype or dtype
             cmp = compare(out.array, expected, tol, out_dtype, **range_arguments(magnitude, out_dtype, info))
-            rec.status, rec.failure_kind = (Status.PASS if cmp.ok else Status.FAIL).value, cmp.kind or None
-            rec.shape, rec.max_abs_err, rec.max_rel_err = list(out.array.shape), _float(cmp.max_abs_err), \
-                _float(cmp.max_rel_err)
-            rec.max_ulp, rec.mismatched, rec.tolerance, rec.message = cmp.max_ulp, cmp.mismatched, info, cmp.message
-            rec.native_call, rec.native_dtype = out.native_call.as_dict(), out.native_dtype
-            rec.compute_dtype = out.compute_dtype or dtype
+            rec.status = (Status.PASS if cmp.ok else Status.FAIL).value
+            rec.failure_kind = cmp.kind or None
+            rec.shape = list(out.array.shape)
+            rec.max_abs_err, rec.max_rel_err = _float(cmp.max_abs_err), _float(cmp.max_rel_err)
+            rec.max_ulp, rec.mismatched = cmp.max_ulp, cmp.mismatched
+            rec.tolerance, rec.message = info, cmp.message
+            rec.native_call = out.native_call.as_dict()
+            rec.native_dtype, rec.compute_dtype = out.native_dtype, out.compute_dtype or dtype
             if keep_arrays or not cmp.ok:
                 rec.arrays = _arrays_for_report(out.array, expected, tol)
             if cmp.ok and out.native_dtype != dtype and not out.compute_dtype:  # autocast states its own
