@@ -84,7 +84,7 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
         "schema": SCHEMA, "complete": not interrupted and not missing,
         "missing_checks": len(missing) if missing else 0,
         # node ids of collected checks without a record (a worker lost with what it held):
-        # `conformance run` runs these once more (conformance/cli.py `_rerun_missing`)
+        # `conformance run` runs these once more (conformance/cli_run.py `_rerun_missing`)
         "missing_ids": [] if interrupted or missing == ["<collection did not finish>"] else missing,
         "started": st.started, "finished": datetime.now(UTC).isoformat(),
         "duration_s": round(time.time() - st.t0, 3),
