@@ -276,7 +276,7 @@ def test_columns_without_reproducer_are_listed():
                 continue
             if not any(name == a and fnmatch.fnmatchcase(api, g) for a, g in NO_REPRODUCER):
                 unlisted.append(f"{name}.{api}")
-            rec = base_record(case, adapter, api, "cpu", "float32", "strict")
+            rec = base_record(case, adapter, api, "cpu", "float32", "strict").as_dict()
             rec.update(status="fail", native_call={"function": "recorded call"})
             assert "NOT AVAILABLE" in repro_script(rec, case)
     assert not unlisted, f"columns without reproducer support, not in NO_REPRODUCER: {unlisted}"
