@@ -40,12 +40,6 @@ class NativeCall:
         return asdict(self)
 
 
-def attach_call(exc: BaseException, call: NativeCall) -> None:
-    """Let ``exc`` (raised from the native call) carry the call that failed: conformance/check.py
-    records ``exc.native_call`` in the error record, so its reproducer can make that call."""
-    exc.native_call = call  # type: ignore[attr-defined]
-
-
 @dataclass
 class RunOutput:
     array: np.ndarray  # float64, canonical (N, C_out, *S)
@@ -55,6 +49,19 @@ class RunOutput:
     # dtype the framework actually computed in when it differs from the dtype under test (autocast):
     # the tolerance then follows it (conformance/tolerance.py); None: the dtype under test
     compute_dtype: str | None = None
+
+
+
+def attach_failed_call(exc: BaseException, call: NativeCall) -> None:
+    """Say on ``exc`` which native call failed (conformance/check.py records it in the error
+    record, so the finding gets a reproducer)."""
+    exc.__dict__["native_call"] = call
+
+
+def failed_call(exc: BaseException) -> NativeCall | None:
+    """The native call :func:`attach_failed_call` put on ``exc``, if any."""
+    call = getattr(exc, "native_call", None)
+    return call if isinstance(call, NativeCall) else None
 
 
 class FrameworkError(RuntimeError):

@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from adapters import jax_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
 from adapters.path_subsets import split_api
 from conformance.dtypes import numpy_dtype
 from conformance.gradient_check import (
@@ -206,6 +206,7 @@ class JaxAdapter(Adapter):
 
         rank = x.ndim - 2
         consistent = has_consistent_padding()
+        pads: tuple[tuple[int, int], ...] | str  # explicit pairs, or a string padding passed as such
         # Pads of the stride-dilated input (the fractionally strided form).
         dilated_pads = tuple((d * (kk - 1) - pb, d * (kk - 1) - pe + op) for d, kk, (pb, pe), op in
                              zip(case.dilation, w.shape[2:], case.padding, case.output_padding))
@@ -254,7 +255,7 @@ class JaxAdapter(Adapter):
         try:
             y = fn(*args)
         except Exception as exc:
-            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = sorted(str(d) for d in y.devices())
         res = np.asarray(jax.device_get(y)).astype(np.float64)
@@ -324,7 +325,7 @@ class JaxAdapter(Adapter):
         try:
             grad = pull(*args)[index]
         except Exception as exc:
-            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = sorted(str(d) for d in grad.devices())
         native = np.asarray(jax.device_get(grad)).astype(np.float64)

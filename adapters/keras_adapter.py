@@ -39,7 +39,7 @@ import threading
 
 import numpy as np
 
-from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput, attach_call
+from adapters.base import Adapter, FrameworkError, NativeCall, RunOutput, attach_failed_call
 from adapters.keras_child import KerasChild as _Worker
 from adapters.keras_worker import gradient_method
 from conformance.gradient_check import (
@@ -85,7 +85,7 @@ def keras_axis(mode: str, op: int | None, k: int, s: int, d: int) -> tuple[int, 
     return ke - 1 - left, ke - 1 - right
 
 
-def keras_arguments(case) -> tuple[tuple[str, list[int] | None] | None, str]:
+def keras_arguments(case) -> tuple[tuple[str, list[int | None] | None] | None, str]:
     """``((padding, output_padding), how)`` for the case, or ``(None, why not)``."""
     want = [(pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding)]
     axes = list(zip(case.geometry.kernel, case.stride, case.dilation))
@@ -287,7 +287,7 @@ class KerasAdapter(Adapter):
                                         "strides": list(case.stride), "dilation": list(case.dilation),
                                         "padding": padding, "output_padding": output_padding})
         except FrameworkError as exc:  # the call that failed (conformance/check.py records it)
-            attach_call(exc, self._native_call(backend, kind, x, w, b, kw, mapping, fn))
+            attach_failed_call(exc, self._native_call(backend, kind, x, w, b, kw, mapping, fn))
             raise
         call = self._native_call(backend, kind, x, w, b, reply["arguments"], mapping,
                                  f"{reply['function']} (KERAS_BACKEND={backend})")
@@ -298,10 +298,10 @@ class KerasAdapter(Adapter):
         (inputs, cotangent, arguments): the three gradient checks of a (case, dtype, column) share
         one backward pass. A refused or failed request is cached too and re-raised."""
         h = hashlib.sha256()
-        for key in ("api", "dtype", "strides", "dilation", "padding", "output_padding"):
-            h.update(repr(msg[key]).encode())
-        for key in ("x", "w", "b", "g"):
-            a = msg[key]
+        for field in ("api", "dtype", "strides", "dilation", "padding", "output_padding"):
+            h.update(repr(msg[field]).encode())
+        for field in ("x", "w", "b", "g"):
+            a = msg[field]
             h.update(b"None" if a is None else repr((a.shape, str(a.dtype))).encode() + a.tobytes())
         key = (backend, tuple(wrt), h.hexdigest())
         hit = self._grads.get(key)
@@ -327,9 +327,15 @@ class KerasAdapter(Adapter):
         quantity alone: the retry's)."""
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
-        quantity = gradient_quantity(api) or ""
-        backend, _, kind = forward_api(api).partition(":")
-        (padding, output_padding), how = keras_arguments(case)
+        quantity = gradient_quantity(api)
+        if quantity is None:
+            raise ValueError(f"{api!r} is not a gradient api")
+        base = forward_api(api)
+        backend, _, kind = base.partition(":")
+        arguments, how = keras_arguments(case)
+        if arguments is None:  # supports() refused the case already
+            raise ValueError(f"case {case.id}: {how}")
+        padding, output_padding = arguments
         msg = {"api": kind, "x": x, "w": w, "b": b, "g": g, "dtype": dtype, "strides": list(case.stride),
                "dilation": list(case.dilation), "padding": padding, "output_padding": output_padding}
         kw = {"strides": list(case.stride), "padding": padding, "output_padding": output_padding,
@@ -345,7 +351,7 @@ class KerasAdapter(Adapter):
             try:
                 reply = self._gradients(backend, msg, wrt)
             except FrameworkError as exc:  # the call that failed (conformance/check.py records it)
-                attach_call(exc, self._gradient_call(backend, kind, quantity, wrt, x, w, b, kw, how, None))
+                attach_failed_call(exc, self._gradient_call(backend, kind, quantity, wrt, x, w, b, kw, how, None))
                 raise
             got = reply["gradients"][quantity]
         call = self._gradient_call(backend, kind, quantity, wrt, x, w, b, reply["arguments"], how,

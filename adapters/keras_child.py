@@ -36,6 +36,7 @@ class KerasChild:
     def _read(self, n: int, deadline: float) -> bytes:
         import time
 
+        assert self.proc.stdout is not None  # Popen(stdout=PIPE)
         fd, buf = self.proc.stdout.fileno(), b""
         while len(buf) < n:
             left = deadline - time.monotonic()
@@ -59,6 +60,7 @@ class KerasChild:
         import pickle
 
         data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        assert self.proc.stdin is not None  # Popen(stdin=PIPE)
         self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
         self.proc.stdin.flush()
 

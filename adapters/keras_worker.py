@@ -221,6 +221,7 @@ def grad(msg: dict) -> dict:
                 y = forward(tx, tk, tb)
                 targets = {"grad_input": tx, "grad_weight": tk, "grad_bias": tb}
             else:
+                assert layer is not None  # built above for a layer api
                 y = layer(tx)
                 targets = {"grad_input": tx, "grad_weight": layer.kernel.value,
                            "grad_bias": layer.bias.value if bias is not None else None}
@@ -245,10 +246,10 @@ def grad(msg: dict) -> dict:
             layer = _layer(msg, xn, kernel, bias, kw, rank, cf)
             trainable = [v.value for v in layer.trainable_variables]
             frozen = [v.value for v in layer.non_trainable_variables]
-            def pullback(g, x, tv):
+            def layer_pullback(g, x, tv):
                 return jax.vjp(lambda x, tv: layer.stateless_call(tv, frozen, x)[0], x, tv)[1](g)
 
-            gx, gtv = jax.jit(pullback)(jnp.asarray(gn), jx, trainable)
+            gx, gtv = jax.jit(layer_pullback)(jnp.asarray(gn), jx, trainable)
             index = {id(v): i for i, v in enumerate(layer.trainable_variables)}
             by = {"grad_input": gx, "grad_weight": gtv[index[id(layer.kernel)]],
                   "grad_bias": gtv[index[id(layer.bias)]] if bias is not None else None}

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from adapters import onnx_export, onnx_graph
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
 
 _LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 _FORMS = {"": "explicit", ":auto_pad": "auto_pad", ":output_shape": "output_shape"}
@@ -183,7 +183,7 @@ class OnnxAdapter(Adapter):
         feeds = dict(zip(names, [a for a in (x, w, b) if a is not None]))
         return sess.run(None, feeds)[0], sess.get_providers()
 
-    def run(self, case, api, device, dtype, x, w, b):
+    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
         runtime, form, opset = self._parse(api)
         if runtime in ("export", "dynamo"):
             return self._run_export(case, runtime, device, x, w, b)
@@ -205,11 +205,11 @@ class OnnxAdapter(Adapter):
         except Exception as exc:
             where = f"; onnx.checker also refused the model: {checker}" if checker else "; onnx.checker: ok"
             err = RuntimeError(f"{component} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}{where}")
-            err.native_call = native_call([], None)  # the call that failed (conformance/check.py records it)
+            attach_failed_call(err, native_call([], None))  # the call that failed (conformance/check.py records it)
             raise err from exc
         if checker and not case.expected_error:
             err = RuntimeError(f"onnx.checker refused a valid configuration ({component} ran it): {checker}")
-            err.native_call = native_call(providers, placed)
+            attach_failed_call(err, native_call(providers, placed))
             raise err
         y = np.asarray(y)
         return RunOutput(y.astype(np.float64), str(y.dtype), native_call(providers, placed), placed_on=placed)
@@ -295,7 +295,7 @@ class OnnxAdapter(Adapter):
             model = onnx_export.export(mod, x, dynamo)
         except Exception as exc:
             err = RuntimeError(f"{exporter} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}")
-            err.native_call = native_call(None, [], None)  # the call that failed (conformance/check.py)
+            attach_failed_call(err, native_call(None, [], None))  # the call that failed (conformance/check.py)
             raise err from exc
         summary = onnx_export.graph_summary(model)
         try:
@@ -303,7 +303,7 @@ class OnnxAdapter(Adapter):
         except Exception as exc:
             err = RuntimeError(f"onnxruntime refused the exported graph {summary}: {type(exc).__name__}: "
                                f"{str(exc).strip()[:600]}")
-            err.native_call = native_call(summary, [], None)
+            attach_failed_call(err, native_call(summary, [], None))
             raise err from exc
         placed = _placed(providers)
         return RunOutput(np.asarray(y).astype(np.float64), str(y.dtype), native_call(summary, providers, placed),

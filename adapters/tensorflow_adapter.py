@@ -25,7 +25,7 @@ import re
 import numpy as np
 
 from adapters import tensorflow_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
 from adapters.path_subsets import split_api
 from conformance.gradient_check import gradient_applies, gradient_label, gradient_quantity, with_gradients
 
@@ -212,7 +212,7 @@ class TensorflowAdapter(Adapter):
                 if b is not None:
                     y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))
         except Exception as exc:
-            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = y.device
         res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
@@ -242,6 +242,8 @@ class TensorflowAdapter(Adapter):
         import tensorflow as tf
 
         quantity = gradient_quantity(api)
+        if quantity is None:
+            raise ValueError(f"{api!r} is not a gradient api")
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
         rank = x.ndim - 2
@@ -285,7 +287,7 @@ class TensorflowAdapter(Adapter):
                         y = tf.nn.bias_add(y, tb)
                 (grad,) = tape.gradient(y, [target], output_gradients=tg)
         except Exception as exc:
-            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = grad.device
         native = grad.numpy().astype(np.float64)

@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from adapters.base import NativeCall, RunOutput, attach_call
+from adapters.base import NativeCall, RunOutput, attach_failed_call
 from adapters.path_subsets import split_api
 
 PATH_APIS = ("conv_transpose@xla", "conv_transpose@nchw")
@@ -122,7 +122,7 @@ def run_path(adapter, case, api: str, device: str, dtype: str, x: np.ndarray, w:
                     y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt), data_format=layout)
                 res = y.numpy().astype(np.float64)
     except Exception as exc:
-        attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+        attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
         raise
     args.update(placed_on=y.device)
     placed = re.search(r"device:([A-Z]+):", y.device, re.I)

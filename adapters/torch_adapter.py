@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from adapters import torch_paths
-from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_call
+from adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
 from conformance.gradient_check import (
     forward_api,
     gradient_applies,
@@ -166,7 +166,7 @@ class TorchAdapter(Adapter):
                     out = mod(tx)
                 res = out.detach().to("cpu", torch.float64).numpy()
         except Exception as exc:
-            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         call.arguments["placed_on"] = str(out.device)
         return RunOutput(res, str(out.dtype).replace("torch.", ""), call,
@@ -192,6 +192,8 @@ class TorchAdapter(Adapter):
         import torch
 
         quantity = gradient_quantity(api)
+        if quantity is None:
+            raise ValueError(f"{api!r} is not a gradient api")
         base = forward_api(api)
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
@@ -236,7 +238,7 @@ class TorchAdapter(Adapter):
                            "grad_bias": (mod.bias, "mod.bias")}
             (grad,) = torch.autograd.grad(out, [targets[quantity][0]], grad_outputs=tg)
         except Exception as exc:
-            attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+            attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
             raise
         res = grad.detach().to("cpu", torch.float64).numpy()
         call.arguments["placed_on"] = str(grad.device)

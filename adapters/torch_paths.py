@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import NativeCall, RunOutput, attach_call
+from adapters.base import NativeCall, RunOutput, attach_failed_call
 from adapters.path_subsets import split_api
 
 PATH_APIS = ("conv_transpose@channels_last", "ConvTranspose@channels_last", "conv_transpose@compile",
@@ -147,7 +147,7 @@ def run_path(case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarr
                 raise ValueError(f"torch adapter: unknown execution path {path!r} in api {api!r}")
             res = out.detach().to("cpu", torch.float64).numpy()
     except Exception as exc:
-        attach_call(exc, call)  # the call that failed (conformance/check.py records it)
+        attach_failed_call(exc, call)  # the call that failed (conformance/check.py records it)
         raise
     call.arguments.update(placed_on=str(out.device), **extra)
     native = str(out.dtype).replace("torch.", "")

@@ -8,7 +8,7 @@ appended to ``problems`` as a located :class:`CaseProblem`; nothing here raises 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -16,9 +16,9 @@ import jsonschema
 import numpy as np
 
 from conformance.case_model import Case, CaseProblem, TensorSpec
-from conformance.geometry import Geometry, pad_pairs, per_axis
 from conformance.limits import elements, fmt_count, over_limit
 from conformance.schema import strict_validator, with_defs
+from conformance.spec import ConvSpec, pad_pairs, per_axis
 from conformance.string_padding import resolve_case_padding
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
@@ -41,10 +41,10 @@ def nested_shape(values: Any) -> tuple[tuple[int, ...] | None, str | None]:
         return (), None
     if not values:
         return (0,), None
-    shapes = []
+    shapes: list[tuple[int, ...]] = []
     for v in values:
         s, err = nested_shape(v)
-        if err:
+        if err or s is None:
             return None, err
         shapes.append(s)
     if any(s != shapes[0] for s in shapes):
@@ -135,21 +135,22 @@ def tensor_spec(raw: dict, file: str, cid: str, key: str, problems: list[CasePro
                                     f"({fmt_count(elements(raw['shape']))} elements)"))
         return None
     arr, err = to_float_array(raw["values"])
-    if err:
-        problems.append(CaseProblem(file, cid, f"{key}.values", err))
+    if arr is None:
+        problems.append(CaseProblem(file, cid, f"{key}.values", err or "not an array"))
         return None
     shape = tuple(raw["shape"]) if "shape" in raw else arr.shape
     return TensorSpec(shape=tuple(int(s) for s in shape), values=arr.reshape(shape))
 
 
-def _expected(raw: dict, file: str, cid: str, base: str, problems: list[CaseProblem]):
+def _expected(raw: dict[str, Any], file: str, cid: str, base: str, problems: list[CaseProblem]
+              ) -> tuple[tuple[int, ...] | None, np.ndarray | None]:
     expected = raw["expected"]
     exp_shape = tuple(expected["shape"]) if "shape" in expected else None
     if "values" not in expected:
         return exp_shape, None
     arr, err = to_float_array(expected["values"])
-    if err:
-        problems.append(CaseProblem(file, cid, f"{base}.expected.values", err))
+    if arr is None:
+        problems.append(CaseProblem(file, cid, f"{base}.expected.values", err or "not an array"))
         return None, None
     if exp_shape is not None:
         if arr.size != elements(exp_shape):
@@ -160,7 +161,7 @@ def _expected(raw: dict, file: str, cid: str, base: str, problems: list[CaseProb
     return tuple(arr.shape), arr
 
 
-def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) -> Case | None:
+def case_from_raw(raw: dict[str, Any], file: str, base: str, problems: list[CaseProblem]) -> Case | None:
     """The validated :class:`Case` of a schema-valid raw mapping, or None (problems appended)."""
     cid = raw["id"]
     n_before = len(problems)
@@ -169,11 +170,13 @@ def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) 
     b = tensor_spec(raw["bias"], file, cid, f"{base}.bias", problems) if "bias" in raw else None
     if len(problems) > n_before or x is None or w is None:
         return None
-    for key, spec in (("input", x), ("weight", w), ("bias", b)):
-        msg = over_limit("elements", f"{key} shape {list(spec.shape)} elements", elements(spec.shape)) if spec else None
+    for key, tensor in (("input", x), ("weight", w), ("bias", b)):
+        if tensor is None:
+            continue
+        msg = over_limit("elements", f"{key} shape {list(tensor.shape)} elements", elements(tensor.shape))
         # one axis over the limit is refused even when another axis is 0 (NumPy cannot allocate it)
         msg = msg or next((over_limit("elements", f"{key} shape axis {i} extent", n)
-                           for i, n in enumerate(spec.shape) if over_limit("elements", "", n)), None) if spec else msg
+                           for i, n in enumerate(tensor.shape) if over_limit("elements", "", n)), None)
         if msg:
             problems.append(CaseProblem(file, cid, f"{base}.{key}", msg))
     for k in ("atol", "rtol"):
@@ -183,13 +186,8 @@ def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) 
     if len(problems) > n_before:
         return None
     err = bool(raw["expected"].get("error", False))
-    invalid: list[str] = []  # configuration problems: fatal unless expected.error
 
     rank = len(x.shape) - 2
-    if len(x.shape) < 3 or len(x.shape) > 5:
-        invalid.append(f"input must have rank 3, 4 or 5 (N, C, 1-3 spatial axes), got shape {list(x.shape)}")
-    if len(w.shape) != len(x.shape):
-        invalid.append(f"weight rank {len(w.shape)} differs from input rank {len(x.shape)}")
     groups = int(raw.get("groups", 1))
     rank_for_params = max(rank, 0)
     # Per-axis hyper-parameters; a per-axis list of the wrong length is an invalid configuration.
@@ -199,21 +197,14 @@ def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) 
     padding = pad_pairs(raw.get("padding", 0), rank_for_params) if not isinstance(raw.get("padding"), str) \
         else ((0, 0),) * rank_for_params
     mode, mode_op = (raw["padding"], out_pad) if isinstance(raw.get("padding"), str) else (None, None)
+    why = None
     if mode and len(w.shape) == len(x.shape):  # string padding: resolved to canonical pairs here
         res, why = resolve_case_padding(mode, x.shape[2:], w.shape[2:], stride, dilation, out_pad)
         padding, out_pad = (res.padding, res.output_padding) if res else (padding, out_pad)
-        invalid.extend([why] if why else [])
-    if groups < 1:
-        invalid.append(f"groups must be >= 1, got {groups}")
-    geom = Geometry(tuple(x.shape[2:]), tuple(w.shape[2:]), stride, padding, out_pad, dilation)
-    if not invalid:
-        if w.shape[0] != x.shape[1]:
-            invalid.append(f"weight C_in {w.shape[0]} != input C_in {x.shape[1]}")
-        elif x.shape[1] % groups:
-            invalid.append(f"C_in {x.shape[1]} is not divisible by groups {groups}")
-        invalid.extend(geom.problems())
-        if b is not None and b.shape != (w.shape[1] * groups,):
-            invalid.append(f"bias shape {list(b.shape)} != (C_out,) = ({w.shape[1] * groups},)")
+    spec = ConvSpec(x.shape, w.shape, b.shape if b is not None else None, stride, padding, out_pad, dilation, groups)
+    # configuration problems (conformance/spec.py, the one statement of the rules): fatal unless
+    # expected.error; a string padding that does not resolve leaves no geometry to check
+    invalid = [*spec.structure_problems(), why] if why else spec.problems()
     exp_shape, exp_values = _expected(raw, file, cid, base, problems)
     if len(problems) > n_before:
         return None
@@ -229,7 +220,7 @@ def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) 
             problems.append(CaseProblem(file, cid, base, f"invalid configuration: {msg}"))
         if invalid:
             return None
-        out = (x.shape[0], w.shape[1] * groups, *geom.out_spatial)
+        out = spec.output_shape
         if exp_shape is not None and tuple(exp_shape) != out:
             problems.append(CaseProblem(
                 file, cid, f"{base}.expected.shape",
@@ -247,8 +238,7 @@ def case_from_raw(raw: dict, file: str, base: str, problems: list[CaseProblem]) 
         return None
     return Case(
         id=cid, file=file, source=raw.get("source", ""), description=raw.get("description", ""),
-        tags=tuple(raw.get("tags", ())), input=x, weight=w, bias=b, stride=stride, padding=padding,
-        output_padding=out_pad, dilation=dilation, groups=groups,
+        tags=tuple(raw.get("tags", ())), input=x, weight=w, bias=b, spec=spec,
         dtypes=tuple(raw.get("dtypes", ("float32",))), expected_shape=exp_shape,
         expected_values=exp_values, expected_error=err, tolerance=raw.get("tolerance"),
         frameworks=tuple(raw["frameworks"]) if "frameworks" in raw else None,
@@ -266,7 +256,7 @@ def _validator(schema_name: str) -> jsonschema.protocols.Validator:
 
 def _integer_hint(e: jsonschema.ValidationError) -> str | None:
     """A plain message for an integral float (or other non-integer) where an integer is required."""
-    def walk(err: jsonschema.ValidationError):
+    def walk(err: jsonschema.ValidationError) -> Iterator[jsonschema.ValidationError]:
         yield err
         for c in err.context or []:
             yield from walk(c)

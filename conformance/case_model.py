@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from conformance.dtypes import round_to
-from conformance.geometry import Geometry, PadPairs
+from conformance.spec import ConvSpec, PadPairs
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,11 @@ class TensorSpec:
         rng = np.random.default_rng(r["seed"])
         dist = r["distribution"]
         if dist == "uniform":
-            arr = rng.uniform(r.get("low", -1.0), r.get("high", 1.0), self.shape)
-        elif dist == "normal":
-            arr = rng.normal(r.get("mean", 0.0), r.get("std", 1.0), self.shape)
-        else:
-            arr = rng.integers(int(r.get("low", -4)), int(r.get("high", 4)), self.shape, endpoint=True)
-        return np.asarray(arr, dtype=np.float64)
+            return rng.uniform(r.get("low", -1.0), r.get("high", 1.0), self.shape)
+        if dist == "normal":
+            return rng.normal(r.get("mean", 0.0), r.get("std", 1.0), self.shape)
+        ints = rng.integers(int(r.get("low", -4)), int(r.get("high", 4)), self.shape, endpoint=True)
+        return np.asarray(ints, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ class Case:
     """One validated case in the canonical (PyTorch) convention.
 
     input ``(N, C_in, *spatial)``, weight ``(C_in, C_out/groups, *kernel)`` unflipped,
-    padding as per-axis ``(begin, end)`` pairs cut from the full scatter output.
+    padding as per-axis ``(begin, end)`` pairs cut from the full scatter output. The shapes and
+    hyper-parameters are its :class:`ConvSpec` (``spec``; ``stride`` ... ``groups``, ``rank``,
+    channels and the output shape read it); the tensors' shapes are the spec's.
     """
 
     id: str
@@ -67,11 +69,7 @@ class Case:
     input: TensorSpec
     weight: TensorSpec
     bias: TensorSpec | None
-    stride: tuple[int, ...]
-    padding: PadPairs
-    output_padding: tuple[int, ...]
-    dilation: tuple[int, ...]
-    groups: int
+    spec: ConvSpec
     dtypes: tuple[str, ...]
     expected_shape: tuple[int, ...] | None
     expected_values: np.ndarray | None
@@ -85,33 +83,48 @@ class Case:
     padding_mode: str | None = None
     mode_output_padding: tuple[int, ...] | None = None
 
+    # the spec's fields, read through the case
     @property
-    def rank(self) -> int:
-        return len(self.input.shape) - 2
+    def stride(self) -> tuple[int, ...]:
+        return self.spec.stride
 
     @property
-    def geometry(self) -> Geometry:
-        return Geometry(
-            in_spatial=tuple(self.input.shape[2:]),
-            kernel=tuple(self.weight.shape[2:]),
-            stride=self.stride,
-            padding=self.padding,
-            output_padding=self.output_padding,
-            dilation=self.dilation,
-        )
+    def padding(self) -> PadPairs:
+        return self.spec.padding
+
+    @property
+    def output_padding(self) -> tuple[int, ...]:
+        return self.spec.output_padding
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        return self.spec.dilation
+
+    @property
+    def groups(self) -> int:
+        return self.spec.groups
+
+    @property
+    def geometry(self) -> ConvSpec:
+        """The spec (its spatial rule: ``kernel``, ``out_spatial``, ``symmetric_padding``...)."""
+        return self.spec
+
+    @property
+    def rank(self) -> int:
+        return self.spec.rank
 
     @property
     def in_channels(self) -> int:
-        return self.input.shape[1] if len(self.input.shape) > 1 else 0
+        return self.spec.in_channels
 
     @property
     def out_channels(self) -> int:
-        return self.weight.shape[1] * self.groups if len(self.weight.shape) > 1 else 0
+        return self.spec.out_channels
 
     @property
     def output_shape(self) -> tuple[int, ...]:
         """``(N, C_out, *out_spatial)`` by the output-size rule."""
-        return (self.input.shape[0], self.out_channels, *self.geometry.out_spatial)
+        return self.spec.output_shape
 
     @property
     def has_nonfinite_values(self) -> bool:
@@ -119,7 +132,7 @@ class Case:
         return any(t is not None and t.values is not None and not np.isfinite(t.values).all()
                    for t in (self.input, self.weight, self.bias))
 
-    def params(self) -> dict:
+    def params(self) -> dict[str, Any]:
         """Hyper-parameters as plain data (for records and reports)."""
         return {
             "input_shape": list(self.input.shape),

@@ -17,8 +17,10 @@ from typing import Any
 from conformance.case_checks import case_from_raw, schema_problems
 from conformance.case_model import Case, CaseProblem, LoadResult, TensorSpec
 from conformance.dtypes import DTYPE_NAMES
+from conformance.invalid_grid import expand_invalid_grid
 from conformance.limits import LimitSettingError
 from conformance.schema import ID_PATTERN
+from conformance.sweep import expand_sweep
 from conformance.yaml_io import load_yaml_file
 
 CASE_SUFFIXES = (".yaml", ".yml")
@@ -27,8 +29,6 @@ ID_RE = re.compile(ID_PATTERN)
 
 def _invalid_grid_entries(data: dict, file: str, problems: list[CaseProblem]) -> list[tuple[str, Any]]:
     """Raw cases of the file's ``invalid_grids:`` entries (none when the key has schema problems)."""
-    from conformance.invalid_grid import expand_invalid_grid
-
     if any(p.key.startswith("invalid_grids") for p in problems):
         return []
     out: list[tuple[str, Any]] = []
@@ -37,6 +37,12 @@ def _invalid_grid_entries(data: dict, file: str, problems: list[CaseProblem]) ->
         problems.extend(grid_probs)
         out.extend((f"invalid_grids[{gi}]<{c['id']}>", c) for c in generated)
     return out
+
+
+def case_file_display(path: Path, root: Path) -> str:
+    """How a case file is named in records: relative to the rootdir when under it (the pytest
+    plugin's collector and the crash records' loader name it alike)."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult:
@@ -54,8 +60,6 @@ def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult
 
 
 def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
-    from conformance.sweep import expand_sweep  # local: sweep builds raw cases
-
     problems: list[CaseProblem] = []
     data, why = load_yaml_file(path)
     if why:
@@ -98,7 +102,8 @@ def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
             problems.append(CaseProblem(file, label, label, "a case must be a mapping"))
             continue
         merged = {**defaults, **raw}
-        cid = merged.get("id") if isinstance(merged.get("id"), str) else label
+        given_id = merged.get("id")
+        cid: str = given_id if isinstance(given_id, str) else label
         cid = cid if cid.isprintable() and len(cid) <= 200 else ascii(cid)[:200]
         sweep = label.split("<")[0] if label.startswith(("sweeps[", "invalid_grids[")) else None
         if sweep is None or sweep not in schema_checked:

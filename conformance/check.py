@@ -9,13 +9,14 @@ import collections
 import re
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from adapters import numpy_reference as ref
-from adapters.base import Adapter, NativeCall, RunOutput
-from conformance.cases import Case
+from adapters.base import Adapter, RunOutput, failed_call
+from conformance.case_model import Case
+from conformance.check_record import CheckRecord
 from conformance.compare import compare
 from conformance.gradient_check import gradient_expectation, gradient_quantity, not_applicable_reason
 from conformance.invalid_rules import (
@@ -26,6 +27,7 @@ from conformance.invalid_rules import (
     rules_of_reasons,
 )
 from conformance.known import KnownDisagreement, find_known
+from conformance.oracle import forward as ref
 from conformance.status import Status, status_of
 from conformance.tolerance import derived_tolerance, partial_sums_may_overflow, terms_per_output
 
@@ -37,45 +39,56 @@ def _float(v: Any) -> float | None:
 def reference_and_magnitude(case: Case, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
                             ) -> tuple[np.ndarray, np.ndarray]:
     """The oracle (scatter definition, float64) and convT(|x|, |w|) + |b| for the tolerance."""
-    kw = dict(stride=case.stride, padding=case.padding, output_padding=case.output_padding,
-              dilation=case.dilation, groups=case.groups)
+    spec = case.spec
     with np.errstate(invalid="ignore", over="ignore"):
-        y = ref.conv_transpose_scatter(x, w, b, **kw)
-        mag = ref.conv_transpose_scatter(np.abs(x), np.abs(w), None if b is None else np.abs(b), **kw)
+        y = ref.conv_transpose_scatter(x, w, b, stride=spec.stride, padding=spec.padding,
+                                       output_padding=spec.output_padding, dilation=spec.dilation, groups=spec.groups)
+        mag = ref.conv_transpose_scatter(np.abs(x), np.abs(w), None if b is None else np.abs(b), stride=spec.stride,
+                                         padding=spec.padding, output_padding=spec.output_padding,
+                                         dilation=spec.dilation, groups=spec.groups)
     return y, mag
 
 
-_MEMO: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
+@dataclass
+class _Memo:
+    case: Case  # the same object, not just the same id (tests reuse ids)
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray | None
+    reference: tuple[np.ndarray, np.ndarray] | None = None  # (reference, magnitude), computed lazily
+
+
+_MEMO: collections.OrderedDict[tuple[str, str, str], _Memo] = collections.OrderedDict()
 _MEMO_SIZE = 32
 
 
-def memo_inputs(case: Case, dtype: str) -> tuple:
-    """(x, w, b, reference, magnitude) of ``case`` in ``dtype``, computed once per worker for all
-    the APIs that check it (a small LRU: checks of one case arrive together). The reference and
-    magnitude are computed lazily (None until :func:`memo_reference`); callers get copies of the
-    tensors, so an adapter that writes into its inputs cannot change another check's."""
+def memo_inputs(case: Case, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(x, w, b) of ``case`` in ``dtype``, computed once per worker for all the APIs that check
+    it, with its reference and magnitude (:func:`memo_reference`, lazily) (a small LRU: checks of
+    one case arrive together); callers get copies of the tensors, so an adapter that writes into
+    its inputs cannot change another check's."""
     key = (case.file, case.id, dtype)
     hit = _MEMO.get(key)
-    if hit is None or hit[4] is not case:  # the same object, not just the same id (tests reuse ids)
-        hit = [*case.tensors(dtype), None, case]
-        _MEMO[key] = hit
+    if hit is None or hit.case is not case:
+        hit = _MEMO[key] = _Memo(case, *case.tensors(dtype))
         if len(_MEMO) > _MEMO_SIZE:
             _MEMO.popitem(last=False)
     else:
         _MEMO.move_to_end(key)
-    x, w, b = hit[:3]
-    return x.copy(), w.copy(), (None if b is None else b.copy())
+    return hit.x.copy(), hit.w.copy(), (None if hit.b is None else hit.b.copy())
 
 
 def memo_reference(case: Case, dtype: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`reference_and_magnitude` of the memoised inputs of (case, dtype), computed once."""
     hit = _MEMO.get((case.file, case.id, dtype))
-    if hit is None or hit[4] is not case:
+    if hit is None or hit.case is not case:
         return reference_and_magnitude(case, x, w, b)
-    if hit[3] is None:
-        hit[3] = reference_and_magnitude(case, hit[0], hit[1], hit[2])
-    return hit[3]
+    if hit.reference is None:
+        hit.reference = reference_and_magnitude(case, hit.x, hit.w, hit.b)
+    return hit.reference
+
+
 def range_arguments(magnitude: np.ndarray, dtype: str, tol_info: dict) -> dict:
     """compare()'s output-range arguments (README "Output range semantics"): the tolerance's
     flushed-products floor and where partial sums may overflow the accumulator."""
@@ -83,19 +96,10 @@ def range_arguments(magnitude: np.ndarray, dtype: str, tol_info: dict) -> dict:
             "order_dependent": partial_sums_may_overflow(magnitude, dtype)}
 
 
-def base_record(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str) -> dict:
-    """The identifying fields every record carries."""
-    return {
-        "case": case.id, "file": case.file, "tags": list(case.tags), "source": case.source,
-        "description": case.description, "adapter": adapter.name,
-        "api": adapter.api_label(api, case.rank), "device": device, "dtype": dtype,
-        "precision": precision, "framework_version": adapter.version(),
-        "params": case.params(), "expected_error": case.expected_error,
-        "status": None, "failure_kind": None, "shape": None,
-        "expected_shape": list(case.output_shape) if not case.expected_error else None,
-        "max_abs_err": None, "max_rel_err": None, "max_ulp": None, "mismatched": None,
-        "tolerance": None, "message": "", "native_call": None, "known": None, "seconds": None,
-    }
+def base_record(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str) -> CheckRecord:
+    """The record of a check of ``case`` with the identifying fields every record carries."""
+    return CheckRecord.for_case(case, adapter=adapter.name, api=adapter.api_label(api, case.rank), device=device,
+                                dtype=dtype, precision=precision, framework_version=adapter.version())
 
 
 def _unsupported_by_framework(adapter: Adapter, exc: BaseException) -> bool:
@@ -104,7 +108,7 @@ def _unsupported_by_framework(adapter: Adapter, exc: BaseException) -> bool:
 
 
 def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str,
-              known: list[KnownDisagreement], keep_arrays: bool = False) -> dict:
+              known: list[KnownDisagreement], keep_arrays: bool = False) -> CheckRecord:
     """Run one check and return its record (see README "Results file")."""
     t0 = time.perf_counter()
     rec = base_record(case, adapter, api, device, dtype, precision)
@@ -114,29 +118,29 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
     reason = reason or not_applicable_reason(case, api)  # gradients of invalid / bias-free cases
     reason = reason or adapter.supports(case, api, device, dtype)
     if reason:
-        rec.update(status=Status.UNSUPPORTED.value, message=reason)
-        rec["seconds"] = time.perf_counter() - t0
+        rec.status, rec.message = Status.UNSUPPORTED.value, reason
+        rec.seconds = time.perf_counter() - t0
         return rec
     x, w, b = memo_inputs(case, dtype)
     if case.expected_error:
         try:
             out = adapter.run(case, api, device, dtype, x, w, b)
         except Exception as exc:  # refused: a feature refusal, the adapter's bug, or a rejection
-            rec.update(rejection_record(case, adapter, exc))
+            reject(rec, case, adapter, exc)
         else:
             if _misplaced(rec, out, device):
                 return _finish(rec, known, t0)
-            rec.update(status=Status.ACCEPTED_INVALID.value, shape=list(out.array.shape),
-                       native_call=out.native_call.as_dict(),
-                       message=("invalid configuration accepted; returned shape "
-                                f"{list(out.array.shape)}. Why invalid: {'; '.join(case.invalid_reasons)}"))
+            rec.status, rec.shape = Status.ACCEPTED_INVALID.value, list(out.array.shape)
+            rec.native_call = out.native_call.as_dict()
+            rec.message = ("invalid configuration accepted; returned shape "
+                           f"{list(out.array.shape)}. Why invalid: {'; '.join(case.invalid_reasons)}")
     else:
         run_kw: dict[str, Any] = {}
         if gradient_quantity(api):  # conformance/gradient_check.py: own reference, terms, cotangent
             grad = gradient_expectation(case, api, dtype, x, w, b)
             reference, expected = grad.reference, grad.expected
             magnitude, n_terms, override, run_kw = grad.magnitude, grad.n_terms, None, {"cotangent": grad.g}
-            rec.update(cotangent=grad.recipe, expected_shape=list(reference.shape))
+            rec.cotangent, rec.expected_shape = grad.recipe, list(reference.shape)
             bias_added = False  # a gradient is one sum, rounded once
         else:
             reference, magnitude = memo_reference(case, dtype, x, w, b)
@@ -149,12 +153,11 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
         except Exception as exc:
             msg = f"{type(exc).__name__}: {str(exc)[:800]}"
             if _unsupported_by_framework(adapter, exc):
-                rec.update(status=Status.UNSUPPORTED.value, message=f"the framework refuses it: {msg}")
+                rec.status, rec.message = Status.UNSUPPORTED.value, f"the framework refuses it: {msg}"
             else:
-                rec.update(status=Status.ERROR.value, message=msg,
-                           traceback="".join(traceback.format_exception(exc)[-3:])[-2000:])
-                if isinstance(getattr(exc, "native_call", None), NativeCall):  # the adapter says what failed
-                    rec["native_call"] = exc.native_call.as_dict()
+                rec.status, rec.message, rec.traceback = Status.ERROR.value, msg, _traceback(exc)
+                call = failed_call(exc)  # the adapter says what failed
+                rec.native_call = call.as_dict() if call is not None else None
         else:
             if _misplaced(rec, out, device):
                 return _finish(rec, known, t0)
@@ -165,72 +168,78 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             # underflow and ULPs are that dtype's (tolerance: derived_tolerance's compute_dtype)
             out_dtype = out.compute_dtype or dtype
             cmp = compare(out.array, expected, tol, out_dtype, **range_arguments(magnitude, out_dtype, info))
-            rec.update(
-                status=(Status.PASS if cmp.ok else Status.FAIL).value, failure_kind=cmp.kind or None,
-                shape=list(out.array.shape), max_abs_err=_float(cmp.max_abs_err),
-                max_rel_err=_float(cmp.max_rel_err), max_ulp=cmp.max_ulp, mismatched=cmp.mismatched,
-                tolerance=info, message=cmp.message, native_call=out.native_call.as_dict(),
-                native_dtype=out.native_dtype, compute_dtype=out.compute_dtype or dtype,
-            )
+            rec.status = (Status.PASS if cmp.ok else Status.FAIL).value
+            rec.failure_kind = cmp.kind or None
+            rec.shape = list(out.array.shape)
+            rec.max_abs_err, rec.max_rel_err = _float(cmp.max_abs_err), _float(cmp.max_rel_err)
+            rec.max_ulp, rec.mismatched = cmp.max_ulp, cmp.mismatched
+            rec.tolerance, rec.message = info, cmp.message
+            rec.native_call = out.native_call.as_dict()
+            rec.native_dtype, rec.compute_dtype = out.native_dtype, out.compute_dtype or dtype
             if keep_arrays or not cmp.ok:
-                rec["arrays"] = _arrays_for_report(out.array, expected, tol)
+                rec.arrays = _arrays_for_report(out.array, expected, tol)
             if cmp.ok and out.native_dtype != dtype and not out.compute_dtype:  # autocast states its own
                 # a float16 check answered in float64 says nothing about float16 (its values are
                 # far inside the float16 tolerance): the output dtype is part of the contract
-                rec.update(status=Status.FAIL.value, failure_kind="dtype",
-                           message=f"the framework returned {out.native_dtype}, not the {dtype} asked for "
-                                   f"(values within the {dtype} tolerance: {cmp.message})")
+                rec.status, rec.failure_kind = Status.FAIL.value, "dtype"
+                rec.message = (f"the framework returned {out.native_dtype}, not the {dtype} asked for "
+                               f"(values within the {dtype} tolerance: {cmp.message})")
     return _finish(rec, known, t0)
 
 
-def rejection_record(case: Case, adapter: Adapter, exc: BaseException) -> dict:
-    """The record fields for an exception on an ``expected.error`` case (README "Invalid
-    configurations"): a feature refusal (``adapter.unsupported_patterns``) is ``unsupported``
-    and says nothing about the invalid rule; an exception raised by the adapter's own code is
-    ``error``; anything else is ``rejected`` with ``rejection: {rule_named, expected_rules,
-    kind}``, ``kind: internal`` meaning stopped by an internal failure, not checked."""
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)[-3:])[-2000:]
+
+
+def reject(rec: CheckRecord, case: Case, adapter: Adapter, exc: BaseException) -> None:
+    """Record an exception on an ``expected.error`` case (README "Invalid configurations"): a
+    feature refusal (``adapter.unsupported_patterns``) is ``unsupported`` and says nothing about
+    the invalid rule; an exception raised by the adapter's own code is ``error``; anything else
+    is ``rejected`` with ``rejection: {rule_named, expected_rules, kind}``, ``kind: internal``
+    meaning stopped by an internal failure, not checked."""
     text = f"{type(exc).__name__}: {str(exc)[:500]}"
     if _unsupported_by_framework(adapter, exc):
-        return {"status": Status.UNSUPPORTED.value, "message": f"feature refusal on an invalid case: {text}"}
+        rec.status, rec.message = Status.UNSUPPORTED.value, f"feature refusal on an invalid case: {text}"
+        return
     own = raised_by_adapter(exc, framework_modules(adapter.name, adapter.module), adapter_files(adapter))
     if own:
-        return {"status": Status.ERROR.value, "message": f"adapter failure, not a rejection ({own}): {text}",
-                "traceback": "".join(traceback.format_exception(exc)[-3:])[-2000:]}
-    rej = classify_rejection(adapter.name, text, rules_of_reasons(case.invalid_reasons))
-    return {"status": Status.REJECTED.value, "message": text, "rejection": rej}
+        rec.status, rec.message = Status.ERROR.value, f"adapter failure, not a rejection ({own}): {text}"
+        rec.traceback = _traceback(exc)
+        return
+    rec.status, rec.message = Status.REJECTED.value, text
+    rec.rejection = classify_rejection(adapter.name, text, rules_of_reasons(case.invalid_reasons))
 
 
-def _misplaced(rec: dict, out: RunOutput, device: str) -> bool:
+def _misplaced(rec: CheckRecord, out: RunOutput, device: str) -> bool:
     """A result read back from another device than the check asked for (e.g. a framework that
     fell back to the CPU for a "gpu" check) is an error, whatever its values: True then."""
     if out.placed_on == device:
         return False
-    rec.update(status=Status.ERROR.value, native_call=out.native_call.as_dict(),
-               message=f"{rec['adapter']}.{rec['api']} returned its output on {out.placed_on!r}, not on the "
-                       f"requested {device!r}: the result cannot stand for that device")
+    rec.status, rec.native_call = Status.ERROR.value, out.native_call.as_dict()
+    rec.message = (f"{rec.adapter}.{rec.api} returned its output on {out.placed_on!r}, not on the "
+                   f"requested {device!r}: the result cannot stand for that device")
     return True
 
 
-def _finish(rec: dict, known: list[KnownDisagreement], t0: float) -> dict:
+def _finish(rec: CheckRecord, known: list[KnownDisagreement], t0: float) -> CheckRecord:
     apply_known(rec, known)
-    rec["seconds"] = time.perf_counter() - t0
+    rec.seconds = time.perf_counter() - t0
     return rec
 
 
-def apply_known(rec: dict, known: list[KnownDisagreement]) -> None:
+def apply_known(rec: CheckRecord, known: list[KnownDisagreement]) -> None:
     """Match a record against the known disagreements: a failing status (crash included)
     becomes ``xfail``, a pass or rejection of a strict entry ``xpass``; the entry is kept."""
-    entry = find_known(known, case=rec["case"], adapter=rec["adapter"], api=rec["api"],
-                       device=rec["device"], dtype=rec["dtype"], precision=rec["precision"],
-                       kind=rec.get("failure_kind") or rec["status"])
+    entry = find_known(known, case=rec.case, adapter=rec.adapter, api=rec.api, device=rec.device,
+                       dtype=rec.dtype, precision=rec.precision or "", kind=rec.failure_kind or rec.status)
     if entry is None:
         return
-    rec["known"] = {"reason": entry.reason, "issue": entry.issue, "entry": known.index(entry)}
-    status = status_of(rec["status"])
+    rec.known = {"reason": entry.reason, "issue": entry.issue, "entry": known.index(entry)}
+    status = status_of(rec.status)
     if status.failing:
-        rec["underlying_status"], rec["status"] = rec["status"], Status.XFAIL.value
+        rec.underlying_status, rec.status = rec.status, Status.XFAIL.value
     elif status in (Status.PASS, Status.REJECTED) and entry.strict:
-        rec["underlying_status"], rec["status"] = rec["status"], Status.XPASS.value
+        rec.underlying_status, rec.status = rec.status, Status.XPASS.value
 
 
 _GRID_LIMIT = 16
@@ -247,7 +256,7 @@ def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray
     e = expected.reshape(-1, *expected.shape[2:]) if expected.ndim > 2 else expected
     t = tol.reshape(a.shape) if tol.shape == actual.shape else np.zeros_like(a)
     # 1-D and 3-D spatial: present as 2-D maps (1 x W; D*H x W).
-    def as2d(m):
+    def as2d(m: np.ndarray) -> np.ndarray:
         if m.ndim == 2:  # (slices, W)
             return m[:, None, :]
         if m.ndim == 4:
@@ -256,9 +265,9 @@ def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray
     a2, e2, t2 = as2d(a), as2d(e), as2d(t)
     slices = min(a2.shape[0], 4)
     small = a2.shape[1] <= _GRID_LIMIT and a2.shape[2] <= _GRID_LIMIT
-    def clean(m):
+    def clean(m: np.ndarray) -> list[list[float | None]]:
         return [[None if not np.isfinite(v) else float(v) for v in row] for row in m]
-    def cleanf(m):
+    def cleanf(m: np.ndarray) -> list[list[float | str]]:
         return [[(repr(float(v)) if not np.isfinite(v) else float(v)) for v in row] for row in m]
     out: dict[str, Any] = {"layout": "per (n, c) slice; 3-D outputs as (D*H, W)", "slices": []}
     for i in range(slices):

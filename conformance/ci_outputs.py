@@ -62,7 +62,7 @@ def junit_tree(payload: dict[str, Any]) -> ET.ElementTree:
     totals: Counter = Counter()
     for adapter in sorted(by, key=display_order):
         cases = [_testcase(r) for r in by[adapter]]
-        n = Counter()
+        n: Counter[str] = Counter()
         for tc in cases:
             for tag in ("failure", "error", "skipped"):
                 n[tag] += tc.find(tag) is not None

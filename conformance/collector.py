@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
+from conformance.case_model import Case
 from conformance.check import apply_known
-from conformance.check_id import parse_check_id
+from conformance.check_id import CheckKey, parse_check_id
+from conformance.check_record import CheckRecord
 from conformance.run_state import RunState
 from conformance.status import Status
 from conformance.watchdog import crash_output, timed_out
@@ -30,30 +33,34 @@ def stream_path(results: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".stream.jsonl")
 
 
-def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float) -> dict[str, Any]:
-    """The record of a check whose process died (or that failed outside the check)."""
+def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float, case: Case | None = None,
+                 framework_version: str | None = None) -> CheckRecord:
+    """The record of a check whose process died (or that failed outside the check): the shape of
+    any other record, its case fields filled from ``case`` (None: the case could not be found)."""
     key = parse_check_id(report.nodeid)
+    if key is None:
+        raise ValueError(f"not a check's node id: {report.nodeid!r}")
     text = str(report.longrepr)[-1500:] if report.longrepr else ""
     crashed = "crashed" in text or "worker" in text and "died" in text
-    base = key._asdict() if key else {"case": report.nodeid, "adapter": "?", "api": "?", "device": "?", "dtype": "?"}
-    rec: dict[str, Any] = {
-        **base, "status": (Status.CRASH if crashed else Status.ERROR).value, "nodeid": report.nodeid,
-        "precision": st.precision, "expected_shape": None, "shape": None, "tags": [], "native_call": None,
-        "known": None,
-        "message": ("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
-        if crashed else f"unexpected failure outside the check: {text[-600:]}"}
+    if case is not None and case.id == key.case:
+        rec = CheckRecord.for_case(case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
+                                   precision=st.precision, framework_version=framework_version)
+    else:
+        rec = CheckRecord(case=key.case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
+                          precision=st.precision, framework_version=framework_version)
+    rec.status, rec.nodeid = (Status.CRASH if crashed else Status.ERROR).value, report.nodeid
+    rec.message = (("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
+                   if crashed else f"unexpected failure outside the check: {text[-600:]}")
     if not crashed:
         return rec
     where = timed_out(st.watchdog_dir, report.nodeid)
     if where is not None:
-        rec.update(failure_kind="timeout",
-                   message=f"no result within --check-timeout {check_timeout:g} s: the worker was stopped; "
-                           f"it was in {where}")
+        rec.failure_kind = "timeout"
+        rec.message = (f"no result within --check-timeout {check_timeout:g} s: the worker was stopped; "
+                       f"it was in {where}")
     else:
-        rec["failure_kind"] = "crash"
-        output = crash_output(st.watchdog_dir, report.nodeid)
-        if output:
-            rec["crash_output"] = output  # the worker's last stderr lines: the native abort message
+        rec.failure_kind = "crash"
+        rec.crash_output = crash_output(st.watchdog_dir, report.nodeid) or None  # the native abort message
     return rec
 
 
@@ -63,11 +70,12 @@ class ResultsCollector:
     def __init__(self, config: pytest.Config, state: RunState) -> None:
         self.config = config
         self.state = state
-        self.records: dict[str, dict] = {}
+        self.records: dict[str, CheckRecord] = {}
         self.problems: dict[str, str] = {}
-        self.probes: list[dict] = []
+        self.probes: list[dict[str, Any]] = []
         self.expected: set[str] | None = None  # node ids of the checks collected (None: not known yet)
         self._stream: IO[str] | None = None
+        self._cases: dict[str, Case] | None = None  # the run's cases by id, for crash records
 
     def open_stream(self, results: str) -> None:
         path = stream_path(results)
@@ -81,18 +89,42 @@ class ResultsCollector:
                 Path(self._stream.name).unlink(missing_ok=True)
             self._stream = None
 
-    def _keep(self, nodeid: str, rec: dict) -> None:
+    def _keep(self, nodeid: str, rec: CheckRecord) -> None:
         self.records[nodeid] = rec
         if self._stream is not None:
-            self._stream.write(json.dumps(rec, default=str) + "\n")
+            self._stream.write(json.dumps(rec.as_dict(), default=str) + "\n")
             self._stream.flush()
 
-    def _expect(self, ids) -> None:
+    def _case_of(self, key: CheckKey) -> Case | None:
+        """The case a check names, from the case files of the run (loaded at the first crash):
+        under xdist the controller collects nothing, and a node id does not always name its file
+        (pytest leaves the path out for a file outside the rootdir). Case ids are unique in a run."""
+        if self._cases is None:
+            from conformance.cases import case_file_display, discover, load_file
+
+            root, here = self.config.rootpath, self.config.invocation_params.dir
+            given = [Path(os.path.normpath(here / a.split("::")[0])) for a in self.config.args]
+            self._cases = {}
+            for f in discover([p for p in given if p.exists()]):
+                for c in load_file(f, display=case_file_display(f, root)).cases:
+                    self._cases.setdefault(c.id, c)
+        return self._cases.get(key.case)
+
+    def _framework_version(self, name: str) -> str | None:
+        from adapters.registry import AdapterLoadError, get_adapter
+
+        adapter = self.state.adapters.get(name)
+        try:
+            return (adapter or get_adapter(name)).version()
+        except AdapterLoadError:
+            return None
+
+    def _expect(self, ids: Iterable[str]) -> None:
         checks = {i for i in ids if parse_check_id(i)}
         self.expected = checks if self.expected is None else self.expected | checks
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         """xdist controller: the checks the workers collected (every worker collects the same)."""
         self._expect(ids)
 
@@ -105,15 +137,17 @@ class ResultsCollector:
         for key, raw in report.user_properties:
             value = str(raw)
             if key == RECORD_KEY and report.nodeid not in self.records:
-                self._keep(report.nodeid, json.loads(value))
+                self._keep(report.nodeid, CheckRecord.from_dict(json.loads(value)))
             elif key == PROBLEM_KEY:
                 self.problems[report.nodeid] = value
             elif key == PROBES_KEY and not self.probes:
                 self.probes = json.loads(value)
             elif key == SELECTION_KEY and not self.state.selection:
                 self.state.selection = json.loads(value)
-        if report.failed and report.nodeid not in self.records and parse_check_id(report.nodeid):
-            rec = crash_record(report, self.state, self.config.getoption("check_timeout"))
+        check = parse_check_id(report.nodeid) if report.failed and report.nodeid not in self.records else None
+        if check is not None:
+            rec = crash_record(report, self.state, self.config.getoption("check_timeout"),
+                               self._case_of(check), self._framework_version(check.adapter))
             apply_known(rec, self.state.known)
             self._keep(report.nodeid, rec)
 

@@ -20,7 +20,7 @@ def numpy_dtype(name: str) -> np.dtype:
     return _NUMPY[name]
 
 
-def finfo(name: str):
+def finfo(name: str) -> ml_dtypes.finfo:
     """Machine limits of the dtype (``ml_dtypes.finfo`` also covers bfloat16)."""
     return ml_dtypes.finfo(_NUMPY[name])
 

@@ -36,7 +36,7 @@ def is_finding(rec: dict[str, Any]) -> bool:
     if status.unexpected:
         return True
     under = rec.get("underlying_status")
-    return bool(under) and status_of(under).failing
+    return isinstance(under, str) and bool(under) and status_of(under).failing
 
 
 def kind_of(rec: dict[str, Any]) -> str:
@@ -105,7 +105,7 @@ def framework_dtype_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     dtypes = sorted({d for _, d in by}, key=_dtype_key)
     rows = []
     for adapter in sorted({a for a, _ in by}, key=display_order):
-        cells = []
+        cells: list[dict[str, Any] | None] = []
         for d in dtypes:
             cnt = by.get((adapter, d))
             if not cnt:

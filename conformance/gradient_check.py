@@ -3,7 +3,7 @@
 A gradient api is a forward api of the adapter plus a suffix naming the differentiated quantity.
 For such a check, conformance/check.py calls :func:`gradient_expectation`: the cotangent ``g``
 (conformance/cotangent.py), the float64 reference gradient on the dtype-rounded ``x, w, b, g``
-(adapters/numpy_gradients.py, the definition), its magnitude bound (the same gradient formula on
+(conformance/oracle/gradients.py, the definition), its magnitude bound (the same gradient formula on
 ``|x|, |w|, |g|``) and the gradient's own term count (tolerance.terms_per_gradient). The adapter
 receives ``cotangent=g`` and returns the gradient in the quantity's canonical layout
 (grad_input ``(N, C_in, *S)``, grad_weight ``(C_in, C_out/g, *K)``, grad_bias ``(C_out,)``).
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adapters import numpy_gradients as grads
 from conformance.cases import Case
 from conformance.cotangent import cotangent
 from conformance.dtypes import round_to
+from conformance.oracle import gradients as grads
 from conformance.tolerance import terms_per_gradient
 
 SEPARATOR = ":"

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ class Page:
         os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
         return self._id
 
-    def _wait(self, pred, timeout: float = 120.0) -> dict:
+    def _wait(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 120.0) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             while b"\0" in self._buf:

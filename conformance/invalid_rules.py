@@ -43,7 +43,7 @@ class Rule:
         return any(p.search(text) for p in pats)
 
 
-def _compile(pats, where: str) -> tuple[re.Pattern, ...]:
+def _compile(pats: object, where: str) -> tuple[re.Pattern[str], ...]:
     if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
         raise ValueError(f"{RULES_FILE}: {where}: must be a list of regex strings")
     try:
@@ -118,7 +118,6 @@ def classify_rejection(framework: str, text: str, expected_rules: list[str]) -> 
 
 
 _ADAPTERS_DIR = Path(__file__).resolve().parent.parent / "adapters"
-_NOT_ADAPTER_CODE = {"numpy_reference.py"}  # the reference IS the numpy adapter's framework
 _CALLS = {"CALL", "PRECALL", "CALL_FUNCTION_EX", "CALL_KW", "CALL_FUNCTION", "CALL_METHOD"}
 # Through a call: lookups only (an AssertionError/IndexError may come from a framework whose frames
 # are hidden, e.g. by JAX's traceback filtering).
@@ -127,7 +126,7 @@ _LOOKUP_ERRORS = (KeyError, AttributeError, NameError)
 
 def _is_adapter_file(filename: str, extra: tuple[str, ...] = ()) -> bool:
     p = Path(filename).resolve()
-    return (p.parent == _ADAPTERS_DIR and p.name not in _NOT_ADAPTER_CODE) or str(p) in extra
+    return p.parent == _ADAPTERS_DIR or str(p) in extra
 
 
 def adapter_files(adapter: object) -> tuple[str, ...]:
@@ -139,7 +138,7 @@ def adapter_files(adapter: object) -> tuple[str, ...]:
             f = inspect.getsourcefile(cls)
         except TypeError:  # builtins (object)
             continue
-        if f and Path(f).name not in _NOT_ADAPTER_CODE:
+        if f:
             out.append(str(Path(f).resolve()))
     return tuple(out)
 
@@ -164,7 +163,8 @@ def raised_by_adapter(exc: BaseException, framework_modules: tuple[str, ...],
     if isinstance(exc, FrameworkError):  # the framework's error, carried from another process
         return None
     tb: TracebackType | None = exc.__traceback__
-    last_adapter, deeper = None, []
+    last_adapter: TracebackType | None = None
+    deeper: list[str] = []  # the modules of the frames below the last adapter frame
     while tb is not None:
         fname = tb.tb_frame.f_code.co_filename
         if _is_adapter_file(fname, adapter_code):

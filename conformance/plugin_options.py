@@ -7,6 +7,7 @@ import argparse
 
 import pytest
 
+from adapters.registry import adapter_names, entries
 from conformance.profiles import DEFAULT_PROFILE
 
 DEFAULT_CHECK_TIMEOUT_S = 300.0  # the slowest committed check takes a few seconds
@@ -33,3 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
     g.addoption("--preflight-json", default="", help=argparse.SUPPRESS)
     g.addoption("--only-checks", default="", help=argparse.SUPPRESS)  # JSON list of node ids: a rerun
+
+
+def selected_frameworks(option: str) -> list[str]:
+    """The frameworks a ``--frameworks`` value names (empty: every loadable registered one);
+    UsageError for a name the registry does not know."""
+    frameworks = [f for f in option.split(",") if f] or list(adapter_names())
+    unknown = [f for f in frameworks if f not in entries()]
+    if unknown:
+        raise pytest.UsageError(f"unknown framework(s) {unknown}; known: {', '.join(entries())}")
+    return frameworks

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters import numpy_reference as ref
+from adapters.base import ProbeCall
+from conformance.oracle import forward as ref
 
 TRANSFORMS = ("identity", "spatial flip", "in/out swap", "in/out swap + spatial flip")
 STRIDE = (2, 1)
@@ -28,7 +29,7 @@ def _transform(w: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(w)
 
 
-def _probe_inputs():
+def _probe_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(20261122)
     x = rng.integers(-3, 4, (1, 2, 3, 4)).astype(np.float64)
     w = rng.integers(-3, 4, (2, 2, 2, 3)).astype(np.float64)
@@ -37,11 +38,11 @@ def _probe_inputs():
     return x, w, expected
 
 
-def _probe_calls(frameworks: list[str] | None):
+def _probe_calls(frameworks: list[str] | None) -> list[tuple[str, ProbeCall]]:
     """(adapter name, ProbeCall) for every installed framework that declares probes."""
     from adapters.registry import AdapterLoadError, adapter_names, get_adapter
 
-    out = []
+    out: list[tuple[str, ProbeCall]] = []
     for name in adapter_names():
         if frameworks and name not in frameworks:
             continue

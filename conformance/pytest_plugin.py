@@ -17,17 +17,22 @@ import json
 import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from adapters.registry import AdapterLoadError, adapter_names, entries, get_adapter
-from conformance.cases import discover, load_file
+from adapters.base import Adapter
+from adapters.registry import AdapterLoadError, entries, get_adapter
+from conformance.case_model import Case, LoadResult
+from conformance.cases import case_file_display, discover, load_file
 from conformance.check import run_check
 from conformance.check_id import format_check_id
 from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
 from conformance.known import load_known
-from conformance.plugin_options import pytest_addoption  # noqa: F401  (the hook, found by name)
+from conformance.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
 from conformance.profiles import (
     PlannedItem,
     ProfileError,
@@ -42,24 +47,16 @@ from conformance.run_state import RunState
 from conformance.status import Status
 from conformance.watchdog import Watchdog
 
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr, TracebackStyle
+
 WORKER_ENV_KEY = "conformance_worker_environment"
 WATCHDOG_DIR_KEY = "conformance_watchdog_dir"
-_records_key = pytest.StashKey[ResultsCollector]()
-_state_key = pytest.StashKey[RunState]()
-_pre_key, _loaded_key = pytest.StashKey["set[str] | None"](), pytest.StashKey[dict]()  # preselection, files
+_records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
+_pre_key, _loaded_key = pytest.StashKey["set[str] | None"](), pytest.StashKey["dict[str, LoadResult]"]()  # preselection, files
 
 
-def selected_frameworks(option: str) -> list[str]:
-    """The frameworks a ``--frameworks`` value names (empty: every loadable registered one);
-    UsageError for a name the registry does not know."""
-    frameworks = [f for f in option.split(",") if f] or list(adapter_names())
-    unknown = [f for f in frameworks if f not in entries()]
-    if unknown:
-        raise pytest.UsageError(f"unknown framework(s) {unknown}; known: {', '.join(entries())}")
-    return frameworks
-
-
-def _sigterm(signum, frame):  # a CI timeout: end like Ctrl-C, so what was done is written
+def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # a CI timeout: end like Ctrl-C, so what was done is written
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -110,7 +107,7 @@ def _state(config: pytest.Config) -> RunState:
 
 
 @contextlib.contextmanager
-def _time_limit(item: pytest.Item):
+def _time_limit(item: pytest.Item) -> Iterator[None]:
     wd = _state(item.config).watchdog
     if wd is None:
         yield
@@ -119,7 +116,7 @@ def _time_limit(item: pytest.Item):
             yield
 
 
-def _adapter(config: pytest.Config, name: str):
+def _adapter(config: pytest.Config, name: str) -> Adapter | None:
     """This process's adapter instance (created and configured once per process), or None."""
     st = _state(config)
     if name not in st.adapters:
@@ -138,17 +135,17 @@ def _adapter(config: pytest.Config, name: str):
     return st.adapters[name]
 
 
-def pytest_collect_file(parent: pytest.Collector, file_path: Path):
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> CaseFile | None:
     if file_path.suffix in (".yaml", ".yml") and not file_path.name.startswith("known_disagreements"):
         return CaseFile.from_parent(parent, path=file_path)
     return None
 
 
 def _display(config: pytest.Config, path: Path) -> str:
-    return str(path.relative_to(config.rootpath)) if path.is_relative_to(config.rootpath) else str(path)
+    return case_file_display(path, config.rootpath)
 
 
-def _load(config: pytest.Config, path: Path):
+def _load(config: pytest.Config, path: Path) -> LoadResult:
     """The loaded case file (once per process: the preselection and the collector share it)."""
     cache = config.stash.setdefault(_loaded_key, {})
     key = str(path.resolve())
@@ -157,7 +154,7 @@ def _load(config: pytest.Config, path: Path):
     return cache[key]
 
 
-def _specs(config: pytest.Config, case):
+def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, str, str]]:
     """Every (adapter, api, label, device, dtype) collected for ``case`` (collector and preselection)."""
     st = _state(config)
     dtypes = {t for t in config.getoption("dtypes").split(",") if t}
@@ -211,7 +208,7 @@ def _preselection(config: pytest.Config) -> set[str] | None:
 
 
 class CaseFile(pytest.File):
-    def collect(self):
+    def collect(self) -> Iterator[pytest.Item]:
         config = self.config
         st = _state(config)
         pre = _preselection(config)
@@ -244,7 +241,7 @@ class CaseFile(pytest.File):
                 yield item
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """The profile (unless the preselection applied it), then the shard: pure, so alike everywhere."""
     st = _state(config)
     checks = [i for i in items if isinstance(i, CaseItem)]
@@ -281,42 +278,45 @@ class CheckFailed(Exception):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case, adapter_name, api, label, device, dtype, **kw):
+    def __init__(self, *, case: Case, adapter_name: str, api: str, label: str, device: str, dtype: str,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.case, self.adapter_name, self.api, self.label = case, adapter_name, api, label
         self.device, self.dtype = device, dtype
 
-    def runtest(self):
+    def runtest(self) -> None:
         st = _state(self.config)
         adapter = _adapter(self.config, self.adapter_name)
+        assert adapter is not None, self.adapter_name  # collected only with one
         with _time_limit(self):
             rec = run_check(self.case, adapter, self.api, self.device, self.dtype, st.precision, st.known)
-        rec["nodeid"] = self.nodeid
-        self.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
-        if not getattr(self.config, "_conformance_selection_sent", False):
-            self.config._conformance_selection_sent = True  # the plan, once per worker
+        rec.nodeid = self.nodeid
+        self.user_properties.append((RECORD_KEY, json.dumps(rec.as_dict(), default=str)))
+        if not st.selection_sent:
+            st.selection_sent = True  # the plan, once per worker
             self.user_properties.append((SELECTION_KEY, json.dumps(st.selection)))
-        status = Status(rec["status"])
+        status = Status(rec.status)
         if status is Status.UNSUPPORTED:
-            pytest.skip(f"unsupported: {rec['message']}")
+            pytest.skip(f"unsupported: {rec.message}")
         if status is Status.XFAIL:
-            pytest.xfail(f"known disagreement ({rec.get('underlying_status')}): {rec['known']['reason']}")
+            pytest.xfail(f"known disagreement ({rec.underlying_status}): {(rec.known or {}).get('reason')}")
         if status.unexpected:
-            raise CheckFailed(f"{status}{'/' + rec['failure_kind'] if rec.get('failure_kind') else ''}: {rec['message']}")
+            raise CheckFailed(f"{status}{'/' + rec.failure_kind if rec.failure_kind else ''}: {rec.message}")
 
-    def repr_failure(self, excinfo):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: TracebackStyle | None = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, CheckFailed):
             return f"{self.case.file}: case {self.case.id}: {excinfo.value}"
         return super().repr_failure(excinfo)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.case.id} [{self.adapter_name}.{self.api} {self.device} {self.dtype}]"
 
 
 class ProbeItem(pytest.Item):
     """The convention probes (conformance.probes), run in a worker like any check."""
 
-    def runtest(self):
+    def runtest(self) -> None:
         with _time_limit(self):
             rows = _probes(_state(self.config).frameworks)
         self.user_properties.append((PROBES_KEY, json.dumps(rows)))
@@ -326,32 +326,32 @@ class ProbeItem(pytest.Item):
                               + "; ".join(f"{r['api']}: discovered {r['discovered']}, declared {r['declared']}"
                                           for r in bad))
 
-    def repr_failure(self, excinfo):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None) -> str:
         return str(excinfo.value)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
 
 
 class ProblemItem(pytest.Item):
     """A case-file problem, surfaced as a failing item so it is never silent."""
 
-    def __init__(self, *, problem, **kw):
+    def __init__(self, *, problem: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.problem = problem
 
-    def runtest(self):
+    def runtest(self) -> None:
         self.user_properties.append((PROBLEM_KEY, self.problem))
         raise CheckFailed(self.problem)
 
-    def repr_failure(self, excinfo):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None) -> str:
         return str(excinfo.value)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
 
 
-def _probes(frameworks: list[str]) -> list[dict]:
+def _probes(frameworks: list[str]) -> list[dict[str, Any]]:
     from conformance.probes import discover_conventions
 
     try:
@@ -362,13 +362,13 @@ def _probes(frameworks: list[str]) -> list[dict]:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:
+def pytest_configure_node(node: Any) -> None:
     """xdist controller: tell each worker where its watchdog and stderr files go."""
     node.workerinput[WATCHDOG_DIR_KEY] = _state(node.config).watchdog_dir
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error) -> None:
+def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: a worker's view of the frameworks (collection, and so the adapters'
     ``devices()`` and ``configure()``, runs in the workers only) joins the controller's."""
     st = _state(node.config)
@@ -387,7 +387,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     st = _state(config)
     if hasattr(config, "workerinput"):  # xdist worker: the controller writes the file
-        config.workeroutput[WORKER_ENV_KEY] = json.dumps(
+        config.workeroutput[WORKER_ENV_KEY] = json.dumps(  # type: ignore[attr-defined]  # xdist's
             {"framework_devices": st.framework_devices, "configured": st.configured,
              "unavailable": st.unavailable}, default=str)
         return

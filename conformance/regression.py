@@ -38,16 +38,18 @@ def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: st
     out: dict[str, list] = {"regressions": [], "improvements": [], "appeared": [], "disappeared": [],
                             "changed": [], "unchanged": []}
     for key in sorted(set(b) | set(n)):
-        rb, rn = b.get(key), n.get(key)
-        if rb is None:
+        if key not in b:
+            rn = n[key]
             out["appeared"].append({"key": list(key), "new": rn["status"], "message": rn.get("message", "")})
             continue
-        if rn is None:
+        rb = b[key]
+        if key not in n:
             out["disappeared"].append({"key": list(key), "base": rb["status"]})
             out["regressions"].append({"key": list(key), "base": rb["status"], "message": "",
                                        "base_err": rb.get("max_abs_err"), "new_err": None,
                                        "why": f"disappeared ({rb['status']} in the base run, absent from the new one)"})
             continue
+        rn = n[key]
         sb, sn = rb["status"], rn["status"]
         entry = {"key": list(key), "base": sb, "new": sn, "message": rn.get("message", ""),
                  "base_err": rb.get("max_abs_err"), "new_err": rn.get("max_abs_err")}

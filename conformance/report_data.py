@@ -26,6 +26,7 @@ import gzip
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 DATA_VERSION = 1
@@ -101,7 +102,8 @@ class _Strings:
 
 
 def build_data(groups: list[tuple[str, list[dict]]], columns: list[tuple[str, str, str]],
-               statuses: list[str], family, safe_link, repro_anchor: dict[str, str],
+               statuses: list[str], family: Callable[[str], str], safe_link: Callable[[Any], str | None],
+               repro_anchor: dict[str, str],
                finding_ids: dict[int, str], arrays_for: set[int]) -> dict[str, Any]:
     """The document described in the module docstring. ``groups`` are the report's case groups
     (each case a dict with id, file, tags, source, description, params, expected_*, worst,
@@ -112,7 +114,9 @@ def build_data(groups: list[tuple[str, list[dict]]], columns: list[tuple[str, st
     col_index = {c: i for i, c in enumerate(columns)}
     dtypes: list[str] = []
     status_index = {s: i for i, s in enumerate(statuses)}
-    cases, checks, out_groups = [], [], []
+    cases: list[Any] = []
+    checks: list[Any] = []
+    out_groups: list[Any] = []
     for g, cs in groups:
         members = []
         for c in cs:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.base import Adapter
 from adapters.registry import AdapterLoadError, get_adapter
 from conformance.cases import Case, TensorSpec, load_cases
 from conformance.check_id import format_check_id
@@ -119,7 +120,7 @@ def _stop(check: str, why: str) -> str:
             f"raise SystemExit({f'no reproducer for {check}: {why}'!r})\n")
 
 
-def _native_source(adapter, call: dict, quantity: str | None) -> str | None:
+def _native_source(adapter: Adapter, call: dict, quantity: str | None) -> str | None:
     if quantity:
         return adapter.repro_gradient_call(call, quantity)
     return adapter.repro_call(call)

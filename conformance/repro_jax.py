@@ -14,6 +14,7 @@ weight gradient of conv_general_dilated mapped back through the inverse regroup 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from adapters.jax_paths import DESCRIPTION
 
@@ -22,7 +23,7 @@ _GRADIENT = re.compile(r"jax\.vjp\(jax\.jit\(jax\.lax\.(conv_transpose|conv_gene
                        r"(?:, b)?\)\[1\]\(g\)\[([012])\] \(pullback jitted\)")
 
 
-def _pads(p):
+def _pads(p: Any) -> str | list[tuple[int, ...]]:
     """Recorded padding as lax takes it: a string, or (begin, end) pairs (older gradient records
     wrote a string as a list of one-character lists)."""
     if isinstance(p, str):
@@ -32,7 +33,7 @@ def _pads(p):
     return [tuple(int(v) for v in q) for q in p]
 
 
-def _conv_lines(api: str, sp: str, stride, pads, rhs_dilation, groups: int, consistent: bool,
+def _conv_lines(api: str, sp: str, stride: Any, pads: Any, rhs_dilation: Any, groups: int, consistent: bool,
                 highest: bool) -> list[str]:
     """Lines defining ``wn`` (the native weight) and ``conv(x, w)`` (the lax call)."""
     dn = (f"NC{sp}", f"OI{sp}", f"NC{sp}")

@@ -45,8 +45,8 @@ def forward_source(native_call: dict) -> str | None:
     a = native_call.get("arguments") or {}
     perm = native_call.get("weight_permutation")
     path = a.get("path")
-    m = {None: _FORWARD, "xla": _XLA, "nchw": _NCHW}.get(path, None)
-    m = m.fullmatch(fn) if m is not None else None
+    pattern = {None: _FORWARD, "xla": _XLA, "nchw": _NCHW}.get(path, None)
+    m = pattern.fullmatch(fn) if pattern is not None else None
     if m is None or perm is None:
         return None
     rank = m[1]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.registry import AdapterLoadError, get_adapter, registry_problems
+from conformance.check_id import format_check_id
 from conformance.collector import ResultsCollector, stream_path
 from conformance.run_state import RunState
 from conformance.verdict import run_verdict
@@ -62,8 +63,8 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
     from conformance.results import SCHEMA, environment
 
     config = session.config
-    results = sorted(collector.records.values(),
-                     key=lambda r: (r["case"], r["adapter"], r["api"], r["device"], r["dtype"]))
+    results = [r.as_dict() for r in sorted(collector.records.values(),
+                                           key=lambda r: (r.case, r.adapter, r.api, r.device, r.dtype))]
     requested = [f for f in config.getoption("frameworks").split(",") if f] or st.frameworks
     versions, unavailable = _frameworks_versions(sorted(set(requested) | set(st.frameworks)))
     unavailable.update(st.unavailable)
@@ -83,7 +84,7 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
         "schema": SCHEMA, "complete": not interrupted and not missing,
         "missing_checks": len(missing) if missing else 0,
         # node ids of collected checks without a record (a worker lost with what it held):
-        # `conformance run` runs these once more (conformance/cli.py `_rerun_missing`)
+        # `conformance run` runs these once more (conformance/cli_run.py `_rerun_missing`)
         "missing_ids": [] if interrupted or missing == ["<collection did not finish>"] else missing,
         "started": st.started, "finished": datetime.now(UTC).isoformat(),
         "duration_s": round(time.time() - st.t0, 3),
@@ -149,7 +150,7 @@ def summary_lines(payload: dict[str, Any], path: str | None, report: str | None)
              + " | " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))]
     for r in v.unexpected[:SUMMARY_FINDINGS]:
         lines.append(f"  {r['status']}{'/' + r['failure_kind'] if r.get('failure_kind') else ''}: "
-                     f"{r['case']}[{r['adapter']}.{r['api']}-{r['device']}-{r['dtype']}]: "
+                     f"{format_check_id(r['case'], r['adapter'], r['api'], r['device'], r['dtype'])}: "
                      f"{(r.get('message') or '')[:140]}")
     if len(v.unexpected) > SUMMARY_FINDINGS:
         lines.append(f"  ... {len(v.unexpected) - SUMMARY_FINDINGS} more unexpected result(s) in the results file")

@@ -34,3 +34,4 @@ class RunState:
     watchdog: Watchdog | None = None
     probe_collected: bool = False
     selection: dict[str, Any] = field(default_factory=dict)  # profile, shard, digest, totals
+    selection_sent: bool = False  # a worker sends the selection with its first record

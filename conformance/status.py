@@ -10,6 +10,7 @@ supported"); ``error`` (an unexpected exception); ``rejected`` / ``accepted-inva
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -74,6 +75,6 @@ def status_of(value: str) -> Status:
         raise ValueError(f"unknown status {value!r}; known: {', '.join(s.value for s in Status)}") from None
 
 
-def worst(statuses) -> Status:
+def worst(statuses: Iterable[str | Status]) -> Status:
     """The most severe of ``statuses`` (``pass`` for none)."""
     return min((status_of(s) for s in statuses), key=lambda s: s.severity, default=Status.PASS)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from conformance.geometry import PadPairs
+from conformance.spec import PadPairs
 
 AxisPads = tuple[int, int, int]  # (begin, end, output_padding) in the canonical convention
 

@@ -87,9 +87,14 @@ float32 column and passes this one. The record's ``tolerance`` says ``compute_dt
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from conformance.dtypes import finfo, unit_roundoff
+
+if TYPE_CHECKING:
+    from conformance.case_model import Case
 
 TF32_UNIT_ROUNDOFF = 2.0**-11
 
@@ -99,7 +104,7 @@ def terms_per_output(in_channels: int, groups: int, kernel: tuple[int, ...]) -> 
     return max(in_channels // max(groups, 1), 1) * int(np.prod(kernel))
 
 
-def terms_per_gradient(case, quantity: str) -> int:
+def terms_per_gradient(case: Case, quantity: str) -> int:
     """Products (terms) summed into one element of the gradient ``quantity`` of ``case`` (at most):
     see the module docstring for the derivation. At least 1 (an empty sum still rounds nothing)."""
     geom = case.geometry

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -16,7 +16,10 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 # libyaml's C parser when PyYAML was built with it (5-10x faster); the constructor is Python either way.
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    from yaml import SafeLoader as _BaseLoader
+else:
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _StrictSafeLoader(_BaseLoader):
@@ -31,7 +34,7 @@ def _merged_sources(loader: _StrictSafeLoader, node: yaml.Node) -> list[dict]:
         if not isinstance(sub, yaml.MappingNode):
             raise yaml.constructor.ConstructorError(
                 "while constructing a mapping", node.start_mark,
-                f"a merge key `<<` takes a mapping or a list of mappings, found {sub.id}", sub.start_mark)
+                f"a merge key `<<` takes a mapping or a list of mappings, found {getattr(sub, 'id', type(sub).__name__)}", sub.start_mark)
         out.append(loader.construct_object(sub, deep=True))
     return out
 

@@ -15,6 +15,7 @@ from adapters import get_adapter
 from conformance.cases import Case, TensorSpec
 from conformance.check import run_check
 from conformance.gradient_check import gradient_quantity
+from conformance.spec import ConvSpec
 
 FRAMEWORKS = [n for n in ("torch", "tensorflow", "jax") if importlib.util.find_spec(n)]
 EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 25
@@ -40,12 +41,13 @@ def cases(draw) -> Case:
     seed = draw(st.integers(0, 10_000))
     bias = draw(st.booleans())
     rnd = {"distribution": "integers", "low": -3, "high": 3}
+    x = TensorSpec((draw(st.integers(1, 2)), cin, *sp), random={**rnd, "seed": seed})
+    w = TensorSpec((cin, cog, *k), random={**rnd, "seed": seed + 1})
+    b = TensorSpec((cog * groups,), random={**rnd, "seed": seed + 2}) if bias else None
     return Case(
         id=f"prop-{seed}", file="<hypothesis>", source="", description="", tags=("property",),
-        input=TensorSpec((draw(st.integers(1, 2)), cin, *sp), random={**rnd, "seed": seed}),
-        weight=TensorSpec((cin, cog, *k), random={**rnd, "seed": seed + 1}),
-        bias=TensorSpec((cog * groups,), random={**rnd, "seed": seed + 2}) if bias else None,
-        stride=s, padding=tuple(pads), output_padding=op, dilation=d, groups=groups,
+        input=x, weight=w, bias=b,
+        spec=ConvSpec(x.shape, w.shape, b.shape if b else None, tuple(s), tuple(pads), tuple(op), tuple(d), groups),
         dtypes=("float64",), expected_shape=None, expected_values=None, expected_error=False,
         tolerance=None, frameworks=None, frameworks_reason="")
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from adapters import Adapter, NativeCall, RunOutput, get_adapter
-from adapters.numpy_reference import conv_transpose_scatter
 from adapters.registry import BUILTIN
 from conformance.cases import load_cases
 from conformance.check import run_check
 from conformance.gradient_check import gradient_quantity
 from conformance.known import load_known
+from conformance.oracle.forward import conv_transpose_scatter
 from tests.conftest import DATA, ROOT, framework_available
 
 PROBES = load_cases([DATA / "probes"]).cases

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 
 from adapters import Adapter, NativeCall, RunOutput, get_adapter
-from adapters.numpy_gradients import GRADIENTS, gradient
 from conformance.cases import load_cases
 from conformance.check import run_check
 from conformance.check_id import parse_check_id
 from conformance.cotangent import cotangent
 from conformance.gradient_check import gradient_applies, gradient_quantity
+from conformance.oracle.gradients import GRADIENTS, gradient
 from conformance.tolerance import terms_per_gradient
 from tests.conftest import DATA, ROOT, framework_available
 from tests.test_adapter_properties import FRAMEWORKS, cases

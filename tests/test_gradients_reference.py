@@ -1,4 +1,4 @@
-"""The reference gradients (adapters/numpy_gradients.py), cross-checked three ways: the matrix
+"""The reference gradients (conformance/oracle/gradients.py), cross-checked three ways: the matrix
 form (dL/dx = V g, dL/dw from the Jacobian), central finite differences of L = <g, convT(x, w, b)>
 in float64, and the adjoint identity; plus the definition's treatment of non-finite values."""
 
@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.numpy_gradients import (
+from conformance.oracle.forward import conv_forward, conv_transpose_scatter
+from conformance.oracle.gradients import (
     grad_bias,
     grad_input,
     grad_weight,
     matrix_grad_input,
     weight_jacobian_gradient,
 )
-from adapters.numpy_reference import conv_forward, conv_transpose_scatter
 
 EXAMPLES = 1000 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 60
 _GEOM = ("stride", "padding", "output_padding", "dilation", "groups")

@@ -12,10 +12,10 @@ import pytest
 
 from adapters.base import FrameworkError, RunOutput
 from adapters.keras_adapter import NUMPY_NO_AUTODIFF, installed_backends
-from adapters.numpy_gradients import GRADIENTS
 from conformance.cases import load_cases
 from conformance.check import run_check
 from conformance.gradient_check import gradient_quantity
+from conformance.oracle.gradients import GRADIENTS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("keras") is None or not installed_backends(),

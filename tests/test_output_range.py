@@ -6,12 +6,15 @@ Values are derived from each dtype's limits (``finfo``), not written out."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from adapters import get_adapter
 from conformance.cases import load_cases
 from conformance.check import apply_known, run_check
+from conformance.check_record import CheckRecord
 from conformance.compare import compare, overflow_threshold, rounded_expected
 from conformance.dtypes import finfo
 from conformance.known import KnownDisagreement, load_known
@@ -116,15 +119,15 @@ def test_flushed_subnormal_output_is_its_own_kind(dtype):
 
 
 def test_subnormal_flush_is_matched_by_a_known_disagreement_of_that_kind():
-    rec = {"case": "edge-range-subnormal", "adapter": "x", "api": "a", "device": "cpu", "dtype": "float32",
-           "precision": "strict", "status": "fail", "failure_kind": "subnormal-flush"}
+    rec = CheckRecord(case="edge-range-subnormal", adapter="x", api="a", device="cpu", dtype="float32",
+                      precision="strict", status="fail", failure_kind="subnormal-flush")
     entry = dict(case="edge-range-*", adapter="x", api="*", device="*", dtype="*", precision="*",
                  reason="FTZ", issue="")
-    other = dict(rec)
+    other = dataclasses.replace(rec)
     apply_known(other, [KnownDisagreement(kind="value", **entry)])
-    assert other["status"] == "fail"
+    assert other.status == "fail"
     apply_known(rec, [KnownDisagreement(kind="subnormal-flush", **entry)])
-    assert rec["status"] == "xfail" and rec["known"]["reason"] == "FTZ"
+    assert rec.status == "xfail" and (rec.known or {})["reason"] == "FTZ"
 
 
 def test_range_cases_cover_every_dtype_and_each_kind_of_edge():

@@ -29,7 +29,7 @@ def test_every_declared_probe_runs_when_installed():
 def test_a_wrong_declaration_is_a_disagreement(monkeypatch):
     """A probe whose declared transform is not what the API does must not agree."""
     from adapters.base import ProbeCall
-    from adapters.numpy_reference import conv_transpose_scatter
+    from conformance.oracle.forward import conv_transpose_scatter
 
     def identity_call(x, w, layout, stride):
         if layout != "channels-first":

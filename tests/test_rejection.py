@@ -95,7 +95,7 @@ def test_report_shows_the_rule_named_and_stopped_not_checked():
     internal = _torch_internal_record()
     named = run_check(ZERO_STRIDE, get_adapter("numpy"), "scatter", "cpu", "float32", "strict", [])
     payload = json.loads((ROOT / "tests" / "data" / "results_sample.json").read_text())
-    payload["results"] = [internal, named]
+    payload["results"] = [internal.as_dict(), named.as_dict()]
     html = report_text(render_report(payload))
     assert "internal failure, not a validation message: stopped, not checked" in html
     assert "named rule nonpositive-stride" in html

@@ -144,12 +144,13 @@ def test_large_failing_output_gets_heatmap(monkeypatch):
     from conformance.cases import Case, TensorSpec
     from conformance.check import run_check
     from conformance.results import SCHEMA
+    from conformance.spec import ConvSpec
 
     case = Case(id="big", file="<test>", source="", description="", tags=("t",),
                 input=TensorSpec((1, 1, 20, 20), random={"distribution": "uniform", "seed": 1}),
                 weight=TensorSpec((1, 1, 4, 4), random={"distribution": "uniform", "seed": 2}),
-                bias=None, stride=(2, 2), padding=((1, 1), (1, 1)), output_padding=(0, 0),
-                dilation=(1, 1), groups=1, dtypes=("float64",), expected_shape=None,
+                bias=None, spec=ConvSpec((1, 1, 20, 20), (1, 1, 4, 4), None, (2, 2), ((1, 1), (1, 1)), (0, 0), (1, 1)),
+                dtypes=("float64",), expected_shape=None,
                 expected_values=None, expected_error=False, tolerance=None, frameworks=None,
                 frameworks_reason="")
     a = get_adapter("numpy")
@@ -163,7 +164,7 @@ def test_large_failing_output_gets_heatmap(monkeypatch):
     monkeypatch.setattr(a, "run", perturbed)
     rec = run_check(case, a, "recipe", "cpu", "float64", "strict", [])
     assert rec["status"] == "fail" and rec["arrays"]["small"] is False
-    html = render_report({"schema": SCHEMA, "complete": True, "environment": {}, "results": [rec]})
+    html = render_report({"schema": SCHEMA, "complete": True, "environment": {}, "results": [rec.as_dict()]})
     (row,) = check_rows(decode_data(html))
     assert row["arrays"] and all("heatmap" in sl and sl["shape"] == [40, 40] for sl in row["arrays"])
     assert not any("actual" in sl for sl in row["arrays"])  # no value grids for a large output

@@ -159,7 +159,7 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
                 dies_in_float32 = fnmatch.fnmatchcase("float32", entry.dtype)
                 if dies_in_float32 and dtype != "float32":
                     continue  # the float32 check (the one that dies, not a dtype refusal)
-                rec = base_record(case, adapter, api, "cpu", dtype, "strict")
+                rec = base_record(case, adapter, api, "cpu", dtype, "strict").as_dict()
                 rec.update(status="xfail", underlying_status="crash", known={"reason": entry.reason})
                 if dies_in_float32:  # no sibling survives: the adapter describes the call (describe_call)
                     call = described_call(rec, case)
@@ -302,7 +302,7 @@ def test_columns_without_reproducer_are_listed():
                 continue
             if not any(name == a and fnmatch.fnmatchcase(api, g) for a, g in NO_REPRODUCER):
                 unlisted.append(f"{name}.{api}")
-            rec = base_record(case, adapter, api, "cpu", "float32", "strict")
+            rec = base_record(case, adapter, api, "cpu", "float32", "strict").as_dict()
             rec.update(status="fail", native_call={"function": "recorded call"})
             assert "NOT AVAILABLE" in repro_script(rec, case)
     assert not unlisted, f"columns without reproducer support, not in NO_REPRODUCER: {unlisted}"
@@ -310,9 +310,9 @@ def test_columns_without_reproducer_are_listed():
 
 def test_script_reference_gradients_are_the_suites():
     """The ~40-line definition reference in every script (scatter and the three gradients) gives
-    the suite's reference values (adapters/numpy_reference.py, numpy_gradients.py) on a grouped,
+    the suite's reference values (conformance/oracle/forward.py, gradients.py) on a grouped,
     strided, dilated, unequally padded 2-D case with output_padding, and on a 1-D case."""
-    from adapters import numpy_gradients, numpy_reference
+    from conformance.oracle import forward, gradients
 
     rng = np.random.default_rng(5)
     for shape_x, shape_w, kw in (
@@ -322,15 +322,15 @@ def test_script_reference_gradients_are_the_suites():
                                         groups=1))):
         x, w = rng.normal(size=shape_x), rng.normal(size=shape_w)
         b = rng.normal(size=(shape_w[1] * kw["groups"],))
-        y = numpy_reference.conv_transpose_scatter(x, w, b, **kw)
+        y = forward.conv_transpose_scatter(x, w, b, **kw)
         g = rng.normal(size=y.shape)
         env = {"np": np, "STRIDE": kw["stride"], "PADDING": kw["padding"], "OUTPUT_PADDING": kw["output_padding"],
                "DILATION": kw["dilation"], "GROUPS": kw["groups"], "G": g, "QUANTITY": None, "__name__": "t"}
         exec(COMMON_TAIL, env)  # noqa: S102 (the suite's own script text)
         np.testing.assert_allclose(env["reference"](x, w, b), y, rtol=1e-12, atol=1e-12)
-        for q in numpy_gradients.GRADIENTS:
+        for q in gradients.GRADIENTS:
             env["QUANTITY"] = q
-            want = numpy_gradients.gradient(q, x, w, g, **kw)
+            want = gradients.gradient(q, x, w, g, **kw)
             np.testing.assert_allclose(env["reference"](x, w, b), want, rtol=1e-12, atol=1e-12)
             assert env["magnitude"](x, w, b).shape == want.shape
 
@@ -346,7 +346,7 @@ def test_script_without_case_or_support_says_so():
     assert "no reproducer support" in text
     assert kind_of(rec) == "fail"
     for fw, fn in (("torch", "torch.nn.functional.conv_transpose2d; import os"), ("jax", "jax.lax.conv_transpose\n"),
-                   ("tensorflow", "tf.nn.conv2d_transpose(x);"), ("numpy", "adapters.numpy_reference.conv_transpose_x"),
+                   ("tensorflow", "tf.nn.conv2d_transpose(x);"), ("numpy", "conformance.oracle.forward.conv_transpose_x"),
                    ("onnx", "onnxruntime.InferenceSession(ConvTranspose, opset 1; import os).run"),
                    ("keras", "keras.ops.conv_transpose (KERAS_BACKEND=jax); import os")):
         rec.update(adapter=fw, native_call={"function": fn, "weight_permutation": [2, 3, 1, 0]})

@@ -110,6 +110,28 @@ def test_crash_costs_one_check(tmp_path):
     assert crashed[0]["known"]["reason"] == "aborts"
 
 
+def test_crash_record_has_the_shape_of_any_record(tmp_path):
+    """A crash record carries its case's file, tags, parameters and expected shape like any other
+    record (issue 18: it had none, and the report filed a known crash under "untagged"), also
+    when it is the only record of its case (``--dtypes float32``: nothing else names the case)."""
+    f = _one_case_file(tmp_path, "crash-me")
+    f.write_text(f.read_text().replace("    input:", "    tags: [crashy]\n    input:"))
+    for dtypes in ("float32,float64", "float32"):
+        p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1", "--no-probes",
+                       "--dtypes", dtypes, "--", "-p", "tests.crash_plugin")
+        assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+        crashed = next(r for r in data["results"] if r["status"] == "crash")
+        ran = next((r for r in data["results"] if r["status"] == "pass"), None)
+        assert crashed["file"] == str(f) and crashed["tags"] == ["crashy"], crashed
+        assert crashed["params"]["input_shape"] == [1, 1, 2] and crashed["expected_shape"] == [1, 1, 3]
+        assert crashed["framework_version"] and crashed["precision"] == "strict"
+        assert crashed["expected_error"] is False and crashed["failure_kind"] == "crash"
+        if ran is not None:  # the same keys as a record of a check that ran
+            assert set(crashed) - {"crash_output"} == set(ran) - {"native_dtype", "compute_dtype"}
+            assert {k: crashed[k] for k in ("file", "tags", "params", "source")} == \
+                {k: ran[k] for k in ("file", "tags", "params", "source")}
+
+
 def test_hung_check_costs_one_check(tmp_path):
     """A check that never returns is stopped by the worker's watchdog and recorded as a timeout."""
     f = _one_case_file(tmp_path, "hang-me")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from adapters.base import Adapter, NativeCall, RunOutput
-from adapters.numpy_reference import conv_transpose_scatter
 from conformance.cases import load_cases
 from conformance.check import reference_and_magnitude, run_check
 from conformance.dtypes import numpy_dtype, round_to, unit_roundoff
+from conformance.oracle.forward import conv_transpose_scatter
 from tests.conftest import ROOT
 
 CASES = {c.id: c for c in load_cases([ROOT / "cases" / "edge"]).cases}

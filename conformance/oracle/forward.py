@@ -1,4 +1,4 @@
-"""The NumPy reference for transposed convolution: the suite's oracle, in float64.
+"""The reference for transposed convolution: the suite's oracle, in float64 (conformance/oracle/).
 
 Convention (CASE_FORMAT.md, PyTorch's): input ``(N, C_in, *S)`` channels-first, weight
 ``(C_in, C_out/groups, *K)`` applied WITHOUT a flip by the scatter ("pixel splatting")
@@ -23,11 +23,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from conformance.geometry import Geometry, PadPairs
+from conformance.spec import ConvSpec, PadPairs
 
 __all__ = [
     "ConfigurationError", "conv_transpose_scatter", "conv_transpose_recipe",
-    "conv_transpose_matrix", "conv_forward", "forward_matrix", "geometry_of",
+    "conv_transpose_matrix", "conv_forward", "forward_matrix",
 ]
 
 
@@ -35,39 +35,19 @@ class ConfigurationError(ValueError):
     """The hyper-parameters do not describe a valid transposed convolution."""
 
 
-def geometry_of(x: np.ndarray, w: np.ndarray, stride: Sequence[int], padding: PadPairs,
-                output_padding: Sequence[int], dilation: Sequence[int]) -> Geometry:
-    """Geometry of a call (channels-first x, (C_in, C_out/g, *K) weight)."""
-    return Geometry(tuple(x.shape[2:]), tuple(w.shape[2:]), tuple(stride), tuple(map(tuple, padding)),
-                    tuple(output_padding), tuple(dilation))
-
-
-def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Geometry, groups: int) -> None:
-    problems = []
-    if x.ndim not in (3, 4, 5) or w.ndim != x.ndim:
-        problems.append(f"input rank {x.ndim} / weight rank {w.ndim}: need equal ranks 3, 4 or 5")
-    else:
-        if groups < 1:
-            problems.append(f"groups must be >= 1, got {groups}")
-        elif x.shape[1] % groups:
-            problems.append(f"C_in {x.shape[1]} not divisible by groups {groups}")
-        if w.shape[0] != x.shape[1]:
-            problems.append(f"weight C_in {w.shape[0]} != input C_in {x.shape[1]}")
-        problems.extend(geom.problems())
-        if b is not None and b.shape != (w.shape[1] * groups,):
-            problems.append(f"bias shape {b.shape} != (C_out,)")
-    if problems:
-        raise ConfigurationError("; ".join(problems))
-
-
-def _prepare(x, w, b, stride, padding, output_padding, dilation, groups
-             ) -> tuple[np.ndarray, np.ndarray, Geometry]:
-    """float64 copies of x and w and the validated geometry (raises ConfigurationError)."""
+def _prepare(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Sequence[int], padding: PadPairs,
+             output_padding: Sequence[int], dilation: Sequence[int], groups: int
+             ) -> tuple[np.ndarray, np.ndarray, ConvSpec]:
+    """float64 copies of x and w and the validated spec of the call: ConfigurationError with
+    :meth:`ConvSpec.problems` (the rules of case loading) for an invalid one."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
-    geom = geometry_of(x, w, stride, padding, output_padding, dilation)
-    _check(x, w, b, geom, groups)
-    return x, w, geom
+    spec = ConvSpec.of_call(x.shape, w.shape, None if b is None else np.shape(b), stride=stride, padding=padding,
+                            output_padding=output_padding, dilation=dilation, groups=groups)
+    problems = spec.problems()
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return x, w, spec
 
 
 def _grouped(x: np.ndarray, w: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,21 +72,21 @@ def conv_transpose_scatter(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
 
     Computed in float64. Raises :class:`ConfigurationError` for invalid configurations.
     """
-    x, w, geom = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
+    x, w, spec = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     xg, wg = _grouped(x, w, groups)
     n, s = x.shape[0], x.shape[2:]
-    full = geom.full_extent
-    buf_len = tuple(f + op for f, op in zip(full, geom.output_padding))
+    full = spec.full_extent
+    buf_len = tuple(f + op for f, op in zip(full, spec.output_padding))
     buf = np.zeros((n, groups, w.shape[1], *buf_len))
-    for tap in np.ndindex(*geom.kernel):
+    for tap in np.ndindex(*spec.kernel):
         # (N, G, Cg_in, *S) x (G, Cg_in, Cg_out) -> (N, G, Cg_out, *S)
         contrib = np.einsum("ngc...,gco->ngo...", xg, wg[(Ellipsis, *tap)])
         dest = tuple(
             slice(d * t, d * t + st * (sz - 1) + 1, st)
-            for d, t, st, sz in zip(geom.dilation, tap, geom.stride, s)
+            for d, t, st, sz in zip(spec.dilation, tap, spec.stride, s)
         )
         buf[(slice(None),) * 3 + dest] += contrib
-    crop = tuple(slice(pb, L - pe) for (pb, pe), L in zip(geom.padding, buf_len))
+    crop = tuple(slice(pb, L - pe) for (pb, pe), L in zip(spec.padding, buf_len))
     return _finish(buf[(slice(None),) * 3 + crop], b)
 
 
@@ -115,23 +95,23 @@ def conv_transpose_recipe(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
                           dilation: Sequence[int], groups: int = 1) -> np.ndarray:
     """Formulation 3 (seed 001): zero-insert by ``stride``, pad ``d*(k-1)-p`` (begin) and
     ``d*(k-1)-p+output_padding`` (end; negative pads crop), flip the kernel, correlate."""
-    x, w, geom = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
+    x, w, spec = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     xg, wg = _grouped(x, w, groups)
     n, s = x.shape[0], x.shape[2:]
-    dil_len = tuple((sz - 1) * st + 1 for sz, st in zip(s, geom.stride))
-    xd = np.zeros(xg.shape[:3] + dil_len)
-    xd[(slice(None),) * 3 + tuple(slice(None, None, st) for st in geom.stride)] = xg
+    dil_len = tuple((sz - 1) * st + 1 for sz, st in zip(s, spec.stride))
+    xd: np.ndarray = np.zeros(xg.shape[:3] + dil_len)
+    xd[(slice(None),) * 3 + tuple(slice(None, None, st) for st in spec.stride)] = xg
     pads = [(d * (k - 1) - pb, d * (k - 1) - pe + op)
-            for d, k, (pb, pe), op in zip(geom.dilation, geom.kernel, geom.padding, geom.output_padding)]
+            for d, k, (pb, pe), op in zip(spec.dilation, spec.kernel, spec.padding, spec.output_padding)]
     # Apply positive pads with np.pad, negative ones by slicing.
     xd = np.pad(xd, [(0, 0)] * 3 + [(max(a, 0), max(c, 0)) for a, c in pads])
     xd = xd[(slice(None),) * 3 + tuple(
-        slice(max(-a, 0), L - max(-c, 0)) for (a, c), L in zip(pads, xd.shape[3:]))]
-    wflip = wg[(Ellipsis,) + (slice(None, None, -1),) * len(geom.kernel)]
-    out_sp = geom.out_spatial
+        slice(max(-a, 0), n_ax - max(-c, 0)) for (a, c), n_ax in zip(pads, xd.shape[3:]))]
+    wflip = wg[(Ellipsis,) + (slice(None, None, -1),) * len(spec.kernel)]
+    out_sp = spec.out_spatial
     out = np.zeros((n, groups, w.shape[1], *out_sp))
-    for tap in np.ndindex(*geom.kernel):
-        win = tuple(slice(d * t, d * t + o) for d, t, o in zip(geom.dilation, tap, out_sp))
+    for tap in np.ndindex(*spec.kernel):
+        win = tuple(slice(d * t, d * t + o) for d, t, o in zip(spec.dilation, tap, out_sp))
         out += np.einsum("ngc...,gco->ngo...", xd[(slice(None),) * 3 + win], wflip[(Ellipsis, *tap)])
     return _finish(out, b)
 
@@ -198,10 +178,10 @@ def conv_transpose_matrix(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
                           stride: Sequence[int], padding: PadPairs, output_padding: Sequence[int],
                           dilation: Sequence[int], groups: int = 1) -> np.ndarray:
     """Formulation 2: ``convT(x) = V.T @ x`` with ``V`` the forward convolution's matrix."""
-    x, w, geom = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
-    out_sp = geom.out_spatial
-    v = forward_matrix(w, in_spatial=x.shape[2:], out_spatial=out_sp, stride=geom.stride,
-                       padding=geom.padding, dilation=geom.dilation, groups=groups)
+    x, w, spec = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
+    out_sp = spec.out_spatial
+    v = forward_matrix(w, in_spatial=x.shape[2:], out_spatial=out_sp, stride=spec.stride,
+                       padding=spec.padding, dilation=spec.dilation, groups=groups)
     n = x.shape[0]
     out = (x.reshape(n, v.shape[0]) @ v).reshape(n, w.shape[1] * groups, *out_sp)
     if b is not None:

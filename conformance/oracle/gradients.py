@@ -2,7 +2,7 @@
 
 Convention (CASE_FORMAT.md, PyTorch's): input ``x`` ``(N, C_in, *S)``, weight ``w``
 ``(C_in, C_out/groups, *K)`` unflipped, padding per-axis ``(begin, end)`` pairs cut from the full
-scatter output, ``output_padding`` at the far end. The forward call (see numpy_reference) is
+scatter output, ``output_padding`` at the far end. The forward call (see conformance/oracle/forward.py) is
 
     y[n, o, j] = b[o] + sum_{c in group(o), t, i : j = i*stride + dilation*t - pad_begin} x[n, c, i] * w[c, o', t]
 
@@ -25,11 +25,12 @@ Jacobian, finite differences, adjoint identity) are in tests/test_gradients_refe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from adapters.numpy_reference import _prepare, forward_matrix
-from conformance.geometry import PadPairs
+from conformance.oracle.forward import _prepare, forward_matrix
+from conformance.spec import ConvSpec, PadPairs
 
 __all__ = ["GRADIENTS", "grad_bias", "grad_input", "grad_weight", "gradient", "gradient_shape",
            "weight_jacobian_gradient", "matrix_grad_input"]
@@ -37,7 +38,8 @@ __all__ = ["GRADIENTS", "grad_bias", "grad_input", "grad_weight", "gradient", "g
 GRADIENTS: tuple[str, ...] = ("grad_input", "grad_weight", "grad_bias")
 
 
-def _pairs(in_sp, out_sp, kernel_tap, stride, dilation, padding):
+def _pairs(in_sp: Sequence[int], out_sp: Sequence[int], kernel_tap: Sequence[int], stride: Sequence[int],
+           dilation: Sequence[int], padding: PadPairs) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
     """For one kernel tap: per axis the input slice and the matching (strided) output slice of the
     positions ``j = i*s + d*t - pb`` that lie inside the output; None when the tap reaches none."""
     xs, ys = [], []
@@ -53,27 +55,29 @@ def _pairs(in_sp, out_sp, kernel_tap, stride, dilation, padding):
     return tuple(xs), tuple(ys)
 
 
-def _setup(x, w, g, stride, padding, output_padding, dilation, groups):
+def _setup(x: np.ndarray, w: np.ndarray, g: np.ndarray, stride: Sequence[int], padding: PadPairs,
+           output_padding: Sequence[int], dilation: Sequence[int], groups: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvSpec]:
     """float64 x, w, g and the validated geometry; ``g`` must have the output's shape."""
-    x, w, geom = _prepare(x, w, None, stride, padding, output_padding, dilation, groups)
+    x, w, spec = _prepare(x, w, None, stride, padding, output_padding, dilation, groups)
     g = np.asarray(g, np.float64)
-    want = (x.shape[0], w.shape[1] * groups, *geom.out_spatial)
+    want = (x.shape[0], w.shape[1] * groups, *spec.out_spatial)
     if g.shape != want:
         raise ValueError(f"cotangent shape {list(g.shape)} != output shape {list(want)}")
-    return x, w, g, geom
+    return x, w, g, spec
 
 
 def grad_input(x: np.ndarray, w: np.ndarray, g: np.ndarray, *, stride: Sequence[int], padding: PadPairs,
                output_padding: Sequence[int], dilation: Sequence[int], groups: int = 1) -> np.ndarray:
     """``dL/dx`` ``(N, C_in, *S)`` for cotangent ``g`` ``(N, C_out, *out)``; ``x`` gives the shape only."""
-    x, w, g, geom = _setup(x, w, g, stride, padding, output_padding, dilation, groups)
+    x, w, g, spec = _setup(x, w, g, stride, padding, output_padding, dilation, groups)
     n, cin = x.shape[:2]
     cig, cog = cin // groups, w.shape[1]
     gg = g.reshape(n, groups, cog, *g.shape[2:])
     wg = w.reshape(groups, cig, cog, *w.shape[2:])
     out = np.zeros((n, groups, cig, *x.shape[2:]))
-    for tap in np.ndindex(*geom.kernel):
-        p = _pairs(x.shape[2:], g.shape[2:], tap, geom.stride, geom.dilation, geom.padding)
+    for tap in np.ndindex(*spec.kernel):
+        p = _pairs(x.shape[2:], g.shape[2:], tap, spec.stride, spec.dilation, spec.padding)
         if p is None:
             continue
         xs, ys = p
@@ -85,14 +89,14 @@ def grad_input(x: np.ndarray, w: np.ndarray, g: np.ndarray, *, stride: Sequence[
 def grad_weight(x: np.ndarray, w: np.ndarray, g: np.ndarray, *, stride: Sequence[int], padding: PadPairs,
                 output_padding: Sequence[int], dilation: Sequence[int], groups: int = 1) -> np.ndarray:
     """``dL/dw`` in the canonical ``(C_in, C_out/g, *K)`` layout; ``w`` gives the shape only."""
-    x, w, g, geom = _setup(x, w, g, stride, padding, output_padding, dilation, groups)
+    x, w, g, spec = _setup(x, w, g, stride, padding, output_padding, dilation, groups)
     n, cin = x.shape[:2]
     cig, cog = cin // groups, w.shape[1]
     xg = x.reshape(n, groups, cig, *x.shape[2:])
     gg = g.reshape(n, groups, cog, *g.shape[2:])
-    out = np.zeros((groups, cig, cog, *geom.kernel))
-    for tap in np.ndindex(*geom.kernel):
-        p = _pairs(x.shape[2:], g.shape[2:], tap, geom.stride, geom.dilation, geom.padding)
+    out = np.zeros((groups, cig, cog, *spec.kernel))
+    for tap in np.ndindex(*spec.kernel):
+        p = _pairs(x.shape[2:], g.shape[2:], tap, spec.stride, spec.dilation, spec.padding)
         if p is None:
             continue
         xs, ys = p
@@ -108,7 +112,7 @@ def grad_bias(g: np.ndarray) -> np.ndarray:
     return g.sum(axis=(0, *range(2, g.ndim))) if g.ndim > 1 else g
 
 
-def gradient(quantity: str, x: np.ndarray, w: np.ndarray, g: np.ndarray, **kw) -> np.ndarray:
+def gradient(quantity: str, x: np.ndarray, w: np.ndarray, g: np.ndarray, **kw: Any) -> np.ndarray:
     """The reference gradient named ``quantity`` (one of :data:`GRADIENTS`), canonical layout."""
     if quantity == "grad_input":
         return grad_input(x, w, g, **kw)

@@ -1,0 +1,219 @@
+"""``conformance run``: the pytest command line behind it, the preflight, the rerun of checks lost
+with a crashed worker, ``--require-gpu`` and the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from conformance.cli_common import (
+    DEFAULT_CASES,
+    DEFAULT_KNOWN,
+    check_paths,
+    refuse,
+    requested_frameworks,
+    write_ci_outputs,
+)
+from conformance.paths import lock_output
+
+
+def build_pytest_args(args: argparse.Namespace) -> list[str]:
+    """The pytest command line behind ``conformance run``. The case files are found by
+    :func:`conformance.cases.discover` (the walker of ``validate`` too) and passed to pytest one by
+    one, so both commands read the same files (pytest's own walk follows symlink loops)."""
+    from conformance.cases import discover
+
+    given = args.cases or [DEFAULT_CASES]
+    files = [str(f) for f in discover(given)] or list(given)
+    pa = [*files, "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
+          "-o", "addopts=", "-o", "testpaths=", "--rootdir", os.getcwd(),
+          "--frameworks", args.frameworks, "--device", args.device, "--precision", args.precision,
+          "--results", args.results, "--known", args.known if args.known is not None else DEFAULT_KNOWN,
+          "--conformance-command", "conformance " + " ".join(shlex.quote(a) for a in args.argv)]
+    if args.tags:
+        pa += ["--tags", args.tags]
+    if args.dtypes:
+        pa += ["--dtypes", args.dtypes]
+    if args.report:
+        pa += ["--report", args.report]
+    if args.no_probes:
+        pa.append("--no-probes")
+    pa += ["--profile", args.profile]
+    if args.profiles_file:
+        pa += ["--profiles-file", args.profiles_file]
+    if args.shard:
+        pa += ["--shard", args.shard]
+    pa += ["--check-timeout", str(args.check_timeout)]
+    if getattr(args, "preflight_json", ""):
+        pa += ["--preflight-json", args.preflight_json]
+    if getattr(args, "only_checks", ""):
+        pa += ["--only-checks", args.only_checks]
+    if args.n != "0":
+        # each known crash costs one restart; a framework that crashes while setting up is caught
+        # by the preflight, so the bound only stops a run whose checks crash by the hundred
+        pa += ["-n", args.n, "--max-worker-restart", str(MAX_WORKER_RESTARTS)]
+    extra = list(args.pytest_args or [])
+    # pytest's per-failure sections cost time quadratic in the failures and repeat what the
+    # results hold: off unless asked for (`-- --tb=short`); the run prints its own summary
+    tb = [] if any(a.startswith("--tb") for a in extra) else ["--tb=no"]
+    # no assertion rewriting (the engine raises its own errors; rewriting the imported modules
+    # cost ~5 s a process) and no hypothesis plugin (it imports hypothesis at the end: ~4 s)
+    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", "-p", "no:hypothesispytest", "--assert=plain",
+           *tb] + extra
+    return pa
+
+
+MAX_WORKER_RESTARTS = 200
+
+
+def _gpu_capable(name: str) -> bool:
+    from adapters.registry import AdapterLoadError, adapter_class
+
+    try:
+        return adapter_class(name).gpu_capable
+    except AdapterLoadError:
+        return True  # a broken plugin cannot have run on a GPU: it is reported as missing
+
+
+def frameworks_without_gpu_checks(data: dict, frameworks: list[str]) -> list[str]:
+    """The requested GPU-capable frameworks (the adapter's ``gpu_capable``) with no check on
+    device ``gpu`` in ``data``."""
+    on_gpu = {r["adapter"] for r in data["results"] if r["device"] == "gpu"}
+    return [f for f in frameworks if _gpu_capable(f) and f not in on_gpu]
+
+
+def default_jax_cache() -> str:
+    """JAX's persistent compile cache unless ``CONFORMANCE_JAX_CACHE`` is set:
+    ``$XDG_CACHE_HOME/convt-conformance/jax``, else ``~/.cache/convt-conformance/jax``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "convt-conformance" / "jax")
+
+
+def run_preflight(args: argparse.Namespace) -> list[str]:
+    """Everything ``run`` checks before starting: paths (:func:`check_paths`), then the results lock."""
+    errors = check_paths("run", args)
+    if not errors:
+        why = lock_output(args.results)
+        if why:
+            errors.append(why)
+    return errors
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from conformance.results import read_results
+
+    errors = run_preflight(args)
+    if errors:
+        return refuse("run", errors)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("CONFORMANCE_JAX_CACHE", default_jax_cache())
+    args.preflight_json = _preflight(args)
+    try:
+        code = pytest.main(build_pytest_args(args))
+    finally:
+        if args.preflight_json:
+            Path(args.preflight_json).unlink(missing_ok=True)
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+        return 1
+    data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
+                                                                            "environment": {}}
+    if code != pytest.ExitCode.INTERRUPTED and data.get("missing_ids"):
+        data = _rerun_missing(args, data)
+    if args.require_gpu:
+        missing = frameworks_without_gpu_checks(data, requested_frameworks(args.frameworks))
+        if missing:
+            seen = data["environment"].get("framework_devices") or {}
+            unavailable = data["environment"].get("unavailable") or {}
+            detail = "; ".join(f"{f}: " + (unavailable.get(f) or f"sees {', '.join(seen.get(f, [])) or 'nothing'}")
+                               for f in missing)
+            print(f"conformance: --require-gpu: NO GPU CHECK RAN for {', '.join(missing)} ({detail})",
+                  file=sys.stderr)
+            return 2
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("conformance: no checks were collected (check --cases, --tags, --frameworks, --device)",
+              file=sys.stderr)
+        return 1
+    from conformance.verdict import run_verdict
+
+    # --- CI outputs (conformance/ci_outputs.py): from the results just written ---
+    if (args.junit_xml or args.markdown_summary) and Path(args.results).exists():
+        write_ci_outputs(args, data, args.report or None, args.results)
+    # --- end of CI outputs ---
+    verdict = run_verdict(data) if Path(args.results).exists() else run_verdict({"complete": False})
+    print(verdict.line())
+    return 130 if code == pytest.ExitCode.INTERRUPTED else verdict.exit_code
+
+
+def _rerun_missing(args: argparse.Namespace, data: dict) -> dict:
+    """Run once more the collected checks that have no record (pytest-xdist can lose the items a
+    crashed worker held), then write the joined results (and report): complete only if the
+    rerun left none missing. The rerun names the checks by node id, under profile ``full``
+    (they were selected already) and without shard or probes."""
+    import copy
+    import json
+    import tempfile
+
+    import pytest
+
+    from conformance.results import read_results, result_key, write_results
+
+    ids = list(data["missing_ids"])
+    print(f"conformance: {len(ids)} collected check(s) have no record (lost with a crashed worker); "
+          "running them once more", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        again = copy.copy(args)
+        again.only_checks = str(Path(tmp) / "ids.json")
+        Path(again.only_checks).write_text(json.dumps(ids), encoding="utf-8")
+        again.results, again.report = str(Path(tmp) / "rerun.json"), ""
+        again.no_probes, again.shard, again.profile = True, "", "full"
+        again.junit_xml = again.markdown_summary = None
+        pytest.main(build_pytest_args(again))
+        if not Path(again.results).exists():
+            return data
+        extra = read_results(again.results)
+    have = {result_key(r) for r in data["results"]}
+    data["results"] = sorted(data["results"] + [r for r in extra["results"] if result_key(r) not in have],
+                             key=result_key)
+    from conformance.check_id import parse_check_id
+
+    got = {result_key(r) for r in extra["results"]}
+    data["missing_ids"] = [i for i in ids if tuple(parse_check_id(i) or ()) not in got]
+    data["missing_checks"] = len(data["missing_ids"])
+    data["complete"] = bool(extra.get("complete")) and not data["missing_ids"] and not data.get("in_progress")
+    data["rerun"] = {"checks": len(ids), "recorded": len(extra["results"])}
+    write_results(args.results, data)
+    if args.report:
+        from conformance.report import write_report
+
+        write_report(args.report, data)
+    return data
+
+
+def _preflight(args: argparse.Namespace) -> str:
+    """Set each framework up once in a child process (conformance/preflight.py); the path of a
+    JSON file naming those that crash or hang doing so, for the run to leave out ("" if none)."""
+    if args.setup_timeout <= 0:
+        return ""
+    import json
+    import tempfile
+
+    from conformance.preflight import preflight
+
+    try:
+        frameworks = requested_frameworks(args.frameworks)
+    except Exception:
+        return ""  # an unknown name: the run itself reports it as a usage error
+    out = preflight(frameworks, args.precision, args.setup_timeout)
+    for name, why in out["unavailable"].items():
+        print(f"conformance: {name} is left out of this run: {why}", file=sys.stderr)
+    if not out["unavailable"]:
+        return ""
+    fd, path = tempfile.mkstemp(prefix="conformance-preflight-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(out, fh)
+    return path
