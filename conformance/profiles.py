@@ -196,6 +196,7 @@ class PlannedItem:
     device: str
     dtype: str
     check_id: str
+    api: str = ""  # the adapter's API name behind ``label`` (the collector builds the item from it)
 
 
 def preselect(profile: Profile, planned: Sequence[PlannedItem], only_checks: str = "") -> tuple[set[str], dict[str, Any]]:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 WORKER_ENV_KEY = "conformance_worker_environment"
 WATCHDOG_DIR_KEY = "conformance_watchdog_dir"
 _records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
-_pre_key, _loaded_key = pytest.StashKey["set[str] | None"](), pytest.StashKey["dict[str, LoadResult]"]()  # preselection, files
+_pre_key, _loaded_key = pytest.StashKey["dict[str, list] | None"](), pytest.StashKey["dict[str, LoadResult]"]()
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # a CI timeout: end like Ctrl-C, so what was done is written
@@ -157,6 +157,9 @@ def _load(config: pytest.Config, path: Path) -> LoadResult:
 def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, str, str]]:
     """Every (adapter, api, label, device, dtype) collected for ``case`` (collector and preselection)."""
     st = _state(config)
+    tags = {t for t in config.getoption("tags").split(",") if t}
+    if tags and not tags & set(case.tags):
+        return
     dtypes = {t for t in config.getoption("dtypes").split(",") if t}
     want_dev = config.getoption("device")
     for name in st.frameworks:
@@ -177,11 +180,10 @@ def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, s
                         yield name, api, label, device, dtype
 
 
-def _preselection(config: pytest.Config) -> set[str] | None:
-    """The node ids the profile (or ``--only-checks``) selects, computed before any item exists,
-    so that the ~100k checks a profile leaves out are never built as pytest items (that cost
-    seconds per worker). None when the arguments are not plain case files and directories
-    (then selection happens after collection, as pytest deselects)."""
+def _preselection(config: pytest.Config) -> dict[str, list] | None:
+    """Per case id, the checks ``(check id, *spec)`` the profile (or ``--only-checks``) selects,
+    found before any item exists (unselected checks are never built); None unless the arguments
+    are plain case files and directories (then pytest's deselection after collection)."""
     if _pre_key in config.stash:
         return config.stash[_pre_key]
     config.stash[_pre_key] = None
@@ -189,7 +191,6 @@ def _preselection(config: pytest.Config) -> set[str] | None:
     if not args or any("::" in a or not Path(a).exists() for a in args):
         return None
     st = _state(config)
-    tags = {t for t in config.getoption("tags").split(",") if t}
     seen: dict[str, str] = {}
     planned: list[PlannedItem] = []
     for path in discover(args):
@@ -197,14 +198,17 @@ def _preselection(config: pytest.Config) -> set[str] | None:
             continue
         display = _display(config, path)
         for case in _load(config, path).cases:
-            if seen.setdefault(case.id, display) != display or (tags and not tags & set(case.tags)):
+            if seen.setdefault(case.id, display) != display:
                 continue  # a duplicate id is a problem item, collected by its file
-            for name, _api, label, device, dtype in _specs(config, case):
-                cid = format_check_id(case.id, name, label, device, dtype)
-                planned.append(PlannedItem(case, name, label, device, dtype, cid))
+            for spec in _specs(config, case):
+                cid = format_check_id(case.id, spec[0], *spec[2:])
+                planned.append(PlannedItem(case, spec[0], *spec[2:], check_id=cid, api=spec[1]))
     ids, st.selection = preselect(st.profile, planned, config.getoption("only_checks"))
-    config.stash[_pre_key] = ids
-    return ids
+    chosen: dict[str, list] = {}  # the collector builds exactly these, without enumerating again
+    for c in (c for c in planned if c.check_id in ids):
+        chosen.setdefault(c.case.id, []).append((c.check_id, c.adapter_name, c.api, c.label, c.device, c.dtype))
+    config.stash[_pre_key] = chosen
+    return chosen
 
 
 class CaseFile(pytest.File):
@@ -220,7 +224,6 @@ class CaseFile(pytest.File):
         for p in result.problems:
             yield ProblemItem.from_parent(self, name=f"invalid-case-file[{len(st.problems)}]", problem=str(p))
             st.problems.append(str(p))
-        tags = {t for t in config.getoption("tags").split(",") if t}
         for case in result.cases:
             first = st.seen_ids.setdefault(case.id, display)
             if first != display:
@@ -228,12 +231,9 @@ class CaseFile(pytest.File):
                 st.problems.append(msg)
                 yield ProblemItem.from_parent(self, name=f"duplicate-id[{case.id}]", problem=msg)
                 continue
-            if tags and not tags & set(case.tags):
-                continue
-            for name, api, label, device, dtype in _specs(config, case):
-                cid = format_check_id(case.id, name, label, device, dtype)
-                if pre is not None and cid not in pre:
-                    continue  # not in the profile's selection: never built
+            selected = pre.get(case.id, []) if pre is not None else \
+                [(format_check_id(case.id, n, lb, dv, dt), n, a, lb, dv, dt) for n, a, lb, dv, dt in _specs(config, case)]
+            for cid, name, api, label, device, dtype in selected:
                 item = CaseItem.from_parent(self, name=cid, case=case, adapter_name=name, api=api, label=label,
                                             device=device, dtype=dtype)
                 for m in (name, device, dtype):
