@@ -60,8 +60,11 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
     # results hold: off unless asked for (`-- --tb=short`); the run prints its own summary
     tb = [] if any(a.startswith("--tb") for a in extra) else ["--tb=no"]
     # no assertion rewriting (the engine raises its own errors; rewriting the imported modules
-    # cost ~5 s a process) and no hypothesis plugin (it imports hypothesis at the end: ~4 s)
-    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", "-p", "no:hypothesispytest", "--assert=plain",
+    # cost ~5 s a process), no hypothesis plugin (it imports hypothesis at the end: ~4 s) and no
+    # log capture (its handler swap, three times a check, cost ~5 ms a check; the checks log nothing
+    # the results need, and the frameworks' log lines are captured with their stderr)
+    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", "-p", "no:hypothesispytest", "-p", "no:logging",
+           "--assert=plain",
            *tb] + extra
     return pa
 

@@ -132,6 +132,11 @@ class ResultsCollector:
         if not hasattr(self.config, "workerinput") and self.config.pluginmanager.get_plugin("dsession") is None:
             self._expect(item.nodeid for item in session.items)
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """The record rides on the call's report only (the teardown report would carry it again)."""
+        item.user_properties.clear()
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, raw in report.user_properties:

@@ -17,8 +17,21 @@ FEATURES: tuple[str, ...] = (
 )
 
 
+_MEMO: dict[int, tuple[Case, frozenset[str]]] = {}
+
+
 def case_features(case: Case) -> frozenset[str]:
-    """The features ``case`` shows (independent of dtype)."""
+    """The features ``case`` shows (independent of dtype); memoised per case object (a profile's
+    selection asks once per check: ~300k times for 1,089 cases)."""
+    hit = _MEMO.get(id(case))
+    if hit is not None and hit[0] is case:
+        return hit[1]
+    out = _features(case)
+    _MEMO[id(case)] = (case, out)
+    return out
+
+
+def _features(case: Case) -> frozenset[str]:
     f = {f"rank{case.rank}"} if case.rank in (1, 2, 3) else set()
     if case.expected_error:
         f.add("invalid")

@@ -6,9 +6,9 @@ dtype. The run profile (``--profile``) selects checks before items are built (a 
 enumeration of every case file given, ``_preselection``), the shard (``--shard K/N``) after
 collection (the same pure functions in every process). Each item stores its results record in
 ``item.user_properties``; the controller (xdist's, or the single process) collects them
-(:mod:`conformance.collector`) and writes the results file (:mod:`conformance.run_finish`).
-A worker that dies is recorded as ``crash`` for the check it was running; xdist restarts it.
-"""
+(:mod:`conformance.collector`) and writes the results file (:mod:`conformance.run_finish`). A
+worker that dies is a ``crash`` of its check (xdist restarts it); known crashes run in a child
+of their own (:mod:`conformance.isolate`)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from adapters.base import Adapter
 from adapters.registry import AdapterLoadError, entries, get_adapter
 from conformance.case_model import Case, LoadResult
 from conformance.cases import case_file_display, discover, load_file
-from conformance.check import run_check
 from conformance.check_id import format_check_id
 from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
+from conformance.isolate import check_or_isolate
 from conformance.known import load_known
 from conformance.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
 from conformance.profiles import (
@@ -50,8 +50,7 @@ from conformance.watchdog import Watchdog
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
 
-WORKER_ENV_KEY = "conformance_worker_environment"
-WATCHDOG_DIR_KEY = "conformance_watchdog_dir"
+WORKER_ENV_KEY, WATCHDOG_DIR_KEY = "conformance_worker_environment", "conformance_watchdog_dir"
 _records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
 _pre_key, _loaded_key = pytest.StashKey["dict[str, list] | None"](), pytest.StashKey["dict[str, LoadResult]"]()
 
@@ -289,7 +288,8 @@ class CaseItem(pytest.Item):
         adapter = _adapter(self.config, self.adapter_name)
         assert adapter is not None, self.adapter_name  # collected only with one
         with _time_limit(self):
-            rec = run_check(self.case, adapter, self.api, self.device, self.dtype, st.precision, st.known)
+            rec = check_or_isolate(self.case, str(self.path), adapter, self.api, self.device, self.dtype, st.precision,
+                                   st.known, self.config.getoption("check_timeout") * 0.9)  # known crashes: a child
         rec.nodeid = self.nodeid
         self.user_properties.append((RECORD_KEY, json.dumps(rec.as_dict(), default=str)))
         if not st.selection_sent:
@@ -305,7 +305,7 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: TracebackStyle | None = None) -> str | TerminalRepr:
-        if isinstance(excinfo.value, CheckFailed):
+        if isinstance(excinfo.value, (CheckFailed, pytest.xfail.Exception)):  # never a traceback (~0.4 s each)
             return f"{self.case.file}: case {self.case.id}: {excinfo.value}"
         return super().repr_failure(excinfo)
 
