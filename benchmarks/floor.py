@@ -1,6 +1,6 @@
 """Benchmark: the harness beside its floor, per framework.
 
-    python benchmarks/floor.py [--profile default] [--frameworks numpy,torch,tensorflow,jax] [-n 2]
+    python benchmarks/floor.py [--profile default] [--frameworks numpy,torch,tensorflow,jax] [-n 2] [--together]
 
 For each framework, in this session:
 - harness, cold and warm: ``conformance run --frameworks FW --profile P -n N --no-probes`` (cold: an
@@ -10,7 +10,9 @@ For each framework, in this session:
   share of the profile's checks (inputs generated before the clock starts; the same cost-balanced
   split as ``--shard``), wall time of the slowest; warm: the same calls made a second time
   inside those processes (compiled functions cached);
-and prints harness / floor per framework (issue 11's goal: <= 1.2x cold, <= 1.5x warm).
+and prints harness / floor per framework (issue 11's goal: <= 1.2x cold, <= 1.5x warm), or with
+``--together`` once for all of them run together (the profile's whole run: one harness run of
+every framework against floor processes that import them all).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _floor_worker(framework: str, profile: str, index: int, count: int) -> None:
-    """One floor process: prints {"cold": s, "warm": s, "checks": n} (time from process start)."""
+def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None:
+    """One floor process over the comma-separated ``frameworks``: prints {"cold": s, "warm": s,
+    "checks": n} (time from process start)."""
     t_start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     from adapters.registry import get_adapter
@@ -38,27 +41,28 @@ def _floor_worker(framework: str, profile: str, index: int, count: int) -> None:
     from conformance.profiles import column, load_profile, select, shard_of
 
     prof = load_profile(profile)
-    checks, _ = planned_checks([str(ROOT / "cases")], [framework])
+    checks, _ = planned_checks([str(ROOT / "cases")], frameworks.split(","))
     chosen = select(prof, checks)
     ids = [f"{c.case.id}[{column(c)}-{c.device}-{c.dtype}]" for c in chosen]
     mine = [c for c, s in zip(chosen, shard_of(prof, chosen, count, ids)) if s == index]
-    a = get_adapter(framework)
-    api_of = {a.api_label(api, c.case.rank): api for c in mine for api in a.apis}
+    adapters = {name: get_adapter(name) for name in frameworks.split(",")}
+    api_of = {(n, a.api_label(api, c.case.rank)): api for n, a in adapters.items() for c in mine for api in a.apis}
     setup = time.perf_counter()
     work = []
     for c in mine:
-        api = api_of[c.label]
+        a, api = adapters[c.adapter_name], api_of[(c.adapter_name, c.label)]
         if a.applies(c.case, api) and a.supports(c.case, api, c.device, c.dtype) is None:
             # a gradient column's call takes the case's seeded cotangent (conformance/cotangent.py)
             g = cotangent(c.case, c.dtype)[0] if gradient_quantity(api) and not c.case.expected_error else None
-            work.append((c, api, *c.case.tensors(c.dtype), g))
+            work.append((a, c, api, *c.case.tensors(c.dtype), g))
     t_inputs = time.perf_counter() - setup
-    a.unavailable_reason()  # the import
-    a.configure("strict")
+    for a in adapters.values():
+        a.unavailable_reason()  # the import
+        a.configure("strict")
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        for c, api, x, w, b, g in work:
+        for a, c, api, x, w, b, g in work:
             try:
                 a.run(c.case, api, c.device, c.dtype, x, w, b, **({"cotangent": g} if g is not None else {}))
             except Exception:
@@ -96,10 +100,12 @@ def main() -> int:
     ap.add_argument("--profile", default="default")
     ap.add_argument("--frameworks", default="numpy,torch,tensorflow,jax,onnx,keras")
     ap.add_argument("-n", type=int, default=2)
+    ap.add_argument("--together", action="store_true",
+                    help="one line for the frameworks run together (the profile's whole run), not one each")
     args = ap.parse_args()
     print(f"{'framework':<12} {'harness cold':>12} {'floor cold':>10} {'ratio':>6} {'harness warm':>12} "
           f"{'floor warm':>10} {'ratio':>6}  checks")
-    for fw in args.frameworks.split(","):
+    for fw in [args.frameworks] if args.together else args.frameworks.split(","):
         with tempfile.TemporaryDirectory() as cache_h, tempfile.TemporaryDirectory() as cache_f:
             res = str(Path(cache_h) / "results.json")
             h_cold = _harness(fw, args.profile, args.n, cache_h, res)
@@ -108,7 +114,7 @@ def main() -> int:
             # the warm floor: the calls alone (compiled), per worker in parallel, + the process start
             # the warm harness also pays (imports); measured as a second cold floor with a warm cache
             fl_warm = _floor(fw, args.profile, args.n, cache_f)["cold"]
-        print(f"{fw:<12} {h_cold:>11.1f}s {fl['cold']:>9.1f}s {h_cold / fl['cold']:>6.2f} {h_warm:>11.1f}s "
+        print(f"{'all' if args.together else fw:<12} {h_cold:>11.1f}s {fl['cold']:>9.1f}s {h_cold / fl['cold']:>6.2f} {h_warm:>11.1f}s "
               f"{fl_warm:>9.1f}s {h_warm / fl_warm:>6.2f}  {fl['checks']}")
     return 0
 

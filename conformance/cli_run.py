@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
+import threading
 from pathlib import Path
 
 from conformance.cli_common import (
@@ -106,21 +108,30 @@ def run_preflight(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import pytest
 
-    from conformance.results import read_results
 
     errors = run_preflight(args)
     if errors:
         return refuse("run", errors)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CONFORMANCE_JAX_CACHE", default_jax_cache())
-    args.preflight_json = _preflight(args)
+    args.preflight_json, preflight_done = _start_preflight(args)
     try:
-        code = pytest.main(build_pytest_args(args))
-    finally:
+        return _run(args)
+    finally:  # (the rerun of lost checks reads the preflight's file too)
+        if preflight_done is not None:
+            preflight_done.join()
         if args.preflight_json:
-            Path(args.preflight_json).unlink(missing_ok=True)
+            shutil.rmtree(Path(args.preflight_json).parent, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """pytest, the rerun of lost checks, ``--require-gpu``, CI outputs and the verdict line."""
+    import pytest
+
+    from conformance.results import read_results
+
+    code = pytest.main(build_pytest_args(args))
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return 1
     data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
@@ -197,11 +208,14 @@ def _rerun_missing(args: argparse.Namespace, data: dict) -> dict:
     return data
 
 
-def _preflight(args: argparse.Namespace) -> str:
-    """Set each framework up once in a child process (conformance/preflight.py); the path of a
-    JSON file naming those that crash or hang doing so, for the run to leave out ("" if none)."""
+def _start_preflight(args: argparse.Namespace) -> tuple[str, threading.Thread | None]:
+    """Set each framework up once in a child process (conformance/preflight.py), in a thread while
+    pytest starts its workers: the path of the JSON file it writes when done (always, even when it
+    fails; the processes that need it wait for it: conformance/run_state.py), naming those that
+    crash or hang doing so, for the run to leave out, and what the others showed (devices, probe
+    rows: a worker then imports a framework only for its first check). ("", None): no preflight."""
     if args.setup_timeout <= 0:
-        return ""
+        return "", None
     import json
     import tempfile
 
@@ -210,13 +224,20 @@ def _preflight(args: argparse.Namespace) -> str:
     try:
         frameworks = requested_frameworks(args.frameworks)
     except Exception:
-        return ""  # an unknown name: the run itself reports it as a usage error
-    out = preflight(frameworks, args.precision, args.setup_timeout)
-    for name, why in out["unavailable"].items():
-        print(f"conformance: {name} is left out of this run: {why}", file=sys.stderr)
-    if not out["unavailable"]:
-        return ""
-    fd, path = tempfile.mkstemp(prefix="conformance-preflight-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(out, fh)
-    return path
+        return "", None  # an unknown name: the run itself reports it as a usage error
+    path = Path(tempfile.mkdtemp(prefix="conformance-preflight-")) / "preflight.json"
+
+    def run() -> None:
+        out: dict = {"unavailable": {}, "frameworks": {}}
+        try:
+            out = preflight(frameworks, args.precision, args.setup_timeout)
+            for name, why in out["unavailable"].items():
+                print(f"conformance: {name} is left out of this run: {why}", file=sys.stderr)
+        finally:  # written whatever happened: the workers wait for it
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(out, default=str), encoding="utf-8")
+            os.replace(tmp, path)
+
+    thread = threading.Thread(target=run, name="conformance-preflight", daemon=True)
+    thread.start()
+    return str(path), thread

@@ -40,7 +40,8 @@ def planned_checks(case_paths: list[str], frameworks: list[str]) -> tuple[list[P
 
 
 def plan_table(profile: Profile, checks: list[PlannedCheck]) -> list[dict[str, Any]]:
-    """Per column: collected, selected, estimated seconds, feature x dtype pairs covered / present."""
+    """Per column: collected, selected, estimated seconds, feature x dtype pairs covered / present,
+    and the rows (each feature, each dtype) covered / present."""
     chosen = select(profile, checks)
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"collected": 0, "selected": 0, "present": set(),
                                                            "covered": set()})
@@ -54,20 +55,25 @@ def plan_table(profile: Profile, checks: list[PlannedCheck]) -> list[dict[str, A
         r["covered"] |= {(f, c.dtype) for f in case_features(c.case)}
     out = []
     for col, r in rows.items():
+        # the rows: every feature and every dtype on its own (what `cover: rows` keeps)
+        row_p, row_c = ({f for f, _ in r[k]} | {f"dtype {d}" for _, d in r[k]} for k in ("present", "covered"))
         out.append({"column": col, "collected": r["collected"], "selected": r["selected"],
                     "seconds": r["selected"] * profile.cost(col),
                     "covered": len(r["covered"]), "present": len(r["present"]),
-                    "uncovered": sorted(f"{f}/{d}" for f, d in r["present"] - r["covered"])})
+                    "uncovered": sorted(f"{f}/{d}" for f, d in r["present"] - r["covered"]),
+                    "rows_covered": len(row_c), "rows_present": len(row_p), "rows_uncovered": sorted(row_p - row_c)})
     return out
 
 
 def format_plan(profile: Profile, table: list[dict[str, Any]]) -> str:
     """Plain-text table of :func:`plan_table` with totals."""
     lines = [f"profile {profile.name}: {profile.description}".strip(),
-             f"{'column':<46} {'selected':>9} {'of':>7} {'est. s':>8}  feature x dtype covered"]
+             f"{'column':<46} {'selected':>9} {'of':>7} {'est. s':>8}  rows (feature, dtype)  feature x dtype"]
     for r in sorted(table, key=lambda r: r["column"]):
         lines.append(f"{r['column']:<46} {r['selected']:>9} {r['collected']:>7} {r['seconds']:>8.1f}  "
-                     f"{r['covered']}/{r['present']}" + (f" (missing {', '.join(r['uncovered'][:4])}"
+                     f"{r['rows_covered']:>4}/{r['rows_present']:<4}"
+                     + (f" (missing {', '.join(r['rows_uncovered'][:3])})" if r["rows_uncovered"] else "")
+                     + f"  {r['covered']}/{r['present']}" + (f" (missing {', '.join(r['uncovered'][:4])}"
                                                          f"{'...' if len(r['uncovered']) > 4 else ''})"
                                                          if r["uncovered"] else ""))
     sel = sum(r["selected"] for r in table)

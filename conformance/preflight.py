@@ -1,5 +1,5 @@
 """Before a run starts its workers: set each requested framework up once in a child process
-(import, ``configure``, ``devices``), bounded in time and attempts, so a framework that crashes
+(import, ``configure``, ``devices``, and its convention probes), bounded in time and attempts, so a framework that crashes
 or hangs while setting up is recorded as unavailable with the reason instead of making xdist
 restart workers forever or hanging the run.
 
@@ -65,7 +65,11 @@ def _main(name: str, precision: str) -> int:
         print(json.dumps({"unavailable": a.unavailable_reason() if a.installed() else "not installed"}))
         return 0
     settings = a.configure(precision)
-    print(json.dumps({"version": a.version(), "devices": a.devices(), "settings": settings}, default=str))
+    from conformance.probes import probe_rows
+
+    # the convention probes, while the framework is imported here anyway (the run's probe item reads them)
+    print(json.dumps({"version": a.version(), "devices": a.devices(), "settings": settings,
+                      "probes": probe_rows([name])}, default=str))
     return 0
 
 

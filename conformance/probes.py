@@ -81,3 +81,23 @@ def discover_conventions(frameworks: list[str] | None = None) -> list[dict]:
             "naive_mapping": "weight axes (A, B, kH, kW) into the API's two channel slots and spatial axes, no flip",
         })
     return rows
+
+
+def probe_rows(frameworks: list[str]) -> list[dict]:
+    """:func:`discover_conventions` for ``frameworks`` (none: no rows), a probe that raises
+    turned into one disagreeing row (a probe must never lose a run's results)."""
+    if not frameworks:
+        return []
+    try:
+        return discover_conventions(frameworks)
+    except Exception as exc:
+        return [{"adapter": "?", "api": "probes", "discovered": f"probe error: {exc}",
+                 "declared": "", "agrees": False, "naive_mapping": ""}]
+
+
+def run_probe_rows(frameworks: list[str], preflight: dict[str, dict]) -> list[dict]:
+    """The probe rows of a run: those the preflight found (``preflight``: per framework what
+    ``conformance.preflight`` printed), the others' discovered here."""
+    seen = {n: preflight[n]["probes"] for n in frameworks if isinstance(preflight.get(n, {}).get("probes"), list)}
+    rest = [n for n in frameworks if n not in seen and "unavailable" not in preflight.get(n, {})]
+    return [r for n in frameworks for r in seen.get(n, [])] + probe_rows(rest)

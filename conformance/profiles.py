@@ -91,6 +91,8 @@ def _check_select(sel: Any, where: str) -> None:
                                     and isinstance(smp.get("one_in"), int) and not isinstance(smp["one_in"], bool)
                                     and smp["one_in"] >= 1 and set(smp) == {"tag", "one_in"}):
             raise ProfileError(f"{where}.within.sample: expected {{tag: <tag>, one_in: <integer >= 1>}}")
+    if sel.get("cover", False) not in (True, False, "rows"):
+        raise ProfileError(f"{where}.cover: must be true, false or rows, got {sel.get('cover')!r}")
     if not isinstance(sel.get("strata", 0), int) or isinstance(sel.get("strata", 0), bool) or sel.get("strata", 0) < 0:
         raise ProfileError(f"{where}.strata: must be an integer >= 0, got {sel.get('strata')!r}")
     for key in ("tags", "dtypes"):
@@ -143,6 +145,16 @@ def in_subset(case: Case, within: dict[str, Any]) -> bool:
     return bool(smp and smp["tag"] in case.tags and zlib.crc32(case.id.encode()) % smp["one_in"] == 0)
 
 
+def _shows_pairs(c: Check) -> set[tuple[str, str]]:
+    """``cover: true``: the feature x dtype pairs a check shows."""
+    return {(f, c.dtype) for f in case_features(c.case)}
+
+
+def _shows_rows(c: Check) -> set[tuple[str, str]]:
+    """``cover: rows``: the feature rows and the dtype a check shows (each once is enough)."""
+    return {(f, "") for f in case_features(c.case)} | {("dtype", c.dtype)}
+
+
 def select(profile: Profile, checks: Sequence[C]) -> list[C]:
     """The checks the profile runs, in their given order (see profiles.yaml for the rules)."""
     by_column: dict[str, list[C]] = defaultdict(list)
@@ -174,13 +186,24 @@ def select(profile: Profile, checks: Sequence[C]) -> list[C]:
             for group in strata.values():
                 chosen.update(id(c) for c in heapq.nsmallest(k, group, key=lambda c: (_rank(c.case.id, c.dtype),
                                                                                      c.device)))
-        if sel.get("cover"):
-            covered = {(f, c.dtype) for c in pool if id(c) in chosen for f in case_features(c.case)}
+        if sel.get("cover") is True:
+            covered = {p for c in pool if id(c) in chosen for p in _shows_pairs(c)}
             for c in sorted(pool, key=lambda c: (_rank(c.case.id, c.dtype), c.device)):
-                new = {(f, c.dtype) for f in case_features(c.case)} - covered
+                new = _shows_pairs(c) - covered
                 if new:
                     chosen.add(id(c))
                     covered |= new
+        elif sel.get("cover") == "rows":  # greedy set cover: the check showing most rows still missing
+            covered = {p for c in pool if id(c) in chosen for p in _shows_rows(c)}
+            first: dict[frozenset, C] = {}  # per distinct set of rows, its check of smallest CRC32
+            for c in sorted(pool, key=lambda c: (_rank(c.case.id, c.dtype), c.device)):
+                first.setdefault(frozenset(_shows_rows(c)), c)
+            while True:
+                rows, best = max(first.items(), key=lambda kv: len(kv[0] - covered), default=(frozenset(), None))
+                if best is None or not rows - covered:
+                    break
+                chosen.add(id(best))
+                covered |= rows
         keep.update(chosen)
     return [c for c in checks if id(c) in keep]
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from adapters.base import Adapter
-from adapters.registry import AdapterLoadError, entries, get_adapter
+from adapters.registry import entries
+from conformance.affinity import pytest_xdist_make_scheduler  # noqa: F401  (the hook, found by name)
 from conformance.case_model import Case, LoadResult
 from conformance.cases import case_file_display, discover, load_file
 from conformance.check_id import format_check_id
@@ -33,6 +35,7 @@ from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION
 from conformance.isolate import check_or_isolate
 from conformance.known import load_known
 from conformance.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
+from conformance.probes import run_probe_rows
 from conformance.profiles import (
     PlannedItem,
     ProfileError,
@@ -75,11 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
     st = RunState(frameworks=selected_frameworks(config.getoption("frameworks")),
                   precision=config.getoption("precision"), known=known, known_problems=known_problems,
                   profile=profile, shard=shard)
-    preflight = config.getoption("preflight_json")
-    if preflight:  # what `conformance run` found before starting pytest (conformance/preflight.py)
-        pre = json.loads(Path(preflight).read_text(encoding="utf-8"))
-        st.unavailable.update(pre.get("unavailable", {}))
-        st.frameworks = [f for f in st.frameworks if f not in st.unavailable]
+    # what `conformance run`'s preflight finds (conformance/preflight.py), written while pytest
+    # starts: read where first needed (collection; the controller: at the end)
+    st.preflight_path = config.getoption("preflight_json")
     config.stash[_state_key] = st
     collector = ResultsCollector(config, st)
     config.stash[_records_key] = collector
@@ -115,25 +116,6 @@ def _time_limit(item: pytest.Item) -> Iterator[None]:
             yield
 
 
-def _adapter(config: pytest.Config, name: str) -> Adapter | None:
-    """This process's adapter instance (created and configured once per process), or None."""
-    st = _state(config)
-    if name not in st.adapters:
-        try:
-            a = get_adapter(name)
-        except AdapterLoadError as exc:  # a broken plugin: reported, the others still run
-            st.adapters[name] = None
-            st.unavailable[name] = str(exc)
-            return None
-        st.adapters[name] = a
-        why = a.unavailable_reason() if a.installed() else f"{name} is not installed ({a.module or name})"
-        if why:
-            st.unavailable[name] = why
-        else:
-            st.configured[name] = a.configure(st.precision)
-    return st.adapters[name]
-
-
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> CaseFile | None:
     if file_path.suffix in (".yaml", ".yml") and not file_path.name.startswith("known_disagreements"):
         return CaseFile.from_parent(parent, path=file_path)
@@ -156,13 +138,14 @@ def _load(config: pytest.Config, path: Path) -> LoadResult:
 def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, str, str]]:
     """Every (adapter, api, label, device, dtype) collected for ``case`` (collector and preselection)."""
     st = _state(config)
+    st.load_preflight()
     tags = {t for t in config.getoption("tags").split(",") if t}
     if tags and not tags & set(case.tags):
         return
     dtypes = {t for t in config.getoption("dtypes").split(",") if t}
     want_dev = config.getoption("device")
     for name in st.frameworks:
-        adapter = _adapter(config, name)
+        adapter = st.adapter(name, setup=False)  # imported at its first check (the preflight saw it set up)
         if adapter is None or name in st.unavailable:
             continue  # reported as unavailable in the environment
         devices = st.framework_devices.get(name)
@@ -192,11 +175,10 @@ def _preselection(config: pytest.Config) -> dict[str, list] | None:
     st = _state(config)
     seen: dict[str, str] = {}
     planned: list[PlannedItem] = []
-    for path in discover(args):
-        if path.suffix not in (".yaml", ".yml"):
-            continue
-        display = _display(config, path)
-        for case in _load(config, path).cases:
+    files = [(_display(config, p), _load(config, p)) for p in discover(args) if p.suffix in (".yaml", ".yml")]
+    st.load_preflight()  # after the case files: they load while the preflight finishes
+    for display, loaded in files:
+        for case in loaded.cases:
             if seen.setdefault(case.id, display) != display:
                 continue  # a duplicate id is a problem item, collected by its file
             for spec in _specs(config, case):
@@ -285,7 +267,7 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         st = _state(self.config)
-        adapter = _adapter(self.config, self.adapter_name)
+        adapter = st.adapter(self.adapter_name)
         assert adapter is not None, self.adapter_name  # collected only with one
         with _time_limit(self):
             rec = check_or_isolate(self.case, str(self.path), adapter, self.api, self.device, self.dtype, st.precision,
@@ -318,7 +300,8 @@ class ProbeItem(pytest.Item):
 
     def runtest(self) -> None:
         with _time_limit(self):
-            rows = _probes(_state(self.config).frameworks)
+            st = _state(self.config)
+            rows = run_probe_rows(st.frameworks, st.preflight)
         self.user_properties.append((PROBES_KEY, json.dumps(rows)))
         bad = [r for r in rows if not r["agrees"]]
         if bad:
@@ -349,16 +332,6 @@ class ProblemItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
-
-
-def _probes(frameworks: list[str]) -> list[dict[str, Any]]:
-    from conformance.probes import discover_conventions
-
-    try:
-        return discover_conventions(frameworks)
-    except Exception as exc:  # a probe must never lose the run's results
-        return [{"adapter": "?", "api": "probes", "discovered": f"probe error: {exc}",
-                 "declared": "", "agrees": False, "naive_mapping": ""}]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -393,8 +366,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from conformance.run_finish import finish_outputs
 
+    st.load_preflight()
     try:
         finish_outputs(session, exitstatus, st, config.stash[_records_key])
     finally:
         if st.watchdog_dir:
             shutil.rmtree(st.watchdog_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An xdist worker exits here, at once: its records and ``workerfinished`` went to the
+    controller at session finish, and the frameworks' own interpreter teardown (TensorFlow,
+    torch, XLA) cost ~3 s a worker at the end of every run, both cores waiting."""
+    if hasattr(config, "workerinput") and os.environ.get("CONFORMANCE_WORKER_TEARDOWN") != "full":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -27,7 +27,8 @@ def test_full_runs_everything(checks):
 @pytest.mark.parametrize("name", ["quick", "default"])
 def test_every_column_covers_every_feature_dtype_pair_it_has(checks, name):
     """Coverage of the stratified plans: every column runs, and no column whose rule asks for
-    cover loses a feature x dtype pair its cases show (within the dtypes the rule keeps)."""
+    cover loses a feature x dtype pair its cases show (``cover: rows``: a feature or a dtype), within
+    the dtypes and the subset the rule keeps."""
     profile = load_profile(name)
     table = plan_table(profile, checks)
     assert {r["column"] for r in table} == {column(c) for c in checks}
@@ -36,11 +37,12 @@ def test_every_column_covers_every_feature_dtype_pair_it_has(checks, name):
         sel = profile.rule_for(r["column"]).select
         if sel == "all" or (isinstance(sel, dict) and sel.get("cover")):
             kept = set((sel.get("dtypes") or []) if isinstance(sel, dict) else [])
-            missing = [u for u in r["uncovered"] if not kept or u.rsplit("/", 1)[1] in kept]
-            if isinstance(sel, dict) and "within" in sel:  # a path column: covered within its subset
-                shown = {f"{f}/{c.dtype}" for c in checks if column(c) == r["column"]
-                         and in_subset(c.case, sel["within"]) for f in case_features(c.case)}
-                missing = [u for u in missing if u in shown]
+            rows = isinstance(sel, dict) and sel.get("cover") == "rows"  # each feature, each dtype once
+            mine = [c for c in checks if column(c) == r["column"] and (not kept or c.dtype in kept)
+                    and (not isinstance(sel, dict) or "within" not in sel or in_subset(c.case, sel["within"]))]
+            shown = ({f for c in mine for f in case_features(c.case)} | {f"dtype {c.dtype}" for c in mine} if rows
+                     else {f"{f}/{c.dtype}" for c in mine for f in case_features(c.case)})
+            missing = [u for u in r["rows_uncovered" if rows else "uncovered"] if u in shown]
             assert missing == [], r
 
 
