@@ -9,8 +9,10 @@ own framework (``python -m conformance.isolate``, a JSON request on stdin, the r
 stdout); a child that dies is recorded exactly as a dead worker is (status ``crash``, failure
 kind ``crash``, its last standard-error lines as ``crash_output``), a child that outlives the
 time limit as ``timeout``, and the known entry then applies as anywhere else. A check that
-crashes only after other checks ran in the same process would pass here: strict entries then
-report ``xpass``, never a silent pass.
+does not crash is recorded as it would be in the worker (a ``kind: crash`` entry covers crashes
+only, so a release that no longer crashes shows its real status). A check that crashed only
+after other checks ran in the same process would show that status too: the isolation removes
+no finding, it can only turn a crash that depended on earlier checks into the check's own result.
 """
 
 from __future__ import annotations

@@ -95,3 +95,22 @@ def test_unknown_profile_and_bad_rule_are_refused(tmp_path):
     bad.write_text("profiles:\n  x:\n    rules:\n      - {columns: '*', select: {strata: -1}}\n")
     with pytest.raises(ProfileError, match=r"profiles.x.rules\[0\].select.strata"):
         load_profile("x", bad)
+
+
+def test_cover_rows_keeps_every_feature_and_dtype_with_fewer_checks(checks, tmp_path):
+    f = tmp_path / "profiles.yaml"
+    f.write_text("profiles:\n"
+                 "  pairs: {rules: [{columns: '*', select: {strata: 0, cover: true}}]}\n"
+                 "  rows: {rules: [{columns: '*', select: {strata: 0, cover: rows}}]}\n")
+    col = [c for c in checks if column(c) == "jax.conv_transpose"]
+    pairs, rows = (select(load_profile(n, f), col) for n in ("pairs", "rows"))
+    assert 0 < len(rows) < len(pairs)
+
+    def shown(cs):
+        return {x for c in cs for x in case_features(c.case)}, {c.dtype for c in cs}
+
+    assert shown(rows) == shown(col)  # each feature row and each dtype at least once
+    assert {id(c) for c in rows} == {id(c) for c in select(load_profile("rows", f), list(reversed(col)))}
+    f.write_text("profiles:\n  bad: {rules: [{columns: '*', select: {cover: sometimes}}]}\n")
+    with pytest.raises(ProfileError, match="cover: must be true, false or rows"):
+        load_profile("bad", f)
