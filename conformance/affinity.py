@@ -7,7 +7,8 @@ for the others), work the other worker has already done. Here every framework, a
 backend, gets a home worker (longest-processing-time-first over the profile's estimated cost of
 its checks plus its set-up cost, ``setup_costs`` in profiles.yaml); a worker takes its own
 frameworks' checks first, in collection order, and only then the other workers' remaining ones,
-from their end, so the run still ends balanced. Which worker runs a check does not change its
+from their end, so the run still ends balanced (the checks estimated at a second or more go
+first). Which worker runs a check does not change its
 record. Used for ``--dist load`` (what ``-n N`` means) when the plugin is loaded; ``--dist`` with
 any other mode keeps xdist's own scheduler.
 """
@@ -100,6 +101,9 @@ class AffinityScheduling(LoadScheduling):
             self._home, self._group_home = [homes[g] for g in self._group], homes
             for g, k in homes.items():
                 self._touched[k].add(g)
+            # the checks estimated at a second or more (torch.compile, the dynamo export) first:
+            # one of them last in a worker would end the run seconds after the other worker
+            self.pending.sort(key=lambda i: self._cost[i] < 1.0)
         return self._home
 
     def add_node(self, node: Any) -> None:
