@@ -64,8 +64,10 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
     # no assertion rewriting (the engine raises its own errors; rewriting the imported modules
     # cost ~5 s a process), no hypothesis plugin (it imports hypothesis at the end: ~4 s) and no
     # log capture (its handler swap, three times a check, cost ~5 ms a check; the checks log nothing
-    # the results need, and the frameworks' log lines are captured with their stderr)
-    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", "-p", "no:hypothesispytest", "-p", "no:logging",
+    # the results need, and the frameworks' log lines are captured with their stderr; asking for
+    # pytest's log options after `--` keeps it)
+    logs = [] if any(a.startswith(("--log", "-o log", "--show-capture")) for a in extra) else ["-p", "no:logging"]
+    pa += ["-q", "-rN", "--no-header", "-p", "no:faulthandler", "-p", "no:hypothesispytest", *logs,
            "--assert=plain",
            *tb] + extra
     return pa
