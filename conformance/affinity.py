@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +47,19 @@ def setup_costs(path: str | Path = PROFILES_FILE) -> dict[str, float]:
     return {str(g): float(s) for g, s in (data.get("setup_costs") or {}).items()}
 
 
-def assign_homes(nodeids: Sequence[str], slots: int, cost: Callable[[str], float],
-                 setup: dict[str, float]) -> dict[str, int]:
-    """Home slot (0..slots-1) per affinity group: LPT over each group's summed ``cost(nodeid)``
-    plus its set-up seconds (``setup``, by group name; ``*`` for the others)."""
+def setup_seconds(setup: dict[str, float], group: str) -> float:
+    """The set-up seconds of ``group`` (``setup`` by group name, ``*`` for the others; 0 for "")."""
+    return setup.get(group, setup.get("*", 0.0)) if group else 0.0
+
+
+def assign_homes(groups: Sequence[str], costs: Sequence[float], slots: int, setup: dict[str, float]) -> dict[str, int]:
+    """Home slot (0..slots-1) per affinity group (``groups[i]``: check i's, ``costs[i]``: its
+    estimated seconds): LPT over each group's summed cost plus its set-up seconds."""
     load: dict[str, float] = defaultdict(float)
-    for n in nodeids:
-        load[affinity_group(n)] += cost(n)
+    for g, c in zip(groups, costs):
+        load[g] += c
     for g in load:
-        load[g] += setup.get(g, setup.get("*", 0.0)) if g else 0.0
+        load[g] += setup_seconds(setup, g)
     heap = [(0.0, k) for k in range(slots)]
     homes: dict[str, int] = {}
     for g in sorted(load, key=lambda g: (-load[g], g)):
@@ -95,9 +99,9 @@ class AffinityScheduling(LoadScheduling):
             for k, node in enumerate(self.nodes):
                 self._slot.setdefault(node, k)
             self._setup = setup_costs()
-            homes = assign_homes(self.collection, max(len(self._slot), 1), cost, self._setup)
             self._group = [affinity_group(n) for n in self.collection]
             self._cost = [cost(n) for n in self.collection]
+            homes = assign_homes(self._group, self._cost, max(len(self._slot), 1), self._setup)
             self._home, self._group_home = [homes[g] for g in self._group], homes
             for g, k in homes.items():
                 self._touched[k].add(g)
@@ -128,15 +132,11 @@ class AffinityScheduling(LoadScheduling):
             if i not in taken:
                 left[self._group[i]].append(i)
         touched = self._touched[slot]
-
-        def setup(g: str) -> float:
-            return self._setup.get(g, self._setup.get("*", 0.0)) if g else 0.0
-
         alive = set(self._slot.values())  # a group whose home worker died for good: always worth it
         worth = [g for g in left if g in touched or self._group_home.get(g) not in alive
-                 or sum(self._cost[i] for i in left[g]) > setup(g)]
+                 or sum(self._cost[i] for i in left[g]) > setup_seconds(self._setup, g)]
         out: list[int] = []
-        for g in sorted(worth, key=lambda g: (g not in touched, setup(g), g)):
+        for g in sorted(worth, key=lambda g: (g not in touched, setup_seconds(self._setup, g), g)):
             out += left[g][:num - len(out)]
             touched.add(g)
             if len(out) >= num:

@@ -110,8 +110,6 @@ def run_preflight(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
-
     errors = run_preflight(args)
     if errors:
         return refuse("run", errors)

@@ -27,8 +27,12 @@ def test_homes_balance_cost_and_setup_deterministically():
     def c(n: str) -> float:
         return cost[n.split("[", 1)[1].split(".", 1)[0]] if "keras" not in n else cost["keras"]
 
-    homes = assign_homes(ids, 2, c, {"keras.[torch]": 9.0, "*": 1.0})
-    assert homes == assign_homes(list(reversed(ids)), 2, c, {"keras.[torch]": 9.0, "*": 1.0})
+    def homes_of(nodeids):
+        return assign_homes([affinity_group(n) for n in nodeids], [c(n) for n in nodeids], 2,
+                            {"keras.[torch]": 9.0, "*": 1.0})
+
+    homes = homes_of(ids)
+    assert homes == homes_of(list(reversed(ids)))
     assert homes["keras.[torch]"] != homes["jax"] == homes["torch"]  # 9 s of set-up outweighs the rest
 
 
