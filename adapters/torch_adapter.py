@@ -81,6 +81,7 @@ class TorchAdapter(Adapter):
             "torch.backends.cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
             "torch.backends.cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "intra_op_threads": torch.get_num_threads(),  # OMP_NUM_THREADS (conformance run: CPUs / workers)
         }
 
     def applies(self, case, api):

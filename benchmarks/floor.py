@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from conformance.cli_run import worker_threads  # noqa: E402
 
 
 def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None:
@@ -82,6 +84,9 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
 
 def _floor(framework: str, profile: str, n: int, cache: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CONFORMANCE_JAX_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    threads = worker_threads(str(n), os.cpu_count() or 1)  # the threads the harness's workers get
+    if threads is not None and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(threads)
     t0 = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, __file__, "--floor-worker", framework, profile, str(k), str(n)],
                               env=env, stdout=subprocess.PIPE, text=True) for k in range(1, n + 1)]

@@ -9,7 +9,7 @@ import collections
 import re
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,12 @@ from adapters.base import Adapter, RunOutput, failed_call
 from conformance.case_model import Case
 from conformance.check_record import CheckRecord
 from conformance.compare import compare
-from conformance.gradient_check import gradient_expectation, gradient_quantity, not_applicable_reason
+from conformance.gradient_check import (
+    GradientExpectation,
+    gradient_expectation,
+    gradient_quantity,
+    not_applicable_reason,
+)
 from conformance.invalid_rules import (
     adapter_files,
     classify_rejection,
@@ -56,6 +61,7 @@ class _Memo:
     w: np.ndarray
     b: np.ndarray | None
     reference: tuple[np.ndarray, np.ndarray] | None = None  # (reference, magnitude), computed lazily
+    gradients: dict[str, GradientExpectation] = field(default_factory=dict)  # by quantity, lazily
 
 
 _MEMO: collections.OrderedDict[tuple[str, str, str], _Memo] = collections.OrderedDict()
@@ -87,6 +93,21 @@ def memo_reference(case: Case, dtype: str, x: np.ndarray, w: np.ndarray, b: np.n
     if hit.reference is None:
         hit.reference = reference_and_magnitude(case, hit.x, hit.w, hit.b)
     return hit.reference
+
+
+def memo_gradient(case: Case, api: str, dtype: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
+                  ) -> GradientExpectation:
+    """:func:`gradient_expectation` of the memoised inputs of (case, dtype) for the quantity of the
+    gradient ``api``, computed once for all the APIs (and frameworks) of a worker that check it;
+    the cotangent is a copy (it goes to the adapter), the reference arrays are read only."""
+    hit = _MEMO.get((case.file, case.id, dtype))
+    if hit is None or hit.case is not case:
+        return gradient_expectation(case, api, dtype, x, w, b)
+    q = str(gradient_quantity(api))
+    if q not in hit.gradients:
+        hit.gradients[q] = gradient_expectation(case, api, dtype, hit.x, hit.w, hit.b)
+    grad = hit.gradients[q]
+    return replace(grad, g=grad.g.copy(), recipe=dict(grad.recipe))
 
 
 def range_arguments(magnitude: np.ndarray, dtype: str, tol_info: dict) -> dict:
@@ -137,7 +158,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
     else:
         run_kw: dict[str, Any] = {}
         if gradient_quantity(api):  # conformance/gradient_check.py: own reference, terms, cotangent
-            grad = gradient_expectation(case, api, dtype, x, w, b)
+            grad = memo_gradient(case, api, dtype, x, w, b)
             reference, expected = grad.reference, grad.expected
             magnitude, n_terms, override, run_kw = grad.magnitude, grad.n_terms, None, {"cotangent": grad.g}
             rec.cotangent, rec.expected_shape = grad.recipe, list(reference.shape)

@@ -89,10 +89,11 @@ class ResultsCollector:
                 Path(self._stream.name).unlink(missing_ok=True)
             self._stream = None
 
-    def _keep(self, nodeid: str, rec: CheckRecord) -> None:
+    def _keep(self, nodeid: str, rec: CheckRecord, raw: str | None = None) -> None:
+        """Keep ``rec`` and stream it (``raw``: its JSON as the worker sent it, written as is)."""
         self.records[nodeid] = rec
         if self._stream is not None:
-            self._stream.write(json.dumps(rec.as_dict(), default=str) + "\n")
+            self._stream.write((raw if raw is not None else json.dumps(rec.as_dict(), default=str)) + "\n")
             self._stream.flush()
 
     def _case_of(self, key: CheckKey) -> Case | None:
@@ -142,7 +143,7 @@ class ResultsCollector:
         for key, raw in report.user_properties:
             value = str(raw)
             if key == RECORD_KEY and report.nodeid not in self.records:
-                self._keep(report.nodeid, CheckRecord.from_dict(json.loads(value)))
+                self._keep(report.nodeid, CheckRecord.from_dict(json.loads(value)), value)
             elif key == PROBLEM_KEY:
                 self.problems[report.nodeid] = value
             elif key == PROBES_KEY and not self.probes:

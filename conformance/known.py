@@ -96,7 +96,24 @@ def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[s
 
 def find_known(entries: list[KnownDisagreement], **fields: str) -> KnownDisagreement | None:
     """The first entry matching the check's fields, or None."""
-    for e in entries:
+    for e in _of_adapter(entries, str(fields.get("adapter", ""))):
         if e.matches(**fields):
             return e
     return None
+
+
+_CANDIDATES: dict[int, tuple[list[KnownDisagreement], int, dict[str, list[KnownDisagreement]]]] = {}
+
+
+def _of_adapter(entries: list[KnownDisagreement], adapter: str) -> list[KnownDisagreement]:
+    """The entries whose ``adapter`` pattern matches ``adapter``, in file order, worked out once per
+    list and adapter (every check is matched against the list, most entries name another adapter)."""
+    memo = _CANDIDATES.get(id(entries))
+    if memo is None or memo[0] is not entries or memo[1] != len(entries):
+        if len(_CANDIDATES) > 8:  # a run has one list; tests make many
+            _CANDIDATES.clear()
+        memo = _CANDIDATES[id(entries)] = (entries, len(entries), {})
+    hit = memo[2].get(adapter)
+    if hit is None:
+        hit = memo[2][adapter] = [e for e in entries if fnmatch.fnmatchcase(adapter, e.adapter)]
+    return hit

@@ -33,6 +33,7 @@ from conformance.cases import case_file_display, discover, load_file
 from conformance.check_id import format_check_id
 from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
 from conformance.isolate import check_or_isolate
+from conformance.item_protocol import Progress, pytest_report_teststatus, pytest_runtest_protocol  # noqa: F401  (hooks)
 from conformance.known import load_known
 from conformance.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
 from conformance.probes import run_probe_rows
@@ -92,6 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                    config.getoption("check_timeout"))
             st.watchdog.capture_stderr()
         return
+    config.pluginmanager.register(Progress(config, lambda: None if collector.expected is None else len(collector.expected)),
+                                  "conformance-progress")
     # controller (or -n 0): a folder for the workers' watchdog and stderr files (xdist only),
     # stale outputs replaced at once by an in-progress file, records streamed as they arrive
     st.watchdog_dir = tempfile.mkdtemp(prefix="conformance-watchdog-")
@@ -259,6 +262,8 @@ class CheckFailed(Exception):
 
 
 class CaseItem(pytest.Item):
+    single_phase = True  # no set-up or teardown phase (conformance/item_protocol.py)
+
     def __init__(self, *, case: Case, adapter_name: str, api: str, label: str, device: str, dtype: str,
                  **kw: Any) -> None:
         super().__init__(**kw)

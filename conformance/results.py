@@ -178,7 +178,8 @@ def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_json_safe(compact(payload)), fh, separators=(",", ":"), sort_keys=False, allow_nan=False)
+            # dumps, not dump: json.dump encodes in Python, chunk by chunk (~1 s for 5,000 records)
+            fh.write(json.dumps(_json_safe(compact(payload)), separators=(",", ":"), sort_keys=False, allow_nan=False))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give what open() would
         os.replace(tmp, path)
     except BaseException:

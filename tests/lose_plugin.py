@@ -5,7 +5,10 @@ produces no report at all (as a check lost with a crashed xdist worker does) and
 import os
 from pathlib import Path
 
+import pytest
 
+
+@pytest.hookimpl(tryfirst=True)  # before conformance/item_protocol.py's
 def pytest_runtest_protocol(item, nextitem):
     mark = Path(os.environ["LOSE_ME_MARK"])
     if "lose-me" in item.nodeid and "float32" in item.nodeid and not mark.exists():

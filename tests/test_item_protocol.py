@@ -1,0 +1,48 @@
+"""A check runs one pytest phase with one report, and the quiet run prints progress lines, not a
+letter per check (conformance/item_protocol.py); workers get their share of the CPUs' threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.check_id import parse_check_id
+from conformance.cli_run import worker_threads
+from conformance.results import read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_check_is_one_call_report_and_progress_replaces_letters(tmp_path, workers):
+    res, phases = tmp_path / "results.json", tmp_path / "phases.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PHASES_OUT": str(phases)}
+    p = subprocess.run([sys.executable, "-m", "conformance", "run", "--results", str(res), "--setup-timeout", "0",
+                        "--cases", str(ROOT / "cases" / "documents"), "--frameworks", "numpy", "-n", workers,
+                        "--", "-p", "tests.phase_plugin"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    data = read_results(res)
+    reports = [json.loads(line) for line in phases.read_text().splitlines()]
+    checks = [r for r in reports if parse_check_id(r[0]) is not None]
+    assert checks and {r[1] for r in checks} == {"call"}, sorted({r[1] for r in checks})
+    assert len(checks) == len({r[0] for r in checks}) == len(data["results"])  # one report a check
+    # the probe item (not a check) keeps pytest's three phases
+    assert {r[1] for r in reports if parse_check_id(r[0]) is None} == {"setup", "call", "teardown"}
+    n = len(data["results"])
+    assert f"checks: {n:,}/{n:,} (100%), 0 unexpected" in p.stdout, p.stdout[-2000:]
+    lines = p.stdout.splitlines()
+    assert not any(set(line.strip()) <= set(".sxXF") and line.strip() for line in lines), p.stdout[-2000:]
+    # pytest's summary line still counts the checks (+ the probe item)
+    assert f"\n{sum(r['status'] == 'pass' for r in data['results']) + 1} passed" in p.stdout, p.stdout[-500:]
+
+
+@pytest.mark.parametrize(("n", "cpus", "threads"), [("0", 2, None), ("1", 8, None), ("2", 2, 1), ("2", 8, 4),
+                                                    ("auto", 2, 1), ("auto", 1, None), ("3", 2, 1)])
+def test_worker_threads_share_the_cpus(n, cpus, threads):
+    assert worker_threads(n, cpus) == threads
