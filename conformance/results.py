@@ -12,10 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from conformance.results_compact import COMPACT_SCHEMA, compact, expand
+from conformance.results_compact import COMPACT_SCHEMA, COMPACT_SCHEMAS, compact, expand
 
 SCHEMA = COMPACT_SCHEMA  # what this version writes (conformance/results_compact.py)
-SUPPORTED_SCHEMAS = ("conformance-results/1", COMPACT_SCHEMA)
+SUPPORTED_SCHEMAS = ("conformance-results/1", *COMPACT_SCHEMAS)
 
 
 class ResultsFileError(ValueError):
@@ -205,7 +205,7 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
             f"(supported: {', '.join(SUPPORTED_SCHEMAS)}); re-run the suite to produce a new file")
     if not isinstance(data.get("results"), list):
         raise ResultsFileError(f"{path}: `results` must be a list")
-    if schema == COMPACT_SCHEMA:
+    if schema in COMPACT_SCHEMAS:
         data = expand(data)
     if data.get("in_progress"):
         data["results"] = _streamed(Path(path), data)

@@ -1,4 +1,4 @@
-"""Compact results (schema 2): what is per case, per API and per run is stored once; readers see
+"""Compact results (schemas 2 and 3): what is per case, per API and per run is stored once; readers see
 version-1 records, and version-1 files stay readable."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def test_round_trip_restores_version_1_records(tmp_path):
     for src in (BASELINE, DATA / "results_sample.json"):
         v1 = read_results(src)
         write_results(tmp_path / "r.json", v1)
-        assert json.loads((tmp_path / "r.json").read_text())["schema"] == "conformance-results/2"
+        assert json.loads((tmp_path / "r.json").read_text())["schema"] == "conformance-results/3"
         back = read_results(tmp_path / "r.json")
         assert [_strip(r) for r in back["results"]] == [_strip(r) for r in v1["results"]]
         assert back["environment"] == v1["environment"] and back["problems"] == v1["problems"]
@@ -36,9 +36,31 @@ def test_in_progress_file_reads_the_streamed_records(tmp_path):
     from conformance.collector import stream_path
 
     path = tmp_path / "r.json"
-    write_results(path, {"schema": "conformance-results/2", "complete": False, "in_progress": True,
+    write_results(path, {"schema": "conformance-results/3", "complete": False, "in_progress": True,
                          "stream": stream_path(path).name, "results": [], "problems": []})
     rec = {"case": "a", "adapter": "numpy", "api": "recipe", "device": "cpu", "dtype": "float32", "status": "pass"}
     stream_path(path).write_text(json.dumps(rec) + "\n" + '{"case": "trunc')  # died mid-write
     data = read_results(path)
     assert data["complete"] is False and [r["case"] for r in data["results"]] == ["a"]
+
+
+def test_version_3_stores_messages_and_known_entries_once_and_version_2_stays_readable(tmp_path):
+    from conformance.results_compact import compact
+
+    v1 = read_results(DATA / "results_sample.json")
+    doc = compact(v1)
+    msgs = [r["message"] for r in v1["results"] if r.get("message")]
+    stored = [r["message"] for r in doc["results"] if "message" in r]  # (a pass's message is derived)
+    assert doc["schema"] == "conformance-results/3" and stored and all(isinstance(i, int) for i in stored)
+    assert len(doc["messages"]) == len(set(doc["messages"])) == len(set(stored)) < len(msgs)
+    # the same document as version 2 wrote it: messages and known entries in the records, no tables
+    v2 = json.loads(json.dumps(doc))
+    for r in v2["results"]:
+        for field, table in (("message", "messages"), ("known", "knowns")):
+            if isinstance(r.get(field), int):
+                r[field] = v2[table][r[field]]
+    del v2["messages"], v2["knowns"]
+    v2["schema"] = "conformance-results/2"
+    (tmp_path / "v2.json").write_text(json.dumps(v2))
+    back = read_results(tmp_path / "v2.json")
+    assert [_strip(r) for r in back["results"]] == [_strip(r) for r in v1["results"]]

@@ -26,7 +26,7 @@ def _run(tmp_path, *args, env=None):
 def test_numpy_run_results_file(tmp_path):
     p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "2")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert data["schema"] == "conformance-results/2" and data["complete"] is True
+    assert data["schema"] == "conformance-results/3" and data["complete"] is True
     env = data["environment"]
     assert env["precision"] == "strict" and env["frameworks"]["numpy"]
     assert env["framework_devices"] == {"numpy": ["cpu"]}  # from the xdist workers
