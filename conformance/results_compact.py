@@ -43,7 +43,7 @@ def _key(obj: Any) -> str:
 
 
 def compact(payload: dict[str, Any]) -> dict[str, Any]:
-    """The version-2 document of a version-1 payload (which is not modified)."""
+    """The version-3 document of a version-1 payload (which is not modified)."""
     cases: dict[str, dict] = {}
     versions: dict[str, Any] = {}
     tables: dict[str, list] = {table: [] for _, table in TABLES}

@@ -46,3 +46,22 @@ def test_a_check_is_one_call_report_and_progress_replaces_letters(tmp_path, work
                                                     ("auto", 2, 1), ("auto", 1, None), ("3", 2, 1)])
 def test_worker_threads_share_the_cpus(n, cpus, threads):
     assert worker_threads(n, cpus) == threads
+
+
+def test_progress_prints_every_tenth_and_the_first_unexpected_result():
+    from types import SimpleNamespace
+
+    from conformance.item_protocol import Progress
+
+    lines: list[str] = []
+    tr = SimpleNamespace(ensure_newline=lambda: None, write_line=lines.append)
+    config = SimpleNamespace(get_verbosity=lambda: -1, pluginmanager=SimpleNamespace(get_plugin=lambda name: tr))
+    progress = Progress(config, lambda: 20)  # type: ignore[arg-type]
+    nodeid = "cases/a.yaml::c1[numpy.scatter-cpu-float32]"
+    assert parse_check_id(nodeid) is not None
+    for i in range(20):
+        progress.pytest_runtest_logreport(SimpleNamespace(when="call", nodeid=nodeid, failed=i == 4))  # type: ignore[arg-type]
+    progress.pytest_runtest_logreport(SimpleNamespace(when="setup", nodeid=nodeid, failed=True))  # type: ignore[arg-type]
+    done = [int(line.split()[1].split("/")[0]) for line in lines]
+    assert done == [2, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20], lines
+    assert lines[2].startswith("checks: 5/20 (25%), 1 unexpected") and "1 unexpected" in lines[-1]
