@@ -27,6 +27,8 @@ from _pytest.runner import call_and_report
 
 from conformance.check_id import parse_check_id
 
+PROBE_ITEM_NAME = "convention-probes"  # the probes' item: its letter, when it passes, is left out too
+
 
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """A check: log start, the call phase (report logged), log finish; others: pytest's protocol."""
@@ -47,7 +49,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     """In the quiet run, a check's report keeps its category (the counts of the summary line)
     and prints no letter (:class:`Progress` prints the progress)."""
     res = yield
-    if _quiet(config) and report.when == "call" and parse_check_id(report.nodeid) is not None:
+    if _quiet(config) and report.when == "call" and (
+            parse_check_id(report.nodeid) is not None or (report.passed and report.nodeid.endswith(f"::{PROBE_ITEM_NAME}"))):
         return (res[0], "", "")
     return res
 

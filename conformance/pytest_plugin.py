@@ -33,7 +33,12 @@ from conformance.cases import case_file_display, discover, load_file
 from conformance.check_id import format_check_id
 from conformance.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
 from conformance.isolate import check_or_isolate
-from conformance.item_protocol import Progress, pytest_report_teststatus, pytest_runtest_protocol  # noqa: F401  (hooks)
+from conformance.item_protocol import (  # noqa: F401  (hooks)
+    PROBE_ITEM_NAME,
+    Progress,
+    pytest_report_teststatus,
+    pytest_runtest_protocol,
+)
 from conformance.known import load_known
 from conformance.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
 from conformance.probes import run_probe_rows
@@ -202,7 +207,7 @@ class CaseFile(pytest.File):
         pre = _preselection(config)
         if not config.getoption("no_probes") and not st.probe_collected:
             st.probe_collected = True  # one probe item per session, run by some worker
-            yield ProbeItem.from_parent(self, name="convention-probes")
+            yield ProbeItem.from_parent(self, name=PROBE_ITEM_NAME)
         display = _display(config, self.path)
         result = _load(config, self.path)
         for p in result.problems:
