@@ -35,7 +35,6 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
     """One floor process over the comma-separated ``frameworks``: prints {"cold": s, "warm": s,
     "checks": n} (time from process start)."""
     t_start = time.perf_counter()
-    sys.path.insert(0, str(ROOT))
     from adapters.registry import get_adapter
     from conformance.cotangent import cotangent
     from conformance.gradient_check import gradient_quantity

@@ -18,15 +18,13 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from xdist.scheduler import LoadScheduling
 
 from conformance.check_id import parse_check_id
-from conformance.profiles import PROFILES_FILE, load_profile
-from conformance.yaml_io import load_yaml
+from conformance.profiles import load_profile
 
 
 def affinity_group(nodeid: str) -> str:
@@ -38,13 +36,6 @@ def affinity_group(nodeid: str) -> str:
     if key.api.startswith("["):
         return f"{key.adapter}.{key.api.split(']', 1)[0]}]"
     return key.adapter
-
-
-def setup_costs(path: str | Path = PROFILES_FILE) -> dict[str, float]:
-    """``setup_costs`` of profiles.yaml: estimated seconds to set an affinity group up in a
-    process, by group name (``*``: any other group)."""
-    data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
-    return {str(g): float(s) for g, s in (data.get("setup_costs") or {}).items()}
 
 
 def setup_seconds(setup: dict[str, float], group: str) -> float:
@@ -98,7 +89,7 @@ class AffinityScheduling(LoadScheduling):
 
             for k, node in enumerate(self.nodes):
                 self._slot.setdefault(node, k)
-            self._setup = setup_costs()
+            self._setup = dict(profile.setup_costs)  # the same profiles file as the costs
             self._group = [affinity_group(n) for n in self.collection]
             self._cost = [cost(n) for n in self.collection]
             homes = assign_homes(self._group, self._cost, max(len(self._slot), 1), self._setup)

@@ -68,14 +68,20 @@ _MEMO: collections.OrderedDict[tuple[str, str, str], _Memo] = collections.Ordere
 _MEMO_SIZE = 32
 
 
+def _memo_hit(case: Case, dtype: str) -> _Memo | None:
+    """The memo of (case, dtype), if it is this very case object (tests reuse ids)."""
+    hit = _MEMO.get((case.file, case.id, dtype))
+    return hit if hit is not None and hit.case is case else None
+
+
 def memo_inputs(case: Case, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(x, w, b) of ``case`` in ``dtype``, computed once per worker for all the APIs that check
     it, with its reference and magnitude (:func:`memo_reference`, lazily) (a small LRU: checks of
     one case arrive together); callers get copies of the tensors, so an adapter that writes into
     its inputs cannot change another check's."""
     key = (case.file, case.id, dtype)
-    hit = _MEMO.get(key)
-    if hit is None or hit.case is not case:
+    hit = _memo_hit(case, dtype)
+    if hit is None:
         hit = _MEMO[key] = _Memo(case, *case.tensors(dtype))
         if len(_MEMO) > _MEMO_SIZE:
             _MEMO.popitem(last=False)
@@ -87,8 +93,8 @@ def memo_inputs(case: Case, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndar
 def memo_reference(case: Case, dtype: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`reference_and_magnitude` of the memoised inputs of (case, dtype), computed once."""
-    hit = _MEMO.get((case.file, case.id, dtype))
-    if hit is None or hit.case is not case:
+    hit = _memo_hit(case, dtype)
+    if hit is None:
         return reference_and_magnitude(case, x, w, b)
     if hit.reference is None:
         hit.reference = reference_and_magnitude(case, hit.x, hit.w, hit.b)
@@ -100,8 +106,8 @@ def memo_gradient(case: Case, api: str, dtype: str, x: np.ndarray, w: np.ndarray
     """:func:`gradient_expectation` of the memoised inputs of (case, dtype) for the quantity of the
     gradient ``api``, computed once for all the APIs (and frameworks) of a worker that check it;
     the cotangent is a copy (it goes to the adapter), the reference arrays are read only."""
-    hit = _MEMO.get((case.file, case.id, dtype))
-    if hit is None or hit.case is not case:
+    hit = _memo_hit(case, dtype)
+    if hit is None:
         return gradient_expectation(case, api, dtype, x, w, b)
     q = str(gradient_quantity(api))
     if q not in hit.gradients:

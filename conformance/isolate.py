@@ -29,21 +29,17 @@ from adapters.base import Adapter
 from conformance.case_model import Case
 from conformance.check import apply_known, run_check
 from conformance.check_record import CheckRecord
-from conformance.known import KnownDisagreement, find_known
+from conformance.known import KnownDisagreement, entries_where, find_known
 from conformance.status import Status
 
 ROOT = Path(__file__).resolve().parent.parent
-_CRASH_ENTRIES: dict[int, tuple[list[KnownDisagreement], list[KnownDisagreement]]] = {}  # id -> (list, crash entries)
 
 
 def expected_to_crash(known: list[KnownDisagreement], *, case: str, adapter: str, api: str, device: str,
                       dtype: str, precision: str) -> bool:
     """Whether an entry of ``kind: crash`` (exactly; not ``*``) covers this check (``api``: the
     API label, as in the results)."""
-    hit = _CRASH_ENTRIES.get(id(known))
-    if hit is None or hit[0] is not known:  # memoised per list object (an id alone could be reused)
-        hit = _CRASH_ENTRIES[id(known)] = (known, [e for e in known if e.kind == "crash"])
-    entries = hit[1]
+    entries = entries_where(known, "kind=crash", lambda e: e.kind == "crash")
     return bool(entries) and find_known(entries, case=case, adapter=adapter, api=api, device=device, dtype=dtype,
                                         precision=precision, kind="crash") is not None
 

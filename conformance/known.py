@@ -6,6 +6,7 @@ matching passes stay ``pass``)."""
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,24 +97,24 @@ def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[s
 
 def find_known(entries: list[KnownDisagreement], **fields: str) -> KnownDisagreement | None:
     """The first entry matching the check's fields, or None."""
-    for e in _of_adapter(entries, str(fields.get("adapter", ""))):
+    adapter = str(fields.get("adapter", ""))
+    # every check is matched against the list, most entries name another adapter
+    for e in entries_where(entries, f"adapter={adapter}", lambda e: fnmatch.fnmatchcase(adapter, e.adapter)):
         if e.matches(**fields):
             return e
     return None
 
 
-_CANDIDATES: dict[int, tuple[list[KnownDisagreement], int, dict[str, list[KnownDisagreement]]]] = {}
+_FILTERED: dict[tuple[int, str], tuple[list[KnownDisagreement], int, list[KnownDisagreement]]] = {}
 
 
-def _of_adapter(entries: list[KnownDisagreement], adapter: str) -> list[KnownDisagreement]:
-    """The entries whose ``adapter`` pattern matches ``adapter``, in file order, worked out once per
-    list and adapter (every check is matched against the list, most entries name another adapter)."""
-    memo = _CANDIDATES.get(id(entries))
-    if memo is None or memo[0] is not entries or memo[1] != len(entries):
-        if len(_CANDIDATES) > 8:  # a run has one list; tests make many
-            _CANDIDATES.clear()
-        memo = _CANDIDATES[id(entries)] = (entries, len(entries), {})
-    hit = memo[2].get(adapter)
-    if hit is None:
-        hit = memo[2][adapter] = [e for e in entries if fnmatch.fnmatchcase(adapter, e.adapter)]
-    return hit
+def entries_where(entries: list[KnownDisagreement], key: str,
+                  keep: Callable[[KnownDisagreement], bool]) -> list[KnownDisagreement]:
+    """The entries ``keep`` accepts, in file order, worked out once per list object and ``key``
+    (``key`` names the filter: the same key, the same ``keep``); a list that grew is filtered again."""
+    hit = _FILTERED.get((id(entries), key))
+    if hit is None or hit[0] is not entries or hit[1] != len(entries):  # an id alone could be reused
+        if len(_FILTERED) > 64:  # a run has one list and a few keys; tests make many lists
+            _FILTERED.clear()
+        hit = _FILTERED[(id(entries), key)] = (entries, len(entries), [e for e in entries if keep(e)])
+    return hit[2]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.cases import Case, load_cases
-from conformance.features import FEATURES, case_features
-from conformance.profiles import Profile, column, select
+from conformance.features import FEATURES
+from conformance.profiles import Profile, column, select, shows_pairs, shows_rows
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,22 @@ def plan_table(profile: Profile, checks: list[PlannedCheck]) -> list[dict[str, A
     and the rows (each feature, each dtype) covered / present."""
     chosen = select(profile, checks)
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"collected": 0, "selected": 0, "present": set(),
-                                                           "covered": set()})
+                                                           "covered": set(), "rows_present": set(),
+                                                           "rows_covered": set()})
     for c in checks:
         r = rows[column(c)]
         r["collected"] += 1
-        r["present"] |= {(f, c.dtype) for f in case_features(c.case)}
+        r["present"] |= shows_pairs(c)
+        r["rows_present"] |= shows_rows(c)
     for c in chosen:
         r = rows[column(c)]
         r["selected"] += 1
-        r["covered"] |= {(f, c.dtype) for f in case_features(c.case)}
+        r["covered"] |= shows_pairs(c)
+        r["rows_covered"] |= shows_rows(c)
     out = []
     for col, r in rows.items():
-        # the rows: every feature and every dtype on its own (what `cover: rows` keeps)
-        row_p, row_c = ({f for f, _ in r[k]} | {f"dtype {d}" for _, d in r[k]} for k in ("present", "covered"))
+        # the rows: every feature and every dtype on its own (what `cover: rows` keeps), as "bias", "dtype float16"
+        row_p, row_c = ({" ".join(x for x in row if x) for row in r[k]} for k in ("rows_present", "rows_covered"))
         out.append({"column": col, "collected": r["collected"], "selected": r["selected"],
                     "seconds": r["selected"] * profile.cost(col),
                     "covered": len(r["covered"]), "present": len(r["present"]),

@@ -57,6 +57,9 @@ class Profile:
     description: str
     rules: tuple[Rule, ...]
     costs: tuple[tuple[str, float], ...]
+    #: estimated seconds to set an affinity group up in a process (conformance/affinity.py), by
+    #: group name (``*``: any other group); the file's ``setup_costs``
+    setup_costs: tuple[tuple[str, float], ...] = ()
 
     def rule_for(self, column: str) -> Rule:
         for r in self.rules:
@@ -120,7 +123,8 @@ def load_profile(name: str, path: str | Path | None = None) -> Profile:
         _check_select(r["select"], f"{where}.select")
         rules.append(Rule(r["columns"], r["select"]))
     costs = tuple((str(c["columns"]), float(c["seconds"])) for c in data.get("costs") or [])
-    return Profile(name, str(raw.get("description", "")), tuple(rules), costs)
+    setup = tuple((str(g), float(s)) for g, s in (data.get("setup_costs") or {}).items())
+    return Profile(name, str(raw.get("description", "")), tuple(rules), costs, setup)
 
 
 def column(check: Check) -> str:
@@ -145,13 +149,14 @@ def in_subset(case: Case, within: dict[str, Any]) -> bool:
     return bool(smp and smp["tag"] in case.tags and zlib.crc32(case.id.encode()) % smp["one_in"] == 0)
 
 
-def _shows_pairs(c: Check) -> set[tuple[str, str]]:
-    """``cover: true``: the feature x dtype pairs a check shows."""
+def shows_pairs(c: Check) -> set[tuple[str, str]]:
+    """``cover: true``: the feature x dtype pairs a check shows (``conformance plan`` counts them too)."""
     return {(f, c.dtype) for f in case_features(c.case)}
 
 
-def _shows_rows(c: Check) -> set[tuple[str, str]]:
-    """``cover: rows``: the feature rows and the dtype a check shows (each once is enough)."""
+def shows_rows(c: Check) -> set[tuple[str, str]]:
+    """``cover: rows``: the feature rows and the dtype a check shows (each once is enough):
+    ``(feature, "")`` and ``("dtype", dtype)``."""
     return {(f, "") for f in case_features(c.case)} | {("dtype", c.dtype)}
 
 
@@ -187,17 +192,17 @@ def select(profile: Profile, checks: Sequence[C]) -> list[C]:
                 chosen.update(id(c) for c in heapq.nsmallest(k, group, key=lambda c: (_rank(c.case.id, c.dtype),
                                                                                      c.device)))
         if sel.get("cover") is True:
-            covered = {p for c in pool if id(c) in chosen for p in _shows_pairs(c)}
+            covered = {p for c in pool if id(c) in chosen for p in shows_pairs(c)}
             for c in sorted(pool, key=lambda c: (_rank(c.case.id, c.dtype), c.device)):
-                new = _shows_pairs(c) - covered
+                new = shows_pairs(c) - covered
                 if new:
                     chosen.add(id(c))
                     covered |= new
         elif sel.get("cover") == "rows":  # greedy set cover: the check showing most rows still missing
-            covered = {p for c in pool if id(c) in chosen for p in _shows_rows(c)}
+            covered = {p for c in pool if id(c) in chosen for p in shows_rows(c)}
             first: dict[frozenset, C] = {}  # per distinct set of rows, its check of smallest CRC32
             for c in sorted(pool, key=lambda c: (_rank(c.case.id, c.dtype), c.device)):
-                first.setdefault(frozenset(_shows_rows(c)), c)
+                first.setdefault(frozenset(shows_rows(c)), c)
             while True:
                 rows, best = max(first.items(), key=lambda kv: len(kv[0] - covered), default=(frozenset(), None))
                 if best is None or not rows - covered:

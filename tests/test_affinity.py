@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from conformance.affinity import AffinityScheduling, affinity_group, assign_homes, setup_costs
+from conformance.affinity import AffinityScheduling, affinity_group, assign_homes
 from conformance.check_id import format_check_id
+from conformance.profiles import load_profile
 
 
 def _id(case: str, adapter: str, label: str, dtype: str = "float32") -> str:
@@ -14,7 +15,7 @@ def test_groups_are_adapters_and_keras_backends():
     assert affinity_group(_id("c", "torch", "conv_transpose2d:grad_input")) == "torch"
     assert affinity_group(_id("c", "keras", "[tensorflow]Conv2DTranspose:grad_input")) == "keras.[tensorflow]"
     assert affinity_group("cases/x.yaml::convention-probes") == ""
-    costs = setup_costs()
+    costs = dict(load_profile("default").setup_costs)
     assert costs["keras.[torch]"] > costs["keras.[jax]"] > 0 and "*" in costs
 
 
