@@ -156,6 +156,12 @@ class Adapter:
         """Apply ``strict`` (TF32 off, highest precision) or ``default``; return the flags set."""
         return {}
 
+    def facts(self) -> list[str]:
+        """Facts about how the framework is set up here that decide which kernels run, named
+        ``framework.fact`` (``tensorflow.onednn_custom_ops``), for known disagreements' ``when:``
+        (conformance/env_facts.py). Asked after ``configure``; cheap (no new import)."""
+        return []
+
     def applies(self, case: Case, api: str) -> bool:
         """Whether a check of ``api`` on ``case`` means anything at all (False: not generated)."""
         return True

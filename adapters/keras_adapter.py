@@ -17,15 +17,12 @@ keras/src/backend/common/backend_utils.py, the definition every backend is meant
 them; a case with ``padding_mode`` passes its word when Keras' meaning of it is the format's.
 What Keras cannot express (groups, other pads) is unsupported with the reason.
 
-Gradient apis (``<backend>:<kind>:grad_input`` / ``:grad_weight`` / ``:grad_bias``, labels such as
-``[torch]ops.conv_transpose:grad_weight``): Keras 3 has no backend-agnostic gradient API, so the
-child differentiates the same Keras call with its backend's own autodiff (torch
-``torch.autograd.grad``, TF ``tf.GradientTape``, JAX ``jax.vjp``; the layers w.r.t. their
-``kernel`` / ``bias`` variables), see adapters/keras_worker.py ``grad``. The numpy backend has no
-autodiff: its gradient columns are unsupported with that reason (the adapter never emulates one).
-One backward pass per (case, dtype, column) returns the three gradients; the three checks share
-it (a small cache here, keyed by the exact inputs and cotangent); when that pass fails, each check
-asks for its own gradient alone (its own result or message).
+Gradient apis (``<backend>:<kind>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): Keras 3 has
+no backend-agnostic gradient API, so the child differentiates the same Keras call with its
+backend's own autodiff (``torch.autograd.grad``, ``tf.GradientTape``, ``jax.vjp``; layers w.r.t.
+their variables; adapters/keras_worker.py ``grad``); the numpy backend's are unsupported (no
+autodiff, none emulated). One backward pass per (case, dtype, column) serves its three checks (a
+small cache keyed by the exact inputs); when it fails, each check asks for its gradient alone.
 """
 
 from __future__ import annotations
@@ -161,6 +158,9 @@ class KerasAdapter(Adapter):
         self._precision = precision
         return {"backends": list(self.backends), "precision": precision,
                 "process_model": "one long-lived child per backend (KERAS_BACKEND), CPU only"}
+
+    def facts(self):  # what the backend children started so far report (the TF backend's oneDNN)
+        return [f for w in list(self._workers.values()) for f in w.hello.get("facts", [])]
 
     def api_label(self, api, rank):
         backend, _, kind = forward_api(api).partition(":")

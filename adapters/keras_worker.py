@@ -66,6 +66,9 @@ def configure(backend: str, precision: str) -> dict:
         if precision == "strict":
             tf.config.experimental.enable_tensor_float_32_execution(False)
         settings["tensor_float_32_execution"] = tf.config.experimental.tensor_float_32_execution_enabled()
+        from adapters.tensorflow_adapter import tensorflow_facts
+
+        settings["facts"] = tensorflow_facts()  # the parent's facts() (known disagreements' `when:`)
     import keras
 
     settings["keras"] = keras.__version__

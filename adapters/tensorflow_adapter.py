@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -35,6 +36,21 @@ from conformance.gradient_check import gradient_applies, gradient_label, gradien
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 _LAYOUT = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
+
+
+def onednn_custom_ops() -> bool:
+    """Whether TensorFlow runs its oneDNN custom ops (``_MklNative*`` kernels) in this process:
+    TF_ENABLE_ONEDNN_OPTS, else TF's own default, which is on for x86 CPUs with AVX512_VNNI,
+    AVX512_BF16, AVX_VNNI or AMX and off elsewhere (TF asked, not guessed; TF is imported)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def tensorflow_facts() -> list[str]:
+    """TF's facts for known disagreements' ``when:`` (conformance/env_facts.py); none before TF
+    is imported (by ``configure``)."""
+    return ["tensorflow.onednn_custom_ops"] if "tensorflow" in sys.modules and onednn_custom_ops() else []
 
 
 def same_pads(in_size: int, out_size: int, k: int, s: int, d: int) -> tuple[int, int] | None:
@@ -113,8 +129,12 @@ class TensorflowAdapter(Adapter):
         return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
                 "soft_device_placement": tf.config.get_soft_device_placement(),
                 "TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
-                # oneDNN kernels (on by default on x86 CPUs) change CPU summation order
-                "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)")}
+                # oneDNN custom ops: TF_ENABLE_ONEDNN_OPTS, else TF's default, which depends on the CPU
+                "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF's default)"),
+                "onednn_custom_ops": onednn_custom_ops()}
+
+    def facts(self):
+        return tensorflow_facts()
 
     def applies(self, case, api):
         # gradients of invalid / bias-free cases mean nothing; which cases a path column runs

@@ -11,6 +11,8 @@ of the same call with the cotangent as ``grad_outputs``; torch's layout is the c
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from adapters import torch_paths
@@ -42,6 +44,19 @@ def call_inputs(case, device: str, dtype: str, x: np.ndarray, w: np.ndarray, b: 
     kwargs = dict(stride=list(case.stride), padding=padding, output_padding=list(case.output_padding),
                   groups=case.groups, dilation=list(case.dilation))
     return dev, tdt, tx, tw, tb, kwargs
+
+
+def torch_onednn_dtypes() -> list[str]:
+    """The 16-bit dtypes whose CPU convolutions torch hands to oneDNN (mkldnn) here: ``bf16`` where
+    oneDNN's ISA has AVX-512 (or AVX2-VNNI-2), ``fp16`` where it has AVX-512 FP16 (or AMX-FP16),
+    as torch itself decides (``torch.ops.mkldnn._is_mkldnn_*_supported``; ONEDNN_MAX_CPU_ISA
+    lowers it); elsewhere torch's own kernels (col2im) run. torch is imported."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
+        return []
+    return [d for d, yes in (("bf16", torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+                             ("fp16", torch.ops.mkldnn._is_mkldnn_fp16_supported())) if yes]
 
 
 class TorchAdapter(Adapter):
@@ -82,7 +97,11 @@ class TorchAdapter(Adapter):
             "torch.backends.cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
             "intra_op_threads": torch.get_num_threads(),  # OMP_NUM_THREADS (conformance run: CPUs / workers)
+            "onednn_dtypes": torch_onednn_dtypes(),
         }
+
+    def facts(self):
+        return [f"torch.mkldnn_{d}" for d in torch_onednn_dtypes()] if "torch" in sys.modules else []
 
     def applies(self, case, api):
         # gradients of invalid / bias-free cases mean nothing; which cases a path column runs

@@ -37,6 +37,7 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
     t_start = time.perf_counter()
     from adapters.registry import get_adapter
     from conformance.cotangent import cotangent
+    from conformance.env_facts import note_adapter
     from conformance.gradient_check import gradient_quantity
     from conformance.plan import planned_checks
     from conformance.profiles import column, load_profile, select, shard_of
@@ -51,6 +52,10 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
     from conformance.known import load_known
 
     known, _ = load_known(ROOT / "known_disagreements.yaml")
+    for a in adapters.values():  # the import (timed below); a crash entry's `when:` may need the adapter's facts
+        a.unavailable_reason()
+        a.configure("strict")
+        note_adapter(a)
     # a known crash would kill this process: the harness runs it in a child of its own, the floor skips it
     mine = [c for c in mine if not expected_to_crash(known, case=c.case.id, adapter=c.adapter_name, api=c.label,
                                                      device=c.device, dtype=c.dtype, precision="strict")]
@@ -64,9 +69,6 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
             g = cotangent(c.case, c.dtype)[0] if gradient_quantity(api) and not c.case.expected_error else None
             work.append((a, c, api, *c.case.tensors(c.dtype), g))
     t_inputs = time.perf_counter() - setup
-    for a in adapters.values():
-        a.unavailable_reason()  # the import
-        a.configure("strict")
     times = []
     for _ in range(2):
         t0 = time.perf_counter()

@@ -18,6 +18,7 @@ from adapters.base import Adapter, RunOutput, failed_call
 from conformance.case_model import Case
 from conformance.check_record import CheckRecord
 from conformance.compare import compare
+from conformance.env_facts import note_adapter
 from conformance.gradient_check import (
     GradientExpectation,
     gradient_expectation,
@@ -138,6 +139,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
               known: list[KnownDisagreement], keep_arrays: bool = False) -> CheckRecord:
     """Run one check and return its record (see README "Results file")."""
     t0 = time.perf_counter()
+    note_adapter(adapter)  # its facts() decide the known disagreements' `when:`
     rec = base_record(case, adapter, api, device, dtype, precision)
     reason = (f"restricted to {', '.join(case.frameworks)}: {case.frameworks_reason}"
               if case.frameworks and adapter.name not in case.frameworks else None)

@@ -29,6 +29,7 @@ from adapters.base import Adapter
 from conformance.case_model import Case
 from conformance.check import apply_known, run_check
 from conformance.check_record import CheckRecord
+from conformance.env_facts import note_adapter
 from conformance.known import KnownDisagreement, entries_where, find_known
 from conformance.status import Status
 
@@ -49,6 +50,7 @@ def check_or_isolate(case: Case, case_file: str, adapter: Adapter, api: str, dev
     """:func:`conformance.check.run_check` in this process, or, for a check expected to crash,
     :func:`run_isolated` (``case_file``: the file to load the case from; ``timeout_s`` <= 0: none)."""
     label = adapter.api_label(api, case.rank)
+    note_adapter(adapter)  # a crash entry's `when:` may name its facts
     if not expected_to_crash(known, case=case.id, adapter=adapter.name, api=label, device=device, dtype=dtype,
                              precision=precision):
         return run_check(case, adapter, api, device, dtype, precision, known)

@@ -1,7 +1,9 @@
 """Known disagreements: a data file of (case glob × adapter × api × device × dtype × precision)
 -> reason and upstream link. A matching failure is ``xfail``; a matching pass is ``xpass``,
 unless the entry says ``strict: false`` (a systematic weakness that shows on some inputs only:
-matching passes stay ``pass``)."""
+matching passes stay ``pass``). ``when:`` limits an entry to machines where the facts it names
+hold (conformance/env_facts.py: a CPU flag such as ``amx_bf16``, or ``tensorflow.onednn_custom_ops``):
+a finding of one CPU kind is expected there only, and the same check must pass elsewhere."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.env_facts import holds, parse_when
 from conformance.yaml_io import load_yaml_file
 
 _KEYS = ("case", "adapter", "api", "device", "dtype", "precision", "kind")
@@ -34,11 +37,13 @@ class KnownDisagreement:
     reason: str
     issue: str
     strict: bool = True  # False: a matching check that passes stays `pass` (not `xpass`)
+    when: tuple[str, ...] = ()  # facts that must hold on this machine (conformance/env_facts.py)
 
     def matches(self, **fields: str) -> bool:
         if self.api == BASE_APIS and any(c in str(fields.get("api", "")) for c in VARIANT_MARKS):
             return False  # an entry naming no api covers the plain API columns only
-        return all(fnmatch.fnmatchcase(str(fields.get(k, "")), self._pattern(k)) for k in _MATCH_ORDER)
+        return (all(fnmatch.fnmatchcase(str(fields.get(k, "")), self._pattern(k)) for k in _MATCH_ORDER)
+                and (not self.when or holds(self.when)))
 
     def matches_api(self, label: str) -> bool:
         """Whether the entry covers the API column ``label`` (whatever the other fields)."""
@@ -72,14 +77,14 @@ def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[s
         if not isinstance(e, dict):
             problems.append(f"{path}: disagreements[{i}]: must be a mapping")
             continue
-        unknown = set(e) - {*_KEYS, "reason", "issue", "strict"}
+        unknown = set(e) - {*_KEYS, "reason", "issue", "strict", "when"}
         if unknown:
             problems.append(f"{path}: disagreements[{i}]: unknown key(s) {sorted(unknown)}")
             continue
         if not e.get("case") or not e.get("reason"):
             problems.append(f"{path}: disagreements[{i}]: `case` and `reason` are required")
             continue
-        mistyped = [k for k in (*_KEYS, "reason", "issue") if k in e and not isinstance(e[k], (str, int, float))]
+        mistyped = [k for k in (*_KEYS, "reason", "issue", "when") if k in e and not isinstance(e[k], (str, int, float))]
         if "strict" in e and not isinstance(e["strict"], bool):
             mistyped.append("strict")
         if mistyped:
@@ -87,11 +92,15 @@ def load_known(path: str | Path | None) -> tuple[list[KnownDisagreement], list[s
                             + ("a string" if mistyped != ["strict"] else "true or false")
                             + (" (strict: true or false)" if "strict" in mistyped and len(mistyped) > 1 else ""))
             continue
+        when, why = parse_when(str(e["when"])) if "when" in e else ((), None)
+        if why:
+            problems.append(f"{path}: disagreements[{i}]: when: {why}")
+            continue
         out.append(KnownDisagreement(
             case=str(e["case"]), adapter=str(e.get("adapter", "*")), api=str(e.get("api", BASE_APIS)),
             device=str(e.get("device", "*")), dtype=str(e.get("dtype", "*")),
             precision=str(e.get("precision", "*")), kind=str(e.get("kind", "*")), reason=str(e["reason"]), issue=str(e.get("issue", "")),
-            strict=bool(e.get("strict", True))))
+            strict=bool(e.get("strict", True)), when=when))
     return out, problems
 
 

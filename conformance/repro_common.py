@@ -187,6 +187,9 @@ def main():
                 outcome = "dtype"
     print(f"outcome: {outcome} (recorded: {RECORDED})")
     reproduced = outcome == RECORDED and outcome not in ("pass", "rejected")
+    if not reproduced and {outcome, RECORDED} <= {"value", "nonfinite"}:  # wrong numbers either way
+        print("wrong values as recorded, of another kind this time (the output varies from call to call)")
+        reproduced = True
     if not reproduced and KNOWN_REASON and outcome in ("pass", "rejected"):
         print("the known disagreement does not show here (an xpass: fixed in this release?)")
     print("REPRODUCED" if reproduced else "NOT REPRODUCED")

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from conformance.env_facts import ISA_FLAGS, cpu_flags
 from conformance.results_compact import COMPACT_SCHEMA, COMPACT_SCHEMAS, compact, expand
 
 SCHEMA = COMPACT_SCHEMA  # what this version writes (conformance/results_compact.py)
@@ -103,21 +104,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-_ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_fp16",
-              "asimd", "sve", "bf16")
-
-
 def cpu_features() -> list[str]:
     """The CPU's vector-ISA flags that decide which kernels oneDNN/XLA/Eigen pick (a finding can
-    show on one ISA only, e.g. an AVX-512 bfloat16 path)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in _ISA_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
+    show on one ISA only, e.g. oneDNN's AMX bfloat16 kernels: known_disagreements.yaml `when:`)."""
+    have = cpu_flags()
+    return [f for f in ISA_FLAGS if f in have]
 
 
 def _gpu_models() -> list[dict[str, str]]:

@@ -142,7 +142,9 @@ def test_range_cases_cover_every_dtype_and_each_kind_of_edge():
 def test_ieee_rounding_frameworks_pass_every_range_case(name):
     """The reference (float64, rounded to the dtype by NumPy) and torch on CPU round as IEEE
     754 requires, overflow and gradual underflow included: every range case passes for them,
-    except torch's float16 tap sums (a known disagreement about accumulation, not rounding)."""
+    except torch's float16 tap sums (a known disagreement about accumulation, not rounding) and,
+    on CPUs where oneDNN runs torch's bfloat16 with AVX512_BF16 instructions, the flushes of those
+    (entries with `when:`)."""
     if not framework_available(name):
         pytest.skip(f"{name} is not installed")
     known, problems = load_known(ROOT / "known_disagreements.yaml")
@@ -157,8 +159,8 @@ def test_ieee_rounding_frameworks_pass_every_range_case(name):
             for dtype in case.dtypes:
                 rec = run_check(case, a, api, "cpu", dtype, "strict", known)
                 assert rec["status"] in ("pass", "xfail"), (case.id, api, dtype, rec["message"])
-                if rec["status"] == "xfail":
-                    xfails.add(case.id)
+                if rec["status"] == "xfail" and not known[rec["known"]["entry"]].when:
+                    xfails.add(case.id)  # (an entry with `when:` is one CPU kind's: oneDNN's bf16 kernels flush)
                 ran += 1
     assert ran >= len(RANGE_CASES)
     # gradient columns: torch's bfloat16 weight gradient of the threshold case is a finding of its own
