@@ -4,9 +4,8 @@ every installed Keras backend (jax, torch, tensorflow, numpy), each backend its 
 Keras fixes its backend per process at import, so this adapter never imports keras: per backend
 it starts one long-lived child (``python -m adapters.keras_worker`` with ``KERAS_BACKEND`` set;
 protocol in adapters/keras_worker.py), lazily on first use, reused by every check of that backend
-in this pytest worker. A child that dies or exceeds the per-call limit
-(``CONFORMANCE_KERAS_TIMEOUT``, default 120 s) turns that one check into an error carrying the
-child's stderr tail; the next check starts a fresh child (crash isolation per check).
+in this pytest worker. A child that dies or exceeds the per-call limit (``CONFORMANCE_KERAS_TIMEOUT``,
+default 120 s) makes that one check an error with its stderr tail; the next starts a fresh child.
 
 Native convention: channels_last (or channels_first for the ``:channels_first`` layer column)
 input, kernel ``(*K, C_out, C_in)`` (a permutation of the canonical ``(C_in, C_out, *K)``, no
@@ -28,6 +27,7 @@ small cache keyed by the exact inputs); when it fails, each check asks for its g
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -156,8 +156,7 @@ class KerasAdapter(Adapter):
 
     def configure(self, precision):
         self._precision = precision
-        return {"backends": list(self.backends), "precision": precision,
-                "process_model": "one long-lived child per backend (KERAS_BACKEND), CPU only"}
+        return {"backends": list(self.backends), "precision": precision, "process_model": "one long-lived child per backend, CPU only"}
 
     def facts(self):  # what the backend children started so far report (the TF backend's oneDNN)
         return [f for w in list(self._workers.values()) for f in w.hello.get("facts", [])]
@@ -241,10 +240,8 @@ class KerasAdapter(Adapter):
             self._drop(b)
 
     def __del__(self):  # best effort: children also exit when their stdin closes
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def _native_call(self, backend: str, kind: str, x, w, b, args: dict, mapping: str, function: str,
                      **extra) -> NativeCall:
