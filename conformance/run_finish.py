@@ -15,6 +15,7 @@ import pytest
 from adapters.registry import AdapterLoadError, get_adapter, registry_problems
 from conformance.check_id import format_check_id
 from conformance.collector import ResultsCollector, stream_path
+from conformance.env_facts import holds
 from conformance.run_state import RunState
 from conformance.verdict import run_verdict
 
@@ -112,7 +113,14 @@ def _unmatched_known(st: RunState, results: list[dict]) -> list[str]:
     ran = {r["adapter"] for r in results}
     return [f"known disagreement {i} not matched by any check: case {e.case!r}, adapter {e.adapter!r}, "
             f"api {e.api!r}, dtype {e.dtype!r}: {e.reason[:80]}" for i, e in enumerate(st.known)
-            if i not in used and (e.adapter == "*" or e.adapter in ran)]
+            if i not in used and (e.adapter == "*" or e.adapter in ran) and _holds_here(e.when)]
+
+
+def _holds_here(when: tuple[str, ...]) -> bool:
+    """Whether an entry's `when:` is known to hold in this controller: CPU flags are read here,
+    framework facts only in the processes that set the frameworks up (such an entry may be
+    another machine's, and is not warned about)."""
+    return not when or (all("." not in t for t in when) and holds(when))
 
 
 def finish_outputs(session: pytest.Session, exitstatus: int, st: RunState, collector: ResultsCollector) -> None:
