@@ -27,7 +27,6 @@ small cache keyed by the exact inputs); when it fails, each check asks for its g
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import importlib.util
 import os
@@ -239,15 +238,16 @@ class KerasAdapter(Adapter):
         for b in list(self._workers):
             self._drop(b)
 
-    def __del__(self):  # best effort: children also exit when their stdin closes
-        with contextlib.suppress(Exception):
+    def __del__(self):  # best effort (also at interpreter exit): children exit when their stdin closes
+        try:
             self.close()
+        except Exception:
+            pass
 
     def _native_call(self, backend: str, kind: str, x, w, b, args: dict, mapping: str, function: str,
                      **extra) -> NativeCall:
-        """The NativeCall of one Keras call (built here, not from the child's reply, so that a
-        failed call has one too): layouts, the kernel permutation ``(C_in, C_out, *K) -> (*K,
-        C_out, C_in)`` (no flip), the Keras arguments ``args``; ``extra`` goes into the arguments."""
+        """The NativeCall of one Keras call (built here, so a failed call has one too): layouts, kernel
+        permutation ``(C_in, C_out, *K) -> (*K, C_out, C_in)`` (no flip), Keras arguments ``args`` + ``extra``."""
         rank = x.ndim - 2
         lay = ("NC" + "DHW"[3 - rank:] if kind == "layer_cf" else "N" + "DHW"[3 - rank:] + "C") \
             if 1 <= rank <= 3 else "?"
