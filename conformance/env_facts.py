@@ -11,7 +11,8 @@ check must pass, and a strict entry that matched there would call a correct resu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -22,7 +23,9 @@ ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "av
 _FACT = re.compile(r"!?[a-z0-9_]+(\.[a-z0-9_]+)?")
 
 _reported: set[str] = set()  # facts noted in this process
-_sources: dict[int, Callable[[], Iterable[str]]] = {}  # set-up adapters' facts(), asked when a term needs them
+# set-up adapters' facts(), asked when a term needs them; weak, so that noting an adapter never keeps
+# it (and a Keras adapter's backend children) alive
+_sources: dict[int, weakref.WeakMethod] = {}
 
 
 @cache
@@ -47,8 +50,12 @@ def note_adapter(adapter: object) -> None:
     """An adapter set up (configured) in this process: its ``facts()`` count from now on (asked
     each time a term needs them: Keras' grow as its backend children start)."""
     facts = getattr(adapter, "facts", None)
-    if callable(facts):
-        _sources.setdefault(id(adapter), facts)
+    if callable(facts) and hasattr(facts, "__self__"):
+        ref = _sources.get(id(adapter))
+        if ref is None or ref() is None:  # new, or an id reused after its adapter was freed
+            for key in [k for k, r in _sources.items() if r() is None]:
+                del _sources[key]
+            _sources[id(adapter)] = weakref.WeakMethod(facts)
 
 
 def parse_when(value: str) -> tuple[tuple[str, ...], str | None]:
@@ -71,7 +78,8 @@ def holds(terms: tuple[str, ...]) -> bool:
     nothing)."""
     reported: set[str] = set()
     if any("." in t for t in terms):
-        reported = set(_reported).union(*(f() for f in list(_sources.values())))
+        live = [f for f in (ref() for ref in list(_sources.values())) if f is not None]
+        reported = set(_reported).union(*(f() for f in live))
     for t in terms:
         name, want = (t[1:], False) if t.startswith("!") else (t, True)
         if (name in (reported if "." in name else cpu_flags())) != want:

@@ -113,3 +113,17 @@ def test_torch_reports_the_dtypes_onednn_runs():
     want = {"bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported(), "fp16": torch.ops.mkldnn._is_mkldnn_fp16_supported()}
     assert settings["onednn_dtypes"] == [d for d, yes in want.items() if yes and torch.backends.mkldnn.enabled]
     assert a.facts() == [f"torch.mkldnn_{d}" for d in settings["onednn_dtypes"]]
+
+
+def test_noting_an_adapter_does_not_keep_it_alive():
+    """(A Keras adapter kept alive keeps its backend children: one per test would pile up.)"""
+    import gc
+    import weakref
+
+    a = _Off("factdouble.gone")
+    env_facts.note_adapter(a)
+    assert env_facts.holds(("factdouble.gone",))
+    ref = weakref.ref(a)
+    del a
+    gc.collect()
+    assert ref() is None and not env_facts.holds(("factdouble.gone",))
