@@ -119,11 +119,11 @@ class KerasAdapter(Adapter):
     gpu_capable = False  # children run with CUDA_VISIBLE_DEVICES="" (CPU columns only)
     unsupported_patterns = (
         re.compile(r"only supports N(D)?HWC", re.I),  # TF CPU: channels_first transposed convs
-        re.compile(r"not (yet )?supported on CPU", re.I),
-        re.compile(r"do(es)? not yet support", re.I),
+        re.compile(r"not (yet )?supported on CPU|do(es)? not yet support", re.I),
         # TF backend: Keras' own output size for its (padding, output_padding) is one TF's SAME/VALID
-        # cannot produce (e.g. 'same' + output_padding 0, even kernel, stride 1: out = n - 1)
-        re.compile(r"Size of out_backprop doesn't match computed"),
+        # cannot produce (e.g. 'same' + output_padding 0, even kernel, stride 1: out = n - 1); TF's
+        # oneDNN custom ops refuse the same call as "could not create a primitive descriptor"
+        re.compile(r"Size of out_backprop doesn't match computed|could not create a primitive descriptor for the conv"),
         # Keras' own layer check (base_conv.py), before any backend is called
         re.compile(r"`strides > 1` not supported in conjunction with `dilation_rate > 1`"),
         # Keras' layer check: output_padding < strides (the format allows < max(stride, dilation))
