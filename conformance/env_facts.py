@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -22,7 +21,6 @@ ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "av
              "amx_tile", "amx_int8", "amx_bf16", "amx_fp16", "asimd", "sve", "bf16")
 _FACT = re.compile(r"!?[a-z0-9_]+(\.[a-z0-9_]+)?")
 
-_reported: set[str] = set()  # facts noted in this process
 # set-up adapters' facts(), asked when a term needs them; weak, so that noting an adapter never keeps
 # it (and a Keras adapter's backend children) alive
 _sources: dict[int, weakref.WeakMethod] = {}
@@ -39,11 +37,6 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
-
-
-def note_facts(names: Iterable[str]) -> None:
-    """Record facts known true in this process (tests, a double's own facts)."""
-    _reported.update(str(n) for n in names)
 
 
 def note_adapter(adapter: object) -> None:
@@ -73,13 +66,13 @@ def parse_when(value: str) -> tuple[tuple[str, ...], str | None]:
 
 
 def holds(terms: tuple[str, ...]) -> bool:
-    """Whether every term is true here: a CPU flag the CPU has, a fact a set-up adapter reports
-    (or one noted); with ``!``, one that is not (an adapter not set up in this process reports
+    """Whether every term is true here: a CPU flag the CPU has, a fact a set-up adapter reports;
+    with ``!``, one that is not (an adapter not set up in this process reports
     nothing)."""
     reported: set[str] = set()
     if any("." in t for t in terms):
         live = [f for f in (ref() for ref in list(_sources.values())) if f is not None]
-        reported = set(_reported).union(*(f() for f in live))
+        reported = set().union(*(f() for f in live))
     for t in terms:
         name, want = (t[1:], False) if t.startswith("!") else (t, True)
         if (name in (reported if "." in name else cpu_flags())) != want:

@@ -136,6 +136,11 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
     tmp = tmp_path_factory.mktemp("repro")
     configured: set[str] = set()
 
+    def configure(adapter: Adapter) -> None:  # once per framework (its settings are process-wide)
+        if adapter.name not in configured:
+            adapter.configure("strict")
+            configured.add(adapter.name)
+
     def write(rec: dict, case: Case, expect: str, native_call: dict | None = None) -> None:
         path = tmp / f"s{sum(map(len, out.values()))}.py"
         path.write_text(repro_script(rec, case, native_call))
@@ -151,23 +156,18 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
         if not candidates:  # the entry matches no case any more, or only unsupported columns
             stale.append(name)
         if entry.when and candidates:  # one CPU kind's finding: its facts decide whether it shows here
-            adapter = candidates[0][1]
-            if adapter.name not in configured:
-                adapter.configure("strict")
-                configured.add(adapter.name)
+            case, adapter, api, dtype = candidates[0]
+            configure(adapter)
             note_adapter(adapter)
             if not holds(entry.when) and entry.kind != "crash":  # Keras' facts come from its backend children:
-                case, _, api, dtype = candidates[0]  # one check starts the child the candidates use
-                run_check(case, adapter, api, "cpu", dtype, "strict", [])
+                run_check(case, adapter, api, "cpu", dtype, "strict", [])  # one check starts the one they use
             if not holds(entry.when):
                 not_here.append(f"{name} (when: {' '.join(entry.when)}: not on this machine)")
                 continue
         found = shadowed = False
         for tried, (case, adapter, api, dtype) in enumerate(candidates):
             assert tried < TRIES, f"no xfail check in {TRIES} tries for the known disagreement {name}"
-            if adapter.name not in configured:
-                adapter.configure("strict")
-                configured.add(adapter.name)
+            configure(adapter)
             if entry.kind == "crash":  # never in-process: the process would die
                 dies_in_float32 = fnmatch.fnmatchcase("float32", entry.dtype)
                 if dies_in_float32 and dtype != "float32":
