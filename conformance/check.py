@@ -192,7 +192,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
                 return _finish(rec, known, t0)
             tol, info = derived_tolerance(magnitude, reference, dtype=dtype, device=device, precision=precision,
                                           n_terms=n_terms, override=override, bias_added=bias_added,
-                                          compute_dtype=out.compute_dtype)
+                                          compute_dtype=out.compute_dtype,
+                                          inputs=(x, w, b) if out.compute_dtype not in (None, dtype) else ())
             # a path that computes in another dtype (autocast) returns that dtype: its overflow,
             # underflow and ULPs are that dtype's (tolerance: derived_tolerance's compute_dtype)
             out_dtype = out.compute_dtype or dtype

@@ -137,6 +137,8 @@ def environment(frameworks: dict[str, str | None], precision: str, devices: list
     return {
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": _cpu_model(),
         "cpu_features": cpu_features(),
+        # oneDNN's ISA cap (torch's and TF's oneDNN read it): with it, `onednn.*` facts differ from the flags
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or None,
         "gpus": _gpu_models(), "frameworks": frameworks, "unavailable": unavailable,
         "devices": devices, "precision": precision,
         "framework_devices": dict(framework_devices or {}),

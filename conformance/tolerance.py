@@ -82,7 +82,14 @@ output-rounding terms are those of ``c`` on that magnitude:
 term). For bfloat16 compute that is about ``2 * 2**-8 * R`` more than the bfloat16 model: a
 float32 result within float32 tolerance passes, a bfloat16-rounded float32 result fails the
 float32 column and passes this one. The record's ``tolerance`` says ``compute_dtype`` and the
-``input_rounding`` coefficient.
+``input_rounding`` coefficient. The relative bound ``|fl_c(v) - v| <= u_c |v|`` holds for values
+in ``c``'s normal range only: a nonzero input below ``tiny(c)`` (a float32 subnormal is one in
+bfloat16 too, with fewer digits) rounds with an absolute error up to ``eta = sub(c)/2``, half
+``c``'s smallest subnormal. Each product then errs by at most ``eta (|x| + |w|)`` more, so where
+such an input exists the floor grows by ``input_floor = eta (1 + gamma(2, u_c)) (n (max|x| + max|w|) + 1)``
+(the 1: the bias) (``edge-range-subnormal-inputs-scaled`` under autocast(bfloat16): 1e-40 is
+9.18e-41 in bfloat16, times 2^30 an 8% error that IS the path's rounding); a framework that
+reads subnormal inputs as zero errs by ``|x w|``, far beyond it.
 """
 
 from __future__ import annotations
@@ -121,12 +128,15 @@ def terms_per_gradient(case: Case, quantity: str) -> int:
 
 def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: str, n_terms: int,
                       device: str, precision: str, override: dict | None = None, bias_added: bool = True,
-                      compute_dtype: str | None = None) -> tuple[np.ndarray, dict]:
+                      compute_dtype: str | None = None,
+                      inputs: tuple[np.ndarray | None, ...] = ()) -> tuple[np.ndarray, dict]:
     """Per-element absolute tolerance and a description of how it was derived.
 
     ``magnitude``: convT(|x|, |w|) + |b| in float64; ``reference``: the float64 result on
     inputs rounded to ``dtype``; ``compute_dtype``: the dtype the framework computed in when
-    it is not ``dtype`` (its input rounding is then charged; module docstring).
+    it is not ``dtype`` (its input rounding is then charged; module docstring); ``inputs``: the
+    tensors (x, w, b) the framework was given, for the charge of inputs below the compute
+    dtype's normal range (module docstring; none given: none charged).
     """
     if override:
         atol = float(override.get("atol", 0.0))
@@ -149,6 +159,8 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
     if input_rounding:
         coeff = coeff * (1.0 + input_rounding) + input_rounding
     floor = n_terms * float(finfo(acc).tiny) + float(finfo(dtype).smallest_subnormal) / 2
+    input_floor = _subnormal_input_floor(inputs, dtype, n_terms, input_rounding) if input_rounding else 0.0
+    floor += input_floor
     tol = coeff * magnitude + u_out * np.abs(reference) + floor
     info = {
         "model": "gamma(n,u_acc)*R" + (" + u_out*R" if bias_added else "") + " + u_out*|y| + n*tiny_acc + sub/2"
@@ -161,7 +173,23 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
         info.update(model="(gamma(n,u_acc) + u_out)*(1+gamma(2,u_c))*R + gamma(2,u_c)*R + u_out*|y| + n*tiny"
                           " (u_acc, u_out, tiny of the compute dtype c)",
                     dtype_under_test=under_test, compute_dtype=dtype, input_rounding=input_rounding)
+        if input_floor:
+            info.update(model=info["model"] + " + input_floor", input_floor=input_floor)
     return tol, info
+
+
+def _subnormal_input_floor(inputs: tuple[np.ndarray | None, ...], compute_dtype: str, n_terms: int,
+                           input_rounding: float) -> float:
+    """``eta (1 + gamma(2, u_c)) (n (max|x| + max|w|) + 1)`` where an input (x, w or b) has a nonzero
+    value below ``tiny`` of the compute dtype (rounded there with an absolute error up to ``eta``,
+    half its smallest subnormal; module docstring), else 0."""
+    arrays = [np.abs(np.asarray(a, dtype=np.float64)) for a in inputs if a is not None and np.size(a)]
+    tiny = float(finfo(compute_dtype).tiny)
+    if not any(np.any((a > 0) & (a < tiny)) for a in arrays):
+        return 0.0
+    peaks = [float(np.max(a[np.isfinite(a)], initial=0.0)) for a in arrays[:2]]
+    eta = float(finfo(compute_dtype).smallest_subnormal) / 2
+    return eta * (1.0 + input_rounding) * (n_terms * sum(peaks) + 1.0)
 
 
 def accumulator_dtype(dtype: str) -> str:

@@ -75,6 +75,7 @@ def test_negated_and_cpu_terms(tmp_path):
     ("amx_bf17", "unknown CPU flag"),
     ("Tensorflow.oneDNN", "is not a fact name"),
     ("a.b.c", "is not a fact name"),
+    ("onednn.amx_bf17", "onednn. takes a CPU flag"),
 ])
 def test_a_bad_when_is_a_problem_naming_the_entry(tmp_path, when, why):
     path = tmp_path / "known.yaml"
@@ -82,6 +83,42 @@ def test_a_bad_when_is_a_problem_naming_the_entry(tmp_path, when, why):
     entries, problems = load_known(path)
     assert not entries and len(problems) == 1
     assert problems[0].startswith(f"{path}: disagreements[0]: when: ") and why in problems[0], problems
+
+
+_AMX_CPU = frozenset({"avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+                      "amx_tile", "amx_int8", "amx_bf16"})
+
+
+@pytest.mark.parametrize("cap, on, off", [
+    (None, ["onednn.amx_bf16", "onednn.avx512_fp16", "!onednn.capped"], []),
+    ("ALL", ["onednn.amx_bf16", "!onednn.capped"], []),
+    ("avx512_core_bf16", ["onednn.avx512_bf16", "onednn.avx512_vnni", "onednn.capped", "amx_bf16"],
+     ["onednn.amx_bf16", "onednn.avx512_fp16", "onednn.avx_vnni"]),
+    ("AVX512_CORE_AMX", ["onednn.amx_bf16", "onednn.avx_vnni", "onednn.avx512_fp16"], ["onednn.capped"]),
+    ("AVX2", ["onednn.avx2", "onednn.capped", "avx512f"], ["onednn.avx512f", "onednn.avx_vnni"]),
+])
+def test_onednn_facts_follow_the_cpu_isa_cap(monkeypatch, cap, on, off):
+    """`onednn.<flag>`: the CPU has the flag and ONEDNN_MAX_CPU_ISA lets oneDNN use it (the plain
+    flag stays the CPU's); `onednn.capped`: the cap leaves out a flag the CPU has."""
+    monkeypatch.setattr(env_facts, "cpu_flags", lambda: _AMX_CPU)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    for term in on:
+        assert env_facts.parse_when(term)[1] is None and env_facts.holds((term,)), term
+    for term in off:
+        assert not env_facts.holds((term,)) and env_facts.holds((f"!{term}",)), term
+
+
+def test_the_older_cap_name_counts_and_an_unknown_level_caps_nothing(monkeypatch):
+    monkeypatch.setattr(env_facts, "cpu_flags", lambda: _AMX_CPU)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    assert env_facts.onednn_cap() == "AVX2" and not env_facts.holds(("onednn.amx_bf16",))
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX10_9_FUTURE")
+    assert env_facts.onednn_cap() is None and env_facts.holds(("onednn.amx_bf16",))
 
 
 def test_every_when_of_the_shipped_file_parses():

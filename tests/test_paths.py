@@ -150,6 +150,31 @@ def test_planted_bf16_result_passes_autocast_column_fails_float32(cid):
     assert as_float32["status"] == "fail" and as_float32["failure_kind"] == "value"
 
 
+class _PlantedDaz(_Planted):
+    """Stub: as :class:`_Planted`, but inputs below bfloat16's normal range read as zero (DAZ)."""
+
+    def run(self, case, api, device, dtype, x, w, b):
+        tiny = float(np.finfo(np.float32).tiny)  # bfloat16's normal range starts where float32's does
+        return super().run(case, api, device, dtype, np.where(np.abs(x) < tiny, 0.0, x).astype(x.dtype), w, b)
+
+
+def test_subnormal_inputs_rounded_to_the_compute_dtype_pass_read_as_zero_fail():
+    """A float32 subnormal input is a bfloat16 subnormal with fewer digits: rounding it there is an
+    absolute error (half bfloat16's smallest subnormal) that the relative input-rounding bound
+    misses; the tolerance charges it where such inputs exist (conformance/tolerance.py), so the
+    path's own rounding passes and reading them as zero still fails."""
+    case = next(c for c in load_cases([ROOT / "cases" / "edge" / "output_range.yaml"]).cases
+                if c.id == "edge-range-subnormal-inputs-scaled")
+    rounded = run_check(case, _Planted("bfloat16"), "conv", "cpu", "float32", "strict", [])
+    assert rounded["status"] == "pass", rounded["message"]
+    assert rounded["max_abs_err"] > 0 and rounded["tolerance"]["input_floor"] > 0
+    daz = run_check(case, _PlantedDaz("bfloat16"), "conv", "cpu", "float32", "strict", [])
+    assert daz["status"] == "fail" and daz["failure_kind"] in ("value", "subnormal-flush"), daz["message"]
+    normal = run_check(PATH_CASES["paths-2d-axis-pads-dilation"], _Planted("bfloat16"), "conv", "cpu", "float32",
+                       "strict", [])
+    assert "input_floor" not in normal["tolerance"]  # charged only where such inputs exist
+
+
 def test_compile_cache_hit_on_same_signature():
     from adapters import torch_paths
 
