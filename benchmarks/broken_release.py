@@ -2,7 +2,7 @@
 
     python benchmarks/broken_release.py [--profile default] [-n 2]
 
-Runs `conformance run` twice on the mutation catalogue's framework double (mutation/site, the
+Runs `conformance run` (results and report, as README's main command) twice on the mutation catalogue's framework double (mutation/site, the
 `mutant` framework): once on its correct variants only (``ok_*`` APIs: every check passes) and
 once on its planted bugs only (``bug_*``: most checks fail), and prints for each the wall time,
 the checks, the summed time of the checks themselves (record["seconds"]), wall per check, and
@@ -43,7 +43,8 @@ def main() -> int:
             res = Path(tmp) / "results.json"
             t0 = time.perf_counter()
             p = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--frameworks", "mutant", "--profile",
-                                  args.profile, "-n", args.n, "--no-probes", "--results", str(res), "--", "-k", select],
+                                  args.profile, "-n", args.n, "--no-probes", "--results", str(res), "--report",
+                                  str(Path(tmp) / "report.html"), "--", "-k", select],
                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             lines, checks_done = [], None
             assert p.stdout is not None

@@ -146,12 +146,12 @@ def _run(args: argparse.Namespace) -> int:
     """pytest, the rerun of lost checks, ``--require-gpu``, CI outputs and the verdict line."""
     import pytest
 
-    from conformance.results import read_results
+    from conformance.results import results_of_run
 
     code = pytest.main(build_pytest_args(args))
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return 1
-    data = read_results(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
+    data = results_of_run(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
                                                                             "environment": {}}
     if code != pytest.ExitCode.INTERRUPTED and data.get("missing_ids"):
         data = _rerun_missing(args, data)

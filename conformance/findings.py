@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from functools import cache
 from typing import Any
 
 from adapters.registry import display_order
@@ -25,6 +26,7 @@ from conformance.status import status_of
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 
 
+@cache  # a run has a few hundred API labels and asks per record
 def api_family(api: str) -> str:
     """Rank-specific API names folded into one: conv_transpose2d -> conv_transposeNd."""
     return re.sub(r"([a-z_])[123]d", r"\1Nd", api)

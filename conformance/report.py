@@ -7,7 +7,6 @@ about the convolution itself.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import jinja2
 from markupsafe import Markup
 
 from adapters.registry import display_order
-from conformance.findings import check_id_of, framework_dtype_summary, group_findings, is_finding
+from conformance.findings import api_family, check_id_of, framework_dtype_summary, group_findings, is_finding
 from conformance.margins import margin_caption, margin_comparison, margin_histograms, margin_rows, margin_svg
 from conformance.regression import compare_results
 from conformance.report_data import build_data, encode_data
@@ -30,11 +29,6 @@ OPEN_CAP = 50  # cases with an unexpected result drawn open when the page loads
 ARRAYS_CAP = 400  # records whose mismatch slices are written into the data block
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 UNSUPPORTED_CAP = 12  # distinct unsupported reasons listed per API in the conventions section
-
-
-def api_family(api: str) -> str:
-    """Rank-specific API names folded into one column: conv_transpose2d -> conv_transposeNd."""
-    return re.sub(r"([a-z_])[123]d", r"\1Nd", api)
 
 
 def column_order(column: tuple[str, str, str]) -> tuple:

@@ -38,7 +38,8 @@ def _num(v: Any) -> Any:
         return v
     if math.isnan(v) or math.isinf(v):
         return repr(v)
-    return float(f"{v:.4g}")
+    short = float(f"{v:.4g}")
+    return v if math.isinf(short) else short  # near the float64 maximum, 4 digits round up past it
 
 
 def _arrays(arrays: Any) -> Any:

@@ -62,6 +62,22 @@ def test_hostile_text_is_escaped():
     assert evil in decode_data(html)["strings"]  # the page's script escapes it (test_report_in_headless_chromium)
 
 
+def test_extreme_finite_numbers_render():
+    """Numbers are shortened to 4 digits in the report's data; near the float64 maximum that would
+    round past it (1.798e308 is Inf), which JSON cannot hold: a broken release's output of
+    float64-max values once made the report fail. They stay finite, and as large."""
+    import sys
+
+    p = _payload()
+    big = sys.float_info.max
+    failing = p["results"][0]
+    failing.update(status="fail", failure_kind="value", max_abs_err=big, max_rel_err=big, message="m",
+                   arrays={"slices": [{"index": [0, 0], "expected": [[1.0]], "actual": [[big]], "bad": [[1]]}]})
+    rows = check_rows(decode_data(render_report(p)))
+    row = next(r for r in rows if r["status"] == "fail")
+    assert row["arrays"][0]["actual"] == [[big]]
+
+
 def test_no_external_urls_except_user_links():
     p = _payload()
     p["results"][0]["known"] = {"reason": "r", "issue": "https://github.com/example/repo/issues/1"}

@@ -64,3 +64,29 @@ def test_version_3_stores_messages_and_known_entries_once_and_version_2_stays_re
     (tmp_path / "v2.json").write_text(json.dumps(v2))
     back = read_results(tmp_path / "v2.json")
     assert [_strip(r) for r in back["results"]] == [_strip(r) for r in v1["results"]]
+
+
+def test_the_run_takes_its_own_written_payload_unless_the_file_changed(tmp_path):
+    """`conformance run` takes its verdict from the file it wrote; where this process wrote it and
+    nothing changed it since, the payload written is that file's content, and it is not read back."""
+    from conformance.results import results_of_run
+    from conformance.verdict import run_verdict
+
+    v1 = read_results(DATA / "results_sample.json")
+    path = tmp_path / "r.json"
+    write_results(path, v1)
+    mine = results_of_run(path)
+    assert mine["results"] is v1["results"]  # not read back
+    read = read_results(path)
+    assert [_strip(r) for r in mine["results"]] == [_strip(r) for r in read["results"]]
+    assert run_verdict(mine).line() == run_verdict(read).line()
+    # the file replaced since (another writer, a hand edit): it is read
+    write_results(path, v1)
+    other = json.loads(path.read_text())
+    other["results"] = other["results"][:1]
+    path.write_text(json.dumps(other))
+    assert len(results_of_run(path)["results"]) == 1
+    # and once taken, the next call reads the file
+    write_results(path, v1)
+    results_of_run(path)
+    assert results_of_run(path)["results"] is not v1["results"]
