@@ -174,7 +174,7 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
                           " (u_acc, u_out, tiny of the compute dtype c)",
                     dtype_under_test=under_test, compute_dtype=dtype, input_rounding=input_rounding)
         if input_floor:
-            info.update(model=info["model"] + " + input_floor", input_floor=input_floor)
+            info.update(model=f"{info['model']} + input_floor", input_floor=input_floor)
     return tol, info
 
 
