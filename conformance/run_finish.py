@@ -117,10 +117,10 @@ def _unmatched_known(st: RunState, results: list[dict]) -> list[str]:
 
 
 def _holds_here(when: tuple[str, ...]) -> bool:
-    """Whether an entry's `when:` is known to hold in this controller: CPU flags are read here,
-    framework facts only in the processes that set the frameworks up (such an entry may be
-    another machine's, and is not warned about)."""
-    return not when or (all("." not in t for t in when) and holds(when))
+    """Whether an entry's `when:` is known to hold in this controller: CPU flags and `onednn.*`
+    facts are read here, framework facts only in the processes that set the frameworks up (such
+    an entry may be another machine's, and is not warned about)."""
+    return not when or (all("." not in t or t.lstrip("!").startswith("onednn.") for t in when) and holds(when))
 
 
 def finish_outputs(session: pytest.Session, exitstatus: int, st: RunState, collector: ResultsCollector) -> None:

@@ -164,3 +164,17 @@ def test_noting_an_adapter_does_not_keep_it_alive():
     del a
     gc.collect()
     assert ref() is None and not env_facts.holds(("factdouble.gone",))
+
+
+def test_the_controller_judges_cpu_and_onednn_terms_itself(monkeypatch):
+    """The full run's warning about entries that matched nothing: an entry whose facts the
+    controller can read (CPU flags, `onednn.*`) is warned about where they hold; one naming a
+    framework's fact is not (the controller does not set frameworks up)."""
+    from conformance.run_finish import _holds_here
+
+    monkeypatch.setattr(env_facts, "cpu_flags", lambda: _AMX_CPU)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert _holds_here(("amx_bf16", "onednn.capped", "!onednn.amx_bf16"))
+    assert not _holds_here(("onednn.amx_bf16",))
+    assert not _holds_here(("amx_bf16", "torch.mkldnn_bf16"))
