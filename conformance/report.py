@@ -106,19 +106,18 @@ def _margin_plot(hist: dict | None, title: str) -> dict | None:
 
 def findings_context(payload: dict, baseline: dict | None = None) -> dict:
     """The findings-first part of the report: distinct findings (each with the reproducer
-    script of its smallest check: ``_repro`` / ``_repro_tail`` set on that record, ``anchor``
-    on the finding), the framework x dtype summary, the margin plots (and, with a baseline,
+    script of its smallest check: ``repro`` / ``repro_tail`` and ``anchor`` on the finding; the
+    records are not modified), the framework x dtype summary, the margin plots (and, with a baseline,
     base vs new plots per column present in both)."""
     results = payload["results"]
     findings = group_findings(results)
     # one embedded script per distinct finding: every other finding check gets its command
     scripts = report_scripts({**payload, "results": [f["smallest"] for f in findings]})
     for k, f in enumerate(findings):
-        r = f["smallest"]
-        f["anchor"] = None
+        f["anchor"], f["repro"], f["repro_tail"] = None, None, None
         if f["smallest_id"] in scripts:
             f["anchor"] = f"repro-{k}"
-            r["_repro"], r["_repro_tail"] = split_common(scripts[f["smallest_id"]])
+            f["repro"], f["repro_tail"] = split_common(scripts[f["smallest_id"]])
     margins = margin_rows(margin_histograms(results))
     for row in margins["rows"]:
         row["plots"] = [_margin_plot(h, f"{row['adapter']}.{row['api']} {d}")

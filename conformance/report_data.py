@@ -33,7 +33,8 @@ DATA_VERSION = 1
 
 
 def _num(v: Any) -> Any:
-    """A float rounded to 4 significant digits (NaN / Inf as strings, which JSON lacks)."""
+    """A float rounded to 4 significant digits (NaN / Inf as strings, which JSON lacks; a value
+    that the rounding would push past the float64 maximum, as it is)."""
     if isinstance(v, bool) or not isinstance(v, float):
         return v
     if math.isnan(v) or math.isinf(v):

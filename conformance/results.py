@@ -230,7 +230,7 @@ def results_of_run(path: str | os.PathLike) -> dict[str, Any]:
         same = hit is not None and _signature(p) == hit[0]
     except OSError:
         same = False
-    if not same or hit is None:
+    if not same or hit is None or hit[1].get("in_progress"):  # in progress: the streamed records
         return read_results(p)
     return {**hit[1], "stored_schema": SCHEMA}
 

@@ -159,9 +159,10 @@ def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: st
     if input_rounding:
         coeff = coeff * (1.0 + input_rounding) + input_rounding
     floor = n_terms * float(finfo(acc).tiny) + float(finfo(dtype).smallest_subnormal) / 2
+    # not part of `floor` (compare()'s flushed-products floor, left out when it looks for a flush):
+    # an input that rounds to zero in the compute dtype is that path's rounding, not a flush
     input_floor = _subnormal_input_floor(inputs, dtype, n_terms, input_rounding) if input_rounding else 0.0
-    floor += input_floor
-    tol = coeff * magnitude + u_out * np.abs(reference) + floor
+    tol = coeff * magnitude + u_out * np.abs(reference) + floor + input_floor
     info = {
         "model": "gamma(n,u_acc)*R" + (" + u_out*R" if bias_added else "") + " + u_out*|y| + n*tiny_acc + sub/2"
                  + (" + 2*u_tf32*R" if tf32 else ""),

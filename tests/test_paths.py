@@ -175,6 +175,15 @@ def test_subnormal_inputs_rounded_to_the_compute_dtype_pass_read_as_zero_fail():
     assert "input_floor" not in normal["tolerance"]  # charged only where such inputs exist
 
 
+def test_an_input_rounded_to_zero_by_the_compute_dtype_is_not_a_flush():
+    """The charge of such inputs is not the flushed-products floor that compare() leaves out when
+    it looks for a subnormal flush: the path's own rounding of a tiny input to zero passes."""
+    case = load_cases([DATA / "autocast"]).cases[0]
+    rec = run_check(case, _Planted("bfloat16"), "conv", "cpu", "float32", "strict", [])
+    assert rec["status"] == "pass", rec["message"]
+    assert rec["tolerance"]["input_floor"] > 0 and rec["max_abs_err"] > 0
+
+
 def test_compile_cache_hit_on_same_signature():
     from adapters import torch_paths
 

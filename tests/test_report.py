@@ -78,6 +78,17 @@ def test_extreme_finite_numbers_render():
     assert row["arrays"][0]["actual"] == [[big]]
 
 
+def test_rendering_leaves_the_records_as_they_were():
+    """The report's reproducers sit on its findings, not on the records: `conformance run` writes
+    the same payload again after a rerun, and the results file must not carry report text."""
+    p = _payload()
+    p["results"][0].update(status="fail", failure_kind="value", message="m", max_abs_err=1.0)
+    before = copy.deepcopy(p["results"])
+    html = render_report(p)
+    assert "Reproducers of the smallest check" in html
+    assert p["results"] == before
+
+
 def test_no_external_urls_except_user_links():
     p = _payload()
     p["results"][0]["known"] = {"reason": "r", "issue": "https://github.com/example/repo/issues/1"}

@@ -90,3 +90,17 @@ def test_the_run_takes_its_own_written_payload_unless_the_file_changed(tmp_path)
     write_results(path, v1)
     results_of_run(path)
     assert results_of_run(path)["results"] is not v1["results"]
+
+
+def test_a_run_that_stopped_in_progress_reads_its_streamed_records(tmp_path):
+    """Only a finished file's payload is taken: an in-progress header (the finish never came)
+    is read, so the records streamed to disk are there."""
+    from conformance.collector import stream_path
+    from conformance.results import results_of_run
+
+    path = tmp_path / "r.json"
+    v1 = read_results(DATA / "results_sample.json")
+    write_results(path, {"schema": "conformance-results/3", "complete": False, "in_progress": True,
+                         "stream": stream_path(path).name, "results": [], "problems": []})
+    stream_path(path).write_text("".join(json.dumps(r) + "\n" for r in v1["results"][:3]))
+    assert len(results_of_run(path)["results"]) == 3
