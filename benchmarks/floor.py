@@ -33,9 +33,9 @@ from conformance.cli_run import worker_threads  # noqa: E402
 
 
 def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None:
-    """One floor process over the comma-separated ``frameworks``: prints {"first_pass_end": wall-clock
-    time.time() at the end of its first pass over its calls, "inputs": s spent planning
-    the checks and generating their inputs before that (the harness's work, not the floor's), "warm": s of the second pass, "checks": n}."""
+    """One floor process over the comma-separated ``frameworks``: prints {"pass_end": wall-clock
+    time.time() at the end of its pass over its calls, "inputs": s spent planning the checks and
+    generating their inputs before that (the harness's work, not the floor's), "checks": n}."""
     from adapters.registry import get_adapter
     from conformance.cotangent import cotangent
     from conformance.env_facts import note_adapter
@@ -72,19 +72,12 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
             g = cotangent(c.case, c.dtype)[0] if gradient_quantity(api) and not c.case.expected_error else None
             work.append((a, c, api, *c.case.tensors(c.dtype), g))
     t_inputs = time.perf_counter() - setup
-    times: list[float] = []
-    ends: list[float] = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        for a, c, api, x, w, b, g in work:
-            try:
-                a.run(c.case, api, c.device, c.dtype, x, w, b, **({"cotangent": g} if g is not None else {}))
-            except Exception:
-                pass  # invalid cases are rejected: the call is the floor either way
-        times.append(time.perf_counter() - t0)
-        if not ends:
-            ends.append(time.time())
-    print(json.dumps({"first_pass_end": ends[0], "inputs": t_plan + t_inputs, "warm": times[1], "checks": len(work),
+    for a, c, api, x, w, b, g in work:
+        try:
+            a.run(c.case, api, c.device, c.dtype, x, w, b, **({"cotangent": g} if g is not None else {}))
+        except Exception:
+            pass  # invalid cases are rejected: the call is the floor either way
+    print(json.dumps({"pass_end": time.time(), "inputs": t_plan + t_inputs, "checks": len(work),
                       "selected": len(mine)}))
 
 
@@ -97,10 +90,10 @@ def _floor(framework: str, profile: str, n: int, cache: str) -> dict:
     procs = [subprocess.Popen([sys.executable, __file__, "--floor-worker", framework, profile, str(k), str(n)],
                               env=env, stdout=subprocess.PIPE, text=True) for k in range(1, n + 1)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    # from the processes' start to the end of the slowest one's first pass, its planning and input
+    # from the processes' start to the end of the slowest one's pass, its planning and input
     # generation left out (the harness's work; the floor is the native calls, imports, process starts)
-    cold = max(o["first_pass_end"] - t0 - o["inputs"] for o in outs)
-    return {"cold": cold, "calls_warm": max(o["warm"] for o in outs), "checks": sum(o["checks"] for o in outs)}
+    cold = max(o["pass_end"] - t0 - o["inputs"] for o in outs)
+    return {"cold": cold, "checks": sum(o["checks"] for o in outs)}
 
 
 def _harness(framework: str, profile: str, n: int, cache: str, results: str) -> float:

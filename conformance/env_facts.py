@@ -54,12 +54,17 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def onednn_cap_setting() -> str | None:
+    """The oneDNN ISA cap as this process's environment sets it (``ONEDNN_MAX_CPU_ISA``, or its
+    older name ``DNNL_MAX_CPU_ISA``; torch's and TF's bundled oneDNN both read it when they start),
+    as written, or None: unset."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or None
+
+
 def onednn_cap() -> str | None:
-    """The ISA level oneDNN is capped at in this process's environment (``ONEDNN_MAX_CPU_ISA``, or
-    its older name ``DNNL_MAX_CPU_ISA``; torch's and TF's bundled oneDNN both read it when they
-    start), upper-case, or None: unset, ``ALL``/``DEFAULT``, or a level this table does not know
-    (a newer one: above every level here)."""
-    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    """The ISA level oneDNN is capped at (:func:`onednn_cap_setting`), upper-case, or None: unset,
+    ``ALL``/``DEFAULT``, or a level this table does not know (a newer one: above every level here)."""
+    value = (onednn_cap_setting() or "").strip().upper()
     return value if value in ONEDNN_ISA else None
 
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from conformance.env_facts import ISA_FLAGS, cpu_flags
+from conformance.env_facts import ISA_FLAGS, cpu_flags, onednn_cap_setting
 from conformance.results_compact import COMPACT_SCHEMA, COMPACT_SCHEMAS, compact, expand
 
 SCHEMA = COMPACT_SCHEMA  # what this version writes (conformance/results_compact.py)
@@ -139,7 +139,7 @@ def environment(frameworks: dict[str, str | None], precision: str, devices: list
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": _cpu_model(),
         "cpu_features": cpu_features(),
         # oneDNN's ISA cap (torch's and TF's oneDNN read it): with it, `onednn.*` facts differ from the flags
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or None,
+        "onednn_max_cpu_isa": onednn_cap_setting(),
         "gpus": _gpu_models(), "frameworks": frameworks, "unavailable": unavailable,
         "devices": devices, "precision": precision,
         "framework_devices": dict(framework_devices or {}),

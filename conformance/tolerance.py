@@ -86,8 +86,9 @@ float32 column and passes this one. The record's ``tolerance`` says ``compute_dt
 in ``c``'s normal range only: a nonzero input below ``tiny(c)`` (a float32 subnormal is one in
 bfloat16 too, with fewer digits) rounds with an absolute error up to ``eta = sub(c)/2``, half
 ``c``'s smallest subnormal. Each product then errs by at most ``eta (|x| + |w|)`` more, so where
-such an input exists the floor grows by ``input_floor = eta (1 + gamma(2, u_c)) (n (max|x| + max|w|) + 1)``
-(the 1: the bias) (``edge-range-subnormal-inputs-scaled`` under autocast(bfloat16): 1e-40 is
+such an input exists the tolerance grows by ``input_floor = eta (1 + gamma(2, u_c)) (n (max|x| +
+max|w|) + 1)`` (the 1: the bias; kept apart from ``floor``, the flushed-products floor that
+compare() leaves out when it looks for a flush) (``edge-range-subnormal-inputs-scaled`` under autocast(bfloat16): 1e-40 is
 9.18e-41 in bfloat16, times 2^30 an 8% error that IS the path's rounding); a framework that
 reads subnormal inputs as zero errs by ``|x w|``, far beyond it.
 """
@@ -184,11 +185,11 @@ def _subnormal_input_floor(inputs: tuple[np.ndarray | None, ...], compute_dtype:
     """``eta (1 + gamma(2, u_c)) (n (max|x| + max|w|) + 1)`` where an input (x, w or b) has a nonzero
     value below ``tiny`` of the compute dtype (rounded there with an absolute error up to ``eta``,
     half its smallest subnormal; module docstring), else 0."""
-    arrays = [np.abs(np.asarray(a, dtype=np.float64)) for a in inputs if a is not None and np.size(a)]
+    arrays = [np.abs(np.asarray(a, dtype=np.float64)) for a in inputs if a is not None]
     tiny = float(finfo(compute_dtype).tiny)
     if not any(np.any((a > 0) & (a < tiny)) for a in arrays):
         return 0.0
-    peaks = [float(np.max(a[np.isfinite(a)], initial=0.0)) for a in arrays[:2]]
+    peaks = [float(np.max(a[np.isfinite(a)], initial=0.0)) for a in arrays[:2]]  # x and w
     eta = float(finfo(compute_dtype).smallest_subnormal) / 2
     return eta * (1.0 + input_rounding) * (n_terms * sum(peaks) + 1.0)
 
