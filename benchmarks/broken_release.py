@@ -7,7 +7,7 @@ Runs `conformance run` (results and report, as README's main command) twice on t
 once on its planted bugs only (``bug_*``: most checks fail), and prints for each the wall time,
 the checks, the summed time of the checks themselves (record["seconds"]), wall per check, and
 the last line the user sees, and when the last check reported (the progress line at 100%) beside
-the wall time. Issue 11's goal: wall time <= 1.3x the checks' own time however many fail (what
+the wall time. The goal: wall time <= 1.3x the checks' own time however many fail (what
 comes after the last check: the summary, the results file and the report), and the failing run
 costs no more per check than the passing one: no per-failure sections, no quadratic summary.
 The mutants compute in NumPy in well under a millisecond, so per check this measures the
@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("-n", default="2")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from conformance.results import read_results
+    from convt_conformance.results.store import read_results
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "mutation" / "site")])}
     per_check = {}
@@ -42,7 +42,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             res = Path(tmp) / "results.json"
             t0 = time.perf_counter()
-            p = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--frameworks", "mutant", "--profile",
+            p = subprocess.Popen([sys.executable, "-m", "convt_conformance", "run", "--frameworks", "mutant", "--profile",
                                   args.profile, "-n", args.n, "--no-probes", "--results", str(res), "--report",
                                   str(Path(tmp) / "report.html"), "--", "-k", select],
                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -11,7 +11,7 @@ For each framework, in this session:
   their start to the end of the slowest one's pass over its calls, less the time that process
   spent planning and generating inputs (the harness's work); warm: the same with the JAX
   compilation cache kept from the cold floor (as the warm harness keeps its own);
-and prints harness / floor per framework (issue 11's goal: <= 1.2x cold, <= 1.5x warm), or with
+and prints harness / floor per framework (the goal: <= 1.2x cold, <= 1.5x warm), or with
 ``--together`` once for all of them run together (the profile's whole run: one harness run of
 every framework against floor processes that import them all).
 """
@@ -29,32 +29,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from conformance.cli_run import worker_threads  # noqa: E402
+from convt_conformance.cli.run import worker_threads  # noqa: E402
+from convt_conformance.library import CASES_DIR, KNOWN_FILE  # noqa: E402
 
 
 def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None:
     """One floor process over the comma-separated ``frameworks``: prints {"pass_end": wall-clock
     time.time() at the end of its pass over its calls, "inputs": s spent planning the checks and
     generating their inputs before that (the harness's work, not the floor's), "checks": n}."""
-    from adapters.registry import get_adapter
-    from conformance.cotangent import cotangent
-    from conformance.env_facts import note_adapter
-    from conformance.gradient_check import gradient_quantity
-    from conformance.plan import planned_checks
-    from conformance.profiles import column, load_profile, select, shard_of
+    from convt_conformance.adapters.registry import get_adapter
+    from convt_conformance.checking.cotangent import cotangent
+    from convt_conformance.loading.profiles import column, load_profile, select, shard_of
+    from convt_conformance.model.apis import gradient_quantity
+    from convt_conformance.model.env_facts import note_adapter
+    from convt_conformance.run.plan import planned_checks
 
     t_plan0 = time.perf_counter()
     prof = load_profile(profile)
-    checks, _ = planned_checks([str(ROOT / "cases")], frameworks.split(","))
+    checks, _ = planned_checks([str(CASES_DIR)], frameworks.split(","))
     chosen = select(prof, checks)
     ids = [f"{c.case.id}[{column(c)}-{c.device}-{c.dtype}]" for c in chosen]
     mine = [c for c, s in zip(chosen, shard_of(prof, chosen, count, ids)) if s == index]
     t_plan = time.perf_counter() - t_plan0
     adapters = {name: get_adapter(name) for name in frameworks.split(",")}
-    from conformance.isolate import expected_to_crash
-    from conformance.known import load_known
+    from convt_conformance.loading.known import load_known
+    from convt_conformance.run.isolate import expected_to_crash
 
-    known, _ = load_known(ROOT / "known_disagreements.yaml")
+    known, _ = load_known(KNOWN_FILE)
     for a in adapters.values():  # the import (timed below); a crash entry's `when:` may need the adapter's facts
         a.unavailable_reason()
         a.configure("strict")
@@ -68,7 +69,7 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
     for c in mine:
         a, api = adapters[c.adapter_name], api_of[(c.adapter_name, c.label)]
         if a.applies(c.case, api) and a.supports(c.case, api, c.device, c.dtype) is None:
-            # a gradient column's call takes the case's seeded cotangent (conformance/cotangent.py)
+            # a gradient column's call takes the case's seeded cotangent (convt_conformance/checking/cotangent.py)
             g = cotangent(c.case, c.dtype)[0] if gradient_quantity(api) and not c.case.expected_error else None
             work.append((a, c, api, *c.case.tensors(c.dtype), g))
     t_inputs = time.perf_counter() - setup
@@ -99,7 +100,7 @@ def _floor(framework: str, profile: str, n: int, cache: str) -> dict:
 def _harness(framework: str, profile: str, n: int, cache: str, results: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CONFORMANCE_JAX_CACHE": cache}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "conformance", "run", "--frameworks", framework, "--profile", profile,
+    subprocess.run([sys.executable, "-m", "convt_conformance", "run", "--frameworks", framework, "--profile", profile,
                     "-n", str(n), "--no-probes", "--results", results], cwd=ROOT, env=env,
                    capture_output=True, text=True)
     return time.perf_counter() - t0

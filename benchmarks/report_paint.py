@@ -3,10 +3,10 @@
     python benchmarks/report_paint.py RESULTS.json [--html OUT.html] [--repeat 3]
 
 Renders the report of a results file (timed), then opens it ``--repeat`` times in a fresh
-headless Chromium (conformance/headless.py, over the DevTools pipe) and prints, per load, the
+headless Chromium (convt_conformance/report/headless.py, over the DevTools pipe) and prints, per load, the
 first contentful paint, the load event and the moment the page's script has drawn the matrix
 (the ``report-ready`` mark), then the time to open the first case with an unexpected result (or
-the first case) through its link. Issue 11's goal for the default run: <= 2 MB, first paint
+the first case) through its link. The goal for the default run: <= 2 MB, first paint
 < 2 s.
 """
 
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from conformance.headless import Page, find_chromium
-    from conformance.report import render_report
-    from conformance.report_data import decode_data
-    from conformance.results import read_results
+    from convt_conformance.report.data import decode_data
+    from convt_conformance.report.headless import Page, find_chromium
+    from convt_conformance.report.html import render_report
+    from convt_conformance.results.store import read_results
 
     ap = argparse.ArgumentParser()
     ap.add_argument("results")

@@ -33,11 +33,11 @@ def main() -> int:
         shutil.rmtree(cache, ignore_errors=True)
     env = {**os.environ, "CONFORMANCE_JAX_CACHE": str(cache / "jax"), "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor")}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "-n", args.n, "--profile", args.profile,
+    proc = subprocess.run([sys.executable, "-m", "convt_conformance", "run", "-n", args.n, "--profile", args.profile,
                            "--results", args.results], cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     sys.path.insert(0, str(ROOT))
-    from conformance.results import read_results
+    from convt_conformance.results.store import read_results
 
     data = read_results(args.results)
     res = data["results"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Download into .whl/ the project's dependencies that this workplace's lent GPU machines lack
+# Download into .whl/ the project's dependencies that a GPU machine without package index access lacks
 # (their image, Python 3.12, has torch and jax CUDA builds, pytest, pytest-xdist, PyYAML, Jinja2,
 # ml_dtypes, numpy, but not jsonschema), for a machine with no package index. Then, there:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl

@@ -40,7 +40,7 @@ strict=() rerun=() default=() failed=0
 for fw in $FRAMEWORKS; do
   [ -n "${PKG[$fw]:-}" ] || { echo "gpu.sh: unknown framework '$fw' (torch, jax, tensorflow)" >&2; exit 1; }
   if [ "${GPU_PREINSTALLED:-0}" = 1 ]; then
-    C=("$PY" -m conformance)
+    C=("$PY" -m convt_conformance)
   else
     venv="$VENVS/$fw"
     [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"

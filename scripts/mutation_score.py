@@ -9,10 +9,10 @@ coverage) and no correct variant flagged.
 
 Two sources:
 
-- default: in-process, exactly what the run does per check (``conformance.check.run_check`` on
+- default: in-process, exactly what the run does per check (``convt_conformance.checking.check.run_check`` on
   CPU, strict precision, no known disagreements) over the loaded cases: NumPy only, no pytest;
 - ``--from-results FILE``: the records of ``conformance run --frameworks mutant`` (adapter
-  ``mutant``), e.g. ``PYTHONPATH=.:mutation/site python -m conformance run --frameworks mutant``.
+  ``mutant``), e.g. ``PYTHONPATH=.:mutation/site python -m convt_conformance run --frameworks mutant``.
 
 Exit 0 when the goal is met, 1 otherwise (2 on a usage or case-file problem).
 Usage: ``PYTHONPATH=.:mutation/site python scripts/mutation_score.py [--cases PATH ...]
@@ -38,8 +38,9 @@ for p in (ROOT, ROOT / "mutation" / "site"):
 from convt_mutants.adapter import MutantAdapter  # noqa: E402
 from convt_mutants.catalogue import MUTANTS  # noqa: E402
 
-from conformance import check as check_mod  # noqa: E402
-from conformance.cases import load_cases, select  # noqa: E402
+from convt_conformance.checking import check as check_mod  # noqa: E402
+from convt_conformance.library import CASES_DIR  # noqa: E402
+from convt_conformance.loading.cases import load_cases, select  # noqa: E402
 
 KILLING = ("fail", "error", "accepted-invalid", "crash")
 MIN_CASES = 3
@@ -83,7 +84,7 @@ def run_in_process(case_paths: list[str], tags: list[str], dtypes: list[str]) ->
 
 def read_results(path: str) -> list[dict]:
     """The ``mutant`` adapter's records of a results file (``xfail`` counts as its underlying status)."""
-    from conformance.results import read_results as read_file  # every schema, records expanded
+    from convt_conformance.results.store import read_results as read_file  # every schema, records expanded
 
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if "schema" in data:  # a `conformance run` results file (compact): its records expanded
@@ -137,7 +138,7 @@ def print_table(rows: list[dict], summary: dict, show: int = 4) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", nargs="+", default=[str(ROOT / "cases")], help="case files or folders")
+    ap.add_argument("--cases", nargs="+", default=[str(CASES_DIR)], help="case files or folders")
     ap.add_argument("--tags", default="", help="comma-separated tags (cases having any)")
     ap.add_argument("--dtypes", default="", help="comma-separated dtypes (default: each case's own)")
     ap.add_argument("--from-results", metavar="FILE", help="score a results file of `conformance run "

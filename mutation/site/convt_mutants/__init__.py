@@ -2,7 +2,7 @@
 correct variants), served to the conformance suite as the outside adapter ``mutant``.
 
 Not part of the suite's ``adapters`` package: it is found through the
-``conformance.adapters`` entry point of its hand-written dist-info, with
+``convt_conformance.adapters`` entry point of its hand-written dist-info, with
 ``PYTHONPATH=<repo>:<repo>/mutation/site``. The mutation score of a run:
 ``scripts/mutation_score.py``.
 """

@@ -6,7 +6,7 @@ It plays a framework: it validates the configuration first (``ValueError``, so a
 ``spurious validation`` one refuses a valid configuration), computes in NumPy on the inputs
 as the suite hands them over (canonical layout, already rounded to the dtype), and rounds
 the result to the dtype under test, as a framework returning that dtype does.
-Installed as an outside plugin: the ``conformance.adapters`` entry point of the
+Installed as an outside plugin: the ``convt_conformance.adapters`` entry point of the
 ``convt-mutants`` distribution (``mutation/site/convt_mutants-0.1.dist-info``).
 API names use ``_`` only (no ``-``, the separator of ``case[adapter.api-device-dtype]`` ids).
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters.base import Adapter, NativeCall, RunOutput
-from conformance.dtypes import round_to
+from convt_conformance.adapters.base import Adapter, NativeCall, RunOutput
+from convt_conformance.model.dtypes import round_to
 from convt_mutants import impl
 from convt_mutants.catalogue import BY_NAME, MUTANTS
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from conformance.dtypes import round_to
+from convt_conformance.model.dtypes import round_to
 from convt_mutants import impl
 from convt_mutants.impl import Params, accumulator, add_bias, crop
 
@@ -27,7 +27,7 @@ Impl = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", Params, str], np.n
 class Mutant:
     name: str  # the adapter's API name
     kind: str  # "bug" or "correct"
-    family: str  # the family (layout, flip, in/out swap, ...)
+    family: str  # the bug family (layout, flip, in/out swap, ...)
     what: str  # the planted bug (or, for a correct variant, how it differs)
     func: Impl
     skip_rules: frozenset[str] = frozenset()  # validation rules this implementation forgets

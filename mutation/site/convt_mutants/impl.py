@@ -1,5 +1,5 @@
 """Plausible NumPy implementations of transposed convolution, written independently of the
-suite's reference (``conformance/oracle/forward.py``): the building blocks of the mutants.
+suite's reference (``convt_conformance/oracle/forward.py``): the building blocks of the mutants.
 
 Convention of every function (the suite's canonical one, PyTorch's): input ``x`` of shape
 ``(N, C_in, *S)`` channels-first, weight ``w`` of shape ``(C_in, C_out/groups, *K)`` applied

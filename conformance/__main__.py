@@ -1,3 +1,0 @@
-from conformance.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,3 @@
+from convt_conformance.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The NumPy reference's three formulations as columns."""

@@ -1,0 +1,311 @@
+"""ONNX adapter: one-node ``ConvTranspose`` models run by onnxruntime and by the ONNX project's
+own reference evaluator, and the PyTorch -> ONNX export path.
+
+Native convention (onnx/defs/nn/defs.cc, ConvTranspose-22): input ``(N, C, *S)``, weight
+``(C, M/group, *K)`` unflipped, bias ``(M,)`` as the optional third input: the canonical layout,
+so the translation is the identity on tensors. Padding (formulas and sources in
+convt_conformance/adapters/onnx/graph.py):
+
+- explicit: canonical ``(begin, end)`` pairs -> ``pads = [b1, b2, ..., e1, e2, ...]``,
+  ``output_padding`` as is (both crop/extend the full scatter output exactly like the canonical
+  definition);
+- ``:auto_pad``: ``VALID`` when every pad is zero, else ``SAME_UPPER`` / ``SAME_LOWER`` when that
+  mode resolves to exactly the case's pairs (a string ``padding_mode`` on the case is passed
+  natively); otherwise unsupported;
+- ``:output_shape``: ``output_shape`` = the case's output spatial size with ``output_padding`` and
+  no ``pads``, where the spec's NOTSET rule derives exactly the case's pairs; otherwise unsupported.
+
+Columns: ``ort.*`` onnxruntime (CPU execution provider; CUDA EP with CPU fallback disabled on a
+GPU) at the newest opset both onnx and onnxruntime support, ``ort.ConvTranspose@opset11`` the
+ConvTranspose-11 schema, ``ref.*`` ``onnx.reference.ReferenceEvaluator`` at onnx's newest opset,
+``torch-export.ConvTranspose{n}d`` ``torch.onnx.export(dynamo=False)`` and
+``torch-dynamo.ConvTranspose{n}d`` ``torch.onnx.export(dynamo=True)`` of ``nn.ConvTranspose{n}d``
+(float32) run in onnxruntime. The dynamo exporter costs about 1.5 s per case, so it runs on the
+cases tagged ``documents`` unless ``CONFORMANCE_ONNX_DYNAMO`` says ``all`` (or ``off``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from convt_conformance.adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
+from convt_conformance.adapters.onnx import export as onnx_export
+from convt_conformance.adapters.onnx import graph as onnx_graph
+
+_LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
+_FORMS = {"": "explicit", ":auto_pad": "auto_pad", ":output_shape": "output_shape"}
+_API_RE = re.compile(r"\A(?P<rt>ort|ref)\.ConvTranspose(?P<form>:auto_pad|:output_shape)?(@opset(?P<opset>\d+))?\Z")
+
+
+def _session_options(device: str):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1  # one per pytest-xdist worker
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 4  # ORT logs a refused node as an error before raising it; keep only the raise
+    if device == "gpu":  # a "gpu" result must not come from a silent CPU fallback of the node
+        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    return so
+
+
+def _placed(providers: list[str]) -> str:
+    first = providers[0] if providers else "?"
+    return {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "gpu"}.get(first, first)
+
+
+class OnnxAdapter(Adapter):
+    name = "onnx"
+    module = "onnxruntime"
+    distributions = ("onnxruntime", "onnxruntime-gpu")
+    apis = ("ort.ConvTranspose", "ort.ConvTranspose:auto_pad", "ort.ConvTranspose:output_shape",
+            f"ort.ConvTranspose@opset{onnx_graph.OLD_OPSET}",
+            "ref.ConvTranspose", "ref.ConvTranspose:auto_pad", "ref.ConvTranspose:output_shape",
+            "torch-export.ConvTranspose{n}d", "torch-dynamo.ConvTranspose{n}d")
+    order = 50
+    # onnxruntime's own refusals: a type it has no kernel for (float64, bfloat16 on CPU); on a GPU,
+    # a node the CUDA EP cannot take (CPU fallback is disabled, so ORT says so instead of falling back)
+    unsupported_patterns = (
+        re.compile(r"NOT_IMPLEMENTED : Could not find an implementation for ConvTranspose"),
+        re.compile(r"assigned to the default CPU EP, but fallback to CPU EP has been explicitly disabled"),
+    )
+
+    def _import(self):
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+    def version(self) -> str | None:
+        """onnxruntime's version, with onnx's (the reference evaluator and the checker)."""
+        if "_version" not in self.__dict__:
+            ort = super().version()
+            import importlib.metadata
+
+            try:
+                onnx_v = importlib.metadata.version("onnx")
+            except importlib.metadata.PackageNotFoundError:
+                onnx_v = None
+            self._version = f"{ort} (onnx {onnx_v})" if ort and onnx_v else ort
+        return self._version
+
+    def devices(self):
+        import onnxruntime as ort
+
+        return ["cpu", "gpu"] if "CUDAExecutionProvider" in ort.get_available_providers() else ["cpu"]
+
+    def configure(self, precision):
+        import onnxruntime as ort
+
+        return {"intra_op_num_threads": 1, "inter_op_num_threads": 1,
+                "graph_optimization_level": str(ort.SessionOptions().graph_optimization_level),
+                "ort_opset": onnx_graph.latest_ort_opset(), "reference_opset": onnx_graph.latest_onnx_opset(),
+                "available_providers": ort.get_available_providers()}
+
+    def probes(self):
+        def call(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
+            if layout != "channels-first":
+                raise ValueError("ONNX ConvTranspose takes NCHW only")
+            attrs = {"kernel_shape": list(w.shape[2:]), "strides": list(stride), "pads": [0, 0, 0, 0]}
+            y, _ = self._ort(x.astype(np.float32), w.astype(np.float32), None, "float32", attrs,
+                             onnx_graph.latest_ort_opset(), "cpu")
+            return y.astype(np.float64)
+        return [ProbeCall("ort.ConvTranspose", ("identity", "channels-first"), call)]
+
+    def api_label(self, api, rank):
+        return api.format(n=rank)
+
+    # -- which checks exist and which the native API can express ---------------------------------
+
+    def applies(self, case, api):
+        """The dynamo exporter (about 1.5 s per case on an idle core) runs on the ``documents``
+        cases by default; ``CONFORMANCE_ONNX_DYNAMO=all`` runs it on every case, ``=off`` on none."""
+        if api.startswith("torch-dynamo"):
+            scope = os.environ.get("CONFORMANCE_ONNX_DYNAMO", "documents")
+            return scope == "all" or (scope != "off" and scope in case.tags)
+        return True
+
+    @staticmethod
+    def _parse(api: str) -> tuple[str, str, int | None]:
+        m = _API_RE.match(api)
+        if m is None:
+            return ("dynamo" if api.startswith("torch-dynamo") else "export"), "explicit", None
+        return m["rt"], _FORMS[m["form"] or ""], int(m["opset"]) if m["opset"] else None
+
+    def _opset(self, runtime: str, opset: int | None) -> int:
+        if opset is not None:
+            return opset
+        return onnx_graph.latest_ort_opset() if runtime == "ort" else onnx_graph.latest_onnx_opset()
+
+    def supports(self, case, api, device, dtype):
+        runtime, form, opset = self._parse(api)
+        if runtime in ("export", "dynamo"):
+            return self._export_supports(case, runtime, dtype)
+        if runtime == "ref" and device != "cpu":
+            return "onnx.reference.ReferenceEvaluator is NumPy code: CPU only"
+        opset = self._opset(runtime, opset)
+        if dtype not in onnx_graph.schema_types(opset):
+            return (f"ConvTranspose at opset {opset} has no {dtype}: its type constraint T allows "
+                    f"{', '.join(onnx_graph.schema_types(opset))}")
+        if form == "auto_pad" and len(case.padding) == case.rank:
+            mode, why = onnx_graph.auto_pad_for(case)
+            return why if mode is None else None
+        if form == "output_shape" and len(case.padding) == case.rank:
+            shape, why = onnx_graph.output_shape_for(case)
+            return why if shape is None else None
+        return None
+
+    def _export_supports(self, case, runtime: str, dtype: str) -> str | None:
+        if dtype != "float32":
+            return ("the export path is checked in float32: the exported graph's ConvTranspose "
+                    "attributes do not depend on the dtype, and onnxruntime's dtype coverage is what "
+                    "the ort.ConvTranspose columns check")
+        if len(case.padding) == case.rank and case.geometry.symmetric_padding is None:
+            return (f"unequal (begin, end) padding pairs: nn.ConvTranspose{case.rank}d's `padding` is one int "
+                    "per axis, cut from both ends, so there is no module to export")
+        if importlib.util.find_spec("torch") is None:
+            return "torch is not installed: the export path exports a torch.nn module"
+        if runtime == "dynamo":
+            return onnx_export.dynamo_unavailable()
+        return None
+
+    # -- the native calls ------------------------------------------------------------------------
+
+    def _ort(self, x, w, b, dtype, attrs, opset, device, model=None):
+        import onnxruntime as ort
+
+        model = model or onnx_graph.conv_transpose_model(x.shape, w.shape, b is not None, dtype, attrs, opset)
+        providers = ["CUDAExecutionProvider"] if device == "gpu" else ["CPUExecutionProvider"]
+        sess = ort.InferenceSession(model.SerializeToString(), _session_options(device), providers=providers)
+        names = [i.name for i in sess.get_inputs()]
+        feeds = dict(zip(names, [a for a in (x, w, b) if a is not None]))
+        return sess.run(None, feeds)[0], sess.get_providers()
+
+    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+        runtime, form, opset = self._parse(api)
+        if runtime in ("export", "dynamo"):
+            return self._run_export(case, runtime, device, x, w, b)
+        npd = onnx_graph.np_dtype(dtype)
+        xs, ws = x.astype(npd), w.astype(npd)
+        bs = b.astype(npd) if b is not None else None
+        attrs, opset, model, checker, native_call = self._model(case, api, device, dtype, x.shape, w.shape,
+                                                                b is not None)
+        component = "onnxruntime" if runtime == "ort" else "onnx.reference.ReferenceEvaluator"
+        try:
+            if runtime == "ort":
+                y, providers = self._ort(xs, ws, bs, dtype, attrs, opset, device, model)
+                placed = _placed(providers)
+            else:
+                from onnx.reference import ReferenceEvaluator
+
+                feeds = {"X": xs, "W": ws, **({"B": bs} if bs is not None else {})}
+                y, providers, placed = ReferenceEvaluator(model).run(None, feeds)[0], [], "cpu"
+        except Exception as exc:
+            where = f"; onnx.checker also refused the model: {checker}" if checker else "; onnx.checker: ok"
+            err = RuntimeError(f"{component} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}{where}")
+            attach_failed_call(err, native_call([], None))  # the call that failed (convt_conformance/checking/check.py records it)
+            raise err from exc
+        if checker and not case.expected_error:
+            err = RuntimeError(f"onnx.checker refused a valid configuration ({component} ran it): {checker}")
+            attach_failed_call(err, native_call(providers, placed))
+            raise err
+        y = np.asarray(y)
+        return RunOutput(y.astype(np.float64), str(y.dtype), native_call(providers, placed), placed_on=placed)
+
+    def _model(self, case, api: str, device: str, dtype: str, x_shape, w_shape, has_bias: bool):
+        """``(attributes, opset, one-node model, checker message or None, native_call(providers,
+        placed))`` of an ``ort.*`` / ``ref.*`` check: a pure function of the case, the api and the
+        dtype (nothing is run)."""
+        runtime, form, opset = self._parse(api)
+        opset = self._opset(runtime, opset)
+        rank = len(x_shape) - 2
+        attrs = onnx_graph.attributes(case, form, rank, tuple(w_shape[2:]))
+        model = onnx_graph.conv_transpose_model(tuple(x_shape), tuple(w_shape), has_bias, dtype, attrs, opset)
+        checker = onnx_graph.check(model)
+        fn = (f"onnxruntime.InferenceSession(ConvTranspose, opset {opset}).run" if runtime == "ort"
+              else f"onnx.reference.ReferenceEvaluator(ConvTranspose, opset {opset}).run")
+
+        def native_call(providers, placed):
+            return NativeCall(
+                function=fn, input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/group, *K)",
+                output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
+                weight_flip=False, padding_mapping=self._mapping(case, form),
+                arguments={**attrs, "bias": "third input B" if has_bias else None, "opset": opset,
+                           "ir_version": model.ir_version, "onnx.checker": checker or "ok",
+                           "providers": providers, "placed_on": placed, "dtype": dtype},
+                precision=self._ort_settings(device) if runtime == "ort" else {})
+        return attrs, opset, model, checker, native_call
+
+    def describe_call(self, case, api, device, dtype):
+        """The ``ort.*`` / ``ref.*`` call of the check, described without making it (the one-node
+        model's attributes: canonical layout, no flip, ``pads = [begins..., ends...]`` or the
+        column's auto_pad / output_shape); None for the export columns (their graph is the
+        exporter's output)."""
+        if self._parse(api)[0] not in ("ort", "ref"):
+            return None
+        shape = tuple(case.input.shape)
+        return self._model(case, api, device, dtype, shape, tuple(case.weight.shape),
+                           case.bias is not None)[4]([], None)
+
+    @staticmethod
+    def _ort_settings(device: str) -> dict[str, Any]:
+        so = _session_options(device)
+        return {"intra_op_num_threads": so.intra_op_num_threads,
+                "graph_optimization_level": str(so.graph_optimization_level),
+                "disable_cpu_ep_fallback": device == "gpu"}
+
+    @staticmethod
+    def _mapping(case, form: str) -> str:
+        if form == "auto_pad":
+            return f"auto_pad {onnx_graph.auto_pad_for(case)[1]}; output_padding as is"
+        if form == "output_shape":
+            return f"{onnx_graph.output_shape_for(case)[1]}; output_padding as is; no pads"
+        return "pads = [begins..., ends...] (canonical pairs); output_padding as is"
+
+    def repro_call(self, native_call):
+        """The recorded one-node model (onnx.helper, attributes as recorded) run by its runtime,
+        or the torch export then onnxruntime: convt_conformance/adapters/onnx/repro.py."""
+        from convt_conformance.adapters.onnx.repro import forward_source
+
+        return forward_source(native_call)
+
+    def _run_export(self, case, runtime: str, device: str, x, w, b):
+        rank = x.ndim - 2
+        dynamo = runtime == "dynamo"
+        exporter = f"torch.onnx.export(nn.ConvTranspose{rank}d, dynamo={dynamo})"
+        try:
+            mod, kwargs = onnx_export.build_module(case, rank, x.shape, w.astype(np.float32),
+                                                   b.astype(np.float32) if b is not None else None)
+        except Exception as exc:
+            raise RuntimeError(f"nn.ConvTranspose{rank}d refused it (before export): {type(exc).__name__}: "
+                               f"{str(exc).strip()[:600]}") from exc
+        def native_call(summary, providers, placed):
+            return NativeCall(
+                function=f"{exporter} -> onnxruntime.InferenceSession.run", input_layout=_LAYOUT.get(rank, "?"),
+                weight_layout="(C_in, C_out/groups, *K) (module weight -> initializer)",
+                output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
+                weight_flip=False,
+                padding_mapping="nn.ConvTranspose padding=p (symmetric); the exporter writes pads/output_padding",
+                arguments={"module": {**kwargs, "bias": b is not None}, "exported_graph": summary,
+                           "providers": providers, "placed_on": placed, "dtype": "float32"},
+                precision=self._ort_settings(device))
+        try:
+            model = onnx_export.export(mod, x, dynamo)
+        except Exception as exc:
+            err = RuntimeError(f"{exporter} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}")
+            attach_failed_call(err, native_call(None, [], None))  # the call that failed (convt_conformance/checking/check.py)
+            raise err from exc
+        summary = onnx_export.graph_summary(model)
+        try:
+            y, providers = self._ort(x.astype(np.float32), None, None, "float32", {}, 0, device, model)
+        except Exception as exc:
+            err = RuntimeError(f"onnxruntime refused the exported graph {summary}: {type(exc).__name__}: "
+                               f"{str(exc).strip()[:600]}")
+            attach_failed_call(err, native_call(summary, [], None))
+            raise err from exc
+        placed = _placed(providers)
+        return RunOutput(np.asarray(y).astype(np.float64), str(y.dtype), native_call(summary, providers, placed),
+                         placed_on=placed)

@@ -1,0 +1,1 @@
+"""TensorFlow: ``tf.nn.conv{1,2,3}d_transpose``, its execution paths and reproducers."""

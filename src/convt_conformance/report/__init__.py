@@ -1,0 +1,1 @@
+"""The report: the HTML page, its data, precision margins, JUnit and Markdown outputs."""

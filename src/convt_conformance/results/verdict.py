@@ -1,0 +1,95 @@
+"""The verdict of a run: the one function that decides ``conformance run``'s exit code, the
+report's badge and summary, and (through the exit code) ``scripts/gpu.sh``'s outcome.
+
+A run is clean when it is complete, has no case-file or known-disagreements problem, no
+convention probe disagrees with its adapter's declaration, and no check has an unexpected
+status (:attr:`convt_conformance.model.status.Status.unexpected`: fail, error, accepted-invalid, crash,
+xpass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from convt_conformance.model.status import status_of
+
+EXIT_CLEAN = 0
+EXIT_UNCLEAN = 1
+
+
+@dataclass
+class Verdict:
+    """Why a run is or is not clean (every list empty and ``complete``: clean)."""
+
+    complete: bool
+    checks: int
+    unexpected: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    probe_disagreements: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return (self.complete and self.checks > 0 and not self.unexpected and not self.problems
+                and not self.probe_disagreements)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CLEAN if self.clean else EXIT_UNCLEAN
+
+    @property
+    def badge(self) -> str:
+        """One word for the report's header."""
+        if not self.complete:
+            return "INCOMPLETE run"
+        return "clean run" if self.clean else "UNEXPECTED results"
+
+    def reasons(self) -> list[str]:
+        """Human-readable lines, one per reason the run is not clean."""
+        out = []
+        if not self.complete:
+            out.append("the run is incomplete: not every collected check has a record")
+        if self.checks == 0:
+            out.append("no check ran")
+        if self.unexpected:
+            by: dict[str, int] = {}
+            for r in self.unexpected:
+                by[r["status"]] = by.get(r["status"], 0) + 1
+            out.append(f"{len(self.unexpected)} unexpected result(s): "
+                       + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
+        if self.problems:
+            out.append(f"{len(self.problems)} case-file or known-disagreements problem(s)")
+        if self.probe_disagreements:
+            out.append(f"{len(self.probe_disagreements)} convention probe(s) disagree with their adapter: "
+                       + ", ".join(p.get("api", "?") for p in self.probe_disagreements))
+        return out
+
+    def line(self) -> str:
+        """The last line a run prints."""
+        if self.clean:
+            return f"verdict: CLEAN ({self.checks} checks, no unexpected result)"
+        return "verdict: NOT CLEAN: " + "; ".join(self.reasons())
+
+
+def run_verdict(payload: dict[str, Any]) -> Verdict:
+    """The verdict of a results payload (as written by the run, or read from a results file)."""
+    results = payload.get("results") or []
+    return Verdict(
+        complete=bool(payload.get("complete")),
+        checks=len(results),
+        unexpected=[r for r in results if status_of(r["status"]).unexpected],
+        problems=list(payload.get("problems") or []),
+        probe_disagreements=[p for p in payload.get("convention_probes") or [] if not p.get("agrees")],
+    )
+
+
+def comparison_exit_code(comp: dict[str, Any], refused: list[str], exact: bool) -> int:
+    """``conformance compare``'s exit code: unclean (1) when the new run is refused (incomplete,
+    empty), has a regression (a disappeared check counts as one), or, with ``exact`` (two runs of
+    one build), differs from the base in any check at all."""
+    from convt_conformance.results.regression import run_to_run_differences
+
+    if refused:
+        return EXIT_UNCLEAN
+    bad = run_to_run_differences(comp) if exact else comp["regressions"]
+    return EXIT_UNCLEAN if bad else EXIT_CLEAN

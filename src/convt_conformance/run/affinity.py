@@ -1,0 +1,156 @@
+"""Framework-affine scheduling of the checks over xdist's workers.
+
+xdist's ``load`` scheduling hands each worker the next chunk of the collection, so with the
+collection ordered by case every worker runs every framework: each imports them all and starts
+its own child for every Keras backend (~9 s for Keras on torch, ~8 s on TensorFlow, a few seconds
+for the others), work the other worker has already done. Here every framework, and every Keras
+backend, gets a home worker (longest-processing-time-first over the profile's estimated cost of
+its checks plus its set-up cost, ``setup_costs`` in profiles.yaml); a worker takes its own
+frameworks' checks first, in collection order, and only then the other workers' remaining ones,
+from their end, so the run still ends balanced (the checks estimated at a second or more go
+first). Which worker runs a check does not change its
+record. Used for ``--dist load`` (what ``-n N`` means) when the plugin is loaded; ``--dist`` with
+any other mode keeps xdist's own scheduler.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScheduling
+
+from convt_conformance.loading.profiles import load_profile
+from convt_conformance.model.check_id import parse_check_id
+
+
+def affinity_group(nodeid: str) -> str:
+    """The set-up a check shares with others: its adapter, for Keras its backend too
+    (``keras.[torch]``); "" for an item that is not a check (the probes, case-file problems)."""
+    key = parse_check_id(nodeid)
+    if key is None:
+        return ""
+    if key.api.startswith("["):
+        return f"{key.adapter}.{key.api.split(']', 1)[0]}]"
+    return key.adapter
+
+
+def setup_seconds(setup: dict[str, float], group: str) -> float:
+    """The set-up seconds of ``group`` (``setup`` by group name, ``*`` for the others; 0 for "")."""
+    return setup.get(group, setup.get("*", 0.0)) if group else 0.0
+
+
+def assign_homes(groups: Sequence[str], costs: Sequence[float], slots: int, setup: dict[str, float]) -> dict[str, int]:
+    """Home slot (0..slots-1) per affinity group (``groups[i]``: check i's, ``costs[i]``: its
+    estimated seconds): LPT over each group's summed cost plus its set-up seconds."""
+    load: dict[str, float] = defaultdict(float)
+    for g, c in zip(groups, costs):
+        load[g] += c
+    for g in load:
+        load[g] += setup_seconds(setup, g)
+    heap = [(0.0, k) for k in range(slots)]
+    homes: dict[str, int] = {}
+    for g in sorted(load, key=lambda g: (-load[g], g)):
+        total, k = heapq.heappop(heap)
+        homes[g] = k
+        heapq.heappush(heap, (total + load[g], k))
+    return homes
+
+
+class AffinityScheduling(LoadScheduling):
+    """xdist's load scheduling, each worker preferring its home frameworks (module docstring).
+    A worker whose own checks are handed out takes another group's last checks only where that
+    group is set up in it already or its remaining estimated cost exceeds its set-up cost (a
+    few Keras checks are not worth a second child); an idle worker is offered work again
+    whenever another finishes a check."""
+
+    def __init__(self, config: pytest.Config, log: Any = None) -> None:
+        super().__init__(config, log)
+        self._home: list[int] | None = None  # per collection index: its group's home slot
+        self._group: list[str] = []  # per collection index: its affinity group
+        self._cost: list[float] = []  # per collection index: its estimated seconds
+        self._setup: dict[str, float] = {}
+        self._slot: dict[Any, int] = {}
+        self._free: list[int] = []  # the slots of workers that died, for their replacements
+        self._touched: dict[int, set[str]] = defaultdict(set)  # per slot: the groups set up there
+        self._group_home: dict[str, int] = {}
+
+    def _homes(self) -> list[int]:
+        if self._home is None:
+            assert self.collection is not None
+            profile = load_profile(self.config.getoption("profile"), self.config.getoption("profiles_file") or None)
+
+            def cost(nodeid: str) -> float:
+                key = parse_check_id(nodeid)
+                return profile.cost(f"{key.adapter}.{key.api}") if key else 0.0
+
+            for k, node in enumerate(self.nodes):
+                self._slot.setdefault(node, k)
+            self._setup = dict(profile.setup_costs)  # the same profiles file as the costs
+            self._group = [affinity_group(n) for n in self.collection]
+            self._cost = [cost(n) for n in self.collection]
+            homes = assign_homes(self._group, self._cost, max(len(self._slot), 1), self._setup)
+            self._home, self._group_home = [homes[g] for g in self._group], homes
+            for g, k in homes.items():
+                self._touched[k].add(g)
+            # the checks estimated at a second or more (torch.compile, the dynamo export) first:
+            # one of them last in a worker would end the run seconds after the other worker
+            self.pending.sort(key=lambda i: self._cost[i] < 1.0)
+        return self._home
+
+    def add_node(self, node: Any) -> None:
+        super().add_node(node)
+        if self._free:
+            self._slot[node] = self._free.pop()
+
+    def remove_node(self, node: Any) -> str | None:
+        if node in self._slot:
+            self._free.append(self._slot.pop(node))
+        return super().remove_node(node)
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        super().mark_test_complete(node, item_index, duration)
+        for other in self.nodes:
+            if other is not node and not self.node2pending[other] and self.pending:
+                self.check_schedule(other)
+
+    def _steal(self, slot: int, num: int, taken: set[int]) -> list[int]:
+        left: dict[str, list[int]] = defaultdict(list)
+        for i in reversed(self.pending):
+            if i not in taken:
+                left[self._group[i]].append(i)
+        touched = self._touched[slot]
+        alive = set(self._slot.values())  # a group whose home worker died for good: always worth it
+        worth = [g for g in left if g in touched or self._group_home.get(g) not in alive
+                 or sum(self._cost[i] for i in left[g]) > setup_seconds(self._setup, g)]
+        out: list[int] = []
+        for g in sorted(worth, key=lambda g: (g not in touched, setup_seconds(self._setup, g), g)):
+            out += left[g][:num - len(out)]
+            touched.add(g)
+            if len(out) >= num:
+                break
+        return out
+
+    def _send_tests(self, node: Any, num: int) -> None:
+        home = self._homes()
+        slot = self._slot.get(node)
+        mine = [i for i in self.pending if slot is None or home[i] == slot][:num]
+        if len(mine) < num and slot is not None:  # its own work is handed out: others' last checks
+            mine += self._steal(slot, num - len(mine), set(mine))
+        if not mine:
+            return
+        chosen = set(mine)
+        self.pending[:] = [i for i in self.pending if i not in chosen]
+        self.node2pending[node].extend(mine)
+        node.send_runtest_some(mine)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScheduling | None:
+    """xdist controller: framework-affine scheduling for ``--dist load``."""
+    if config.getoption("dist", "load") != "load":
+        return None
+    return AffinityScheduling(config, log)

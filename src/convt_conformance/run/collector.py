@@ -1,0 +1,164 @@
+"""The controller's side of a run: it receives every item's report, keeps one record per check,
+streams each record to disk as it arrives (so a controller that dies leaves what was done), turns
+a worker that died into a ``crash`` record, and knows which checks were collected (so a run is
+``complete`` only when every collected check has a record)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from convt_conformance.checking.check import apply_known
+from convt_conformance.model.case import Case
+from convt_conformance.model.check_id import CheckKey, parse_check_id
+from convt_conformance.model.record import CheckRecord
+from convt_conformance.model.status import Status
+from convt_conformance.run.state import RunState
+from convt_conformance.run.watchdog import crash_output, timed_out
+
+RECORD_KEY = "conformance_record"
+PROBES_KEY = "conformance_probes"
+PROBLEM_KEY = "conformance_problem"
+SELECTION_KEY = "conformance_selection"
+
+
+def stream_path(results: str | os.PathLike) -> Path:
+    """Where the records of a run in progress are appended (one JSON object a line)."""
+    p = Path(results)
+    return p.with_name(p.name + ".stream.jsonl")
+
+
+def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float, case: Case | None = None,
+                 framework_version: str | None = None) -> CheckRecord:
+    """The record of a check whose process died (or that failed outside the check): the shape of
+    any other record, its case fields filled from ``case`` (None: the case could not be found)."""
+    key = parse_check_id(report.nodeid)
+    if key is None:
+        raise ValueError(f"not a check's node id: {report.nodeid!r}")
+    text = str(report.longrepr)[-1500:] if report.longrepr else ""
+    crashed = "crashed" in text or "worker" in text and "died" in text
+    if case is not None and case.id == key.case:
+        rec = CheckRecord.for_case(case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
+                                   precision=st.precision, framework_version=framework_version)
+    else:
+        rec = CheckRecord(case=key.case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
+                          precision=st.precision, framework_version=framework_version)
+    rec.status, rec.nodeid = (Status.CRASH if crashed else Status.ERROR).value, report.nodeid
+    rec.message = (("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
+                   if crashed else f"unexpected failure outside the check: {text[-600:]}")
+    if not crashed:
+        return rec
+    where = timed_out(st.watchdog_dir, report.nodeid)
+    if where is not None:
+        rec.failure_kind = "timeout"
+        rec.message = (f"no result within --check-timeout {check_timeout:g} s: the worker was stopped; "
+                       f"it was in {where}")
+    else:
+        rec.failure_kind = "crash"
+        rec.crash_output = crash_output(st.watchdog_dir, report.nodeid) or None  # the native abort message
+    return rec
+
+
+class ResultsCollector:
+    """Registered on every process; only the controller's copy receives all reports."""
+
+    def __init__(self, config: pytest.Config, state: RunState) -> None:
+        self.config = config
+        self.state = state
+        self.records: dict[str, CheckRecord] = {}
+        self.problems: dict[str, str] = {}
+        self.probes: list[dict[str, Any]] = []
+        self.expected: set[str] | None = None  # node ids of the checks collected (None: not known yet)
+        self._stream: IO[str] | None = None
+        self._cases: dict[str, Case] | None = None  # the run's cases by id, for crash records
+
+    def open_stream(self, results: str) -> None:
+        path = stream_path(results)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - lives with the run
+
+    def close_stream(self, remove: bool) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            if remove:
+                Path(self._stream.name).unlink(missing_ok=True)
+            self._stream = None
+
+    def _keep(self, nodeid: str, rec: CheckRecord, raw: str | None = None) -> None:
+        """Keep ``rec`` and stream it (``raw``: its JSON as the worker sent it, written as is)."""
+        self.records[nodeid] = rec
+        if self._stream is not None:
+            self._stream.write((raw if raw is not None else json.dumps(rec.as_dict(), default=str)) + "\n")
+            self._stream.flush()
+
+    def _case_of(self, key: CheckKey) -> Case | None:
+        """The case a check names, from the case files of the run (loaded at the first crash):
+        under xdist the controller collects nothing, and a node id does not always name its file
+        (pytest leaves the path out for a file outside the rootdir). Case ids are unique in a run."""
+        if self._cases is None:
+            from convt_conformance.loading.cases import case_file_display, discover, load_file
+
+            root, here = self.config.rootpath, self.config.invocation_params.dir
+            given = [Path(os.path.normpath(here / a.split("::")[0])) for a in self.config.args]
+            self._cases = {}
+            for f in discover([p for p in given if p.exists()]):
+                for c in load_file(f, display=case_file_display(f, root)).cases:
+                    self._cases.setdefault(c.id, c)
+        return self._cases.get(key.case)
+
+    def _framework_version(self, name: str) -> str | None:
+        from convt_conformance.adapters.registry import AdapterLoadError, get_adapter
+
+        adapter = self.state.adapters.get(name)
+        try:
+            return (adapter or get_adapter(name)).version()
+        except AdapterLoadError:
+            return None
+
+    def _expect(self, ids: Iterable[str]) -> None:
+        checks = {i for i in ids if parse_check_id(i)}
+        self.expected = checks if self.expected is None else self.expected | checks
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """xdist controller: the checks the workers collected (every worker collects the same)."""
+        self._expect(ids)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not hasattr(self.config, "workerinput") and self.config.pluginmanager.get_plugin("dsession") is None:
+            self._expect(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """The record rides on the call's report only (the teardown report would carry it again)."""
+        item.user_properties.clear()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, raw in report.user_properties:
+            value = str(raw)
+            if key == RECORD_KEY and report.nodeid not in self.records:
+                self._keep(report.nodeid, CheckRecord.from_dict(json.loads(value)), value)
+            elif key == PROBLEM_KEY:
+                self.problems[report.nodeid] = value
+            elif key == PROBES_KEY and not self.probes:
+                self.probes = json.loads(value)
+            elif key == SELECTION_KEY and not self.state.selection:
+                self.state.selection = json.loads(value)
+        check = parse_check_id(report.nodeid) if report.failed and report.nodeid not in self.records else None
+        if check is not None:
+            rec = crash_record(report, self.state, self.config.getoption("check_timeout"),
+                               self._case_of(check), self._framework_version(check.adapter))
+            apply_known(rec, self.state.known)
+            self._keep(report.nodeid, rec)
+
+    def missing(self) -> list[str]:
+        """Collected checks without a record (all of them when collection never finished)."""
+        if self.expected is None:
+            return ["<collection did not finish>"]
+        return sorted(self.expected - set(self.records))

@@ -1,0 +1,395 @@
+"""pytest plugin that turns case files into checks: ``pytest -p convt_conformance.run.plugin cases/``.
+
+Every YAML case file is a collector; every (case, adapter, api, device, dtype) is an item
+named by :func:`convt_conformance.model.check_id.format_check_id` with markers per framework, device and
+dtype. The run profile (``--profile``) selects checks before items are built (a light
+enumeration of every case file given, ``_preselection``), the shard (``--shard K/N``) after
+collection (the same pure functions in every process). Each item stores its results record in
+``item.user_properties``; the controller (xdist's, or the single process) collects them
+(:mod:`convt_conformance.run.collector`) and writes the results file (:mod:`convt_conformance.run.finish`). A
+worker that dies is a ``crash`` of its check (xdist restarts it); known crashes run in a child
+of their own (:mod:`convt_conformance.run.isolate`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from convt_conformance.adapters.registry import entries
+from convt_conformance.checking.probes import run_probe_rows
+from convt_conformance.loading.cases import case_file_display, discover, load_file
+from convt_conformance.loading.known import load_known
+from convt_conformance.loading.profiles import (
+    PlannedItem,
+    ProfileError,
+    Shard,
+    load_profile,
+    preselect,
+    select,
+    selection_digest,
+    shard_of,
+)
+from convt_conformance.model.case import Case, LoadResult
+from convt_conformance.model.check_id import format_check_id
+from convt_conformance.model.status import Status
+from convt_conformance.run.affinity import pytest_xdist_make_scheduler  # noqa: F401  (the hook, found by name)
+from convt_conformance.run.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
+from convt_conformance.run.isolate import check_or_isolate
+from convt_conformance.run.item_protocol import (  # noqa: F401  (hooks)
+    PROBE_ITEM_NAME,
+    Progress,
+    pytest_report_teststatus,
+    pytest_runtest_protocol,
+)
+from convt_conformance.run.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
+from convt_conformance.run.state import RunState
+from convt_conformance.run.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr, TracebackStyle
+
+WORKER_ENV_KEY, WATCHDOG_DIR_KEY = "conformance_worker_environment", "conformance_watchdog_dir"
+_records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
+_pre_key, _loaded_key = pytest.StashKey["dict[str, list] | None"](), pytest.StashKey["dict[str, LoadResult]"]()
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # a CI timeout: end like Ctrl-C, so what was done is written
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in entries():
+        config.addinivalue_line("markers", f"{name}: checks of the {name} adapter")
+    config.addinivalue_line("markers", "gpu: checks that run on a GPU")
+    config.addinivalue_line("markers", "cpu: checks that run on the CPU")
+    for dt in ("float16", "bfloat16", "float32", "float64"):
+        config.addinivalue_line("markers", f"{dt}: checks in {dt}")
+    try:
+        profile = load_profile(config.getoption("profile"), config.getoption("profiles_file") or None)
+        shard = Shard.parse(config.getoption("shard")) if config.getoption("shard") else None
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    known, known_problems = load_known(config.getoption("known"))
+    st = RunState(frameworks=selected_frameworks(config.getoption("frameworks")),
+                  precision=config.getoption("precision"), known=known, known_problems=known_problems,
+                  profile=profile, shard=shard)
+    # what `conformance run`'s preflight finds (convt_conformance/run/preflight.py), written while pytest
+    # starts: read where first needed (collection; the controller: at the end)
+    st.preflight_path = config.getoption("preflight_json")
+    config.stash[_state_key] = st
+    collector = ResultsCollector(config, st)
+    config.stash[_records_key] = collector
+    config.pluginmanager.register(collector, "conformance-results-collector")
+    if hasattr(config, "workerinput"):
+        directory = config.workerinput.get(WATCHDOG_DIR_KEY)
+        if directory:
+            st.watchdog = Watchdog(directory, config.workerinput.get("workerid", "gw"),
+                                   config.getoption("check_timeout"))
+            st.watchdog.capture_stderr()
+        return
+    config.pluginmanager.register(Progress(config, lambda: None if collector.expected is None else len(collector.expected)),
+                                  "conformance-progress")
+    # controller (or -n 0): a folder for the workers' watchdog and stderr files (xdist only),
+    # stale outputs replaced at once by an in-progress file, records streamed as they arrive
+    st.watchdog_dir = tempfile.mkdtemp(prefix="conformance-watchdog-")
+    from convt_conformance.run.finish import start_outputs
+
+    start_outputs(config, st, collector)
+    with contextlib.suppress(ValueError):  # not in the main thread
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _state(config: pytest.Config) -> RunState:
+    return config.stash[_state_key]
+
+
+@contextlib.contextmanager
+def _time_limit(item: pytest.Item) -> Iterator[None]:
+    wd = _state(item.config).watchdog
+    if wd is None:
+        yield
+    else:
+        with wd.guard(item.nodeid):
+            yield
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> CaseFile | None:
+    if file_path.suffix in (".yaml", ".yml") and not file_path.name.startswith("known_disagreements"):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _display(config: pytest.Config, path: Path) -> str:
+    return case_file_display(path, config.rootpath)
+
+
+def _load(config: pytest.Config, path: Path) -> LoadResult:
+    """The loaded case file (once per process: the preselection and the collector share it)."""
+    cache = config.stash.setdefault(_loaded_key, {})
+    key = str(path.resolve())
+    if key not in cache:
+        cache[key] = load_file(path, display=_display(config, path))
+    return cache[key]
+
+
+def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, str, str]]:
+    """Every (adapter, api, label, device, dtype) collected for ``case`` (collector and preselection)."""
+    st = _state(config)
+    st.load_preflight()
+    tags = {t for t in config.getoption("tags").split(",") if t}
+    if tags and not tags & set(case.tags):
+        return
+    dtypes = {t for t in config.getoption("dtypes").split(",") if t}
+    want_dev = config.getoption("device")
+    for name in st.frameworks:
+        adapter = st.adapter(name, setup=False)  # imported at its first check (the preflight saw it set up)
+        if adapter is None or name in st.unavailable:
+            continue  # reported as unavailable in the environment
+        devices = st.framework_devices.get(name)
+        if devices is None:
+            devices = st.framework_devices[name] = adapter.devices()
+        devices = [d for d in devices if want_dev == "all" or d == want_dev]
+        for api in adapter.apis:
+            if not adapter.applies(case, api):
+                continue
+            label = adapter.api_label(api, case.rank)
+            for device in devices:
+                for dtype in case.dtypes:
+                    if not dtypes or dtype in dtypes:
+                        yield name, api, label, device, dtype
+
+
+def _preselection(config: pytest.Config) -> dict[str, list] | None:
+    """Per case id, the checks ``(check id, *spec)`` the profile (or ``--only-checks``) selects,
+    found before any item exists (unselected checks are never built); None unless the arguments
+    are plain case files and directories (then pytest's deselection after collection)."""
+    if _pre_key in config.stash:
+        return config.stash[_pre_key]
+    config.stash[_pre_key] = None
+    args = [str(a) for a in config.args]
+    if not args or any("::" in a or not Path(a).exists() for a in args):
+        return None
+    st = _state(config)
+    seen: dict[str, str] = {}
+    planned: list[PlannedItem] = []
+    files = [(_display(config, p), _load(config, p)) for p in discover(args) if p.suffix in (".yaml", ".yml")]
+    st.load_preflight()  # after the case files: they load while the preflight finishes
+    for display, loaded in files:
+        for case in loaded.cases:
+            if seen.setdefault(case.id, display) != display:
+                continue  # a duplicate id is a problem item, collected by its file
+            for spec in _specs(config, case):
+                cid = format_check_id(case.id, spec[0], *spec[2:])
+                planned.append(PlannedItem(case, spec[0], *spec[2:], check_id=cid, api=spec[1]))
+    ids, st.selection = preselect(st.profile, planned, config.getoption("only_checks"))
+    chosen: dict[str, list] = {}  # the collector builds exactly these, without enumerating again
+    for c in (c for c in planned if c.check_id in ids):
+        chosen.setdefault(c.case.id, []).append((c.check_id, c.adapter_name, c.api, c.label, c.device, c.dtype))
+    config.stash[_pre_key] = chosen
+    return chosen
+
+
+class CaseFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        config = self.config
+        st = _state(config)
+        pre = _preselection(config)
+        if not config.getoption("no_probes") and not st.probe_collected:
+            st.probe_collected = True  # one probe item per session, run by some worker
+            yield ProbeItem.from_parent(self, name=PROBE_ITEM_NAME)
+        display = _display(config, self.path)
+        result = _load(config, self.path)
+        for p in result.problems:
+            yield ProblemItem.from_parent(self, name=f"invalid-case-file[{len(st.problems)}]", problem=str(p))
+            st.problems.append(str(p))
+        for case in result.cases:
+            first = st.seen_ids.setdefault(case.id, display)
+            if first != display:
+                msg = f"{display}: case {case.id}: id: duplicate case id, first defined in {first}"
+                st.problems.append(msg)
+                yield ProblemItem.from_parent(self, name=f"duplicate-id[{case.id}]", problem=msg)
+                continue
+            selected = pre.get(case.id, []) if pre is not None else \
+                [(format_check_id(case.id, n, lb, dv, dt), n, a, lb, dv, dt) for n, a, lb, dv, dt in _specs(config, case)]
+            for cid, name, api, label, device, dtype in selected:
+                item = CaseItem.from_parent(self, name=cid, case=case, adapter_name=name, api=api, label=label,
+                                            device=device, dtype=dtype)
+                for m in (name, device, dtype):
+                    item.add_marker(m)
+                yield item
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The profile (unless the preselection applied it), then the shard: pure, so alike everywhere."""
+    st = _state(config)
+    checks = [i for i in items if isinstance(i, CaseItem)]
+    pre = config.stash.get(_pre_key, None)
+    only = config.getoption("only_checks")
+    if pre is not None:
+        chosen = checks  # the collector built the selected checks only
+    elif only:  # `conformance run` re-running named checks (lost with a worker): exactly those
+        wanted = set(json.loads(Path(only).read_text(encoding="utf-8")))
+        chosen = [c for c in checks if c.nodeid in wanted]
+    else:
+        chosen = select(st.profile, checks)
+    ids = [c.nodeid for c in chosen]
+    collected = st.selection.get("collected_checks", len(checks)) if pre is not None else len(checks)
+    st.selection = {"profile": st.profile.name, "collected_checks": collected, "selected_checks": len(chosen),
+                    "digest": selection_digest(ids), "shard": None}
+    keep = {id(c) for c in chosen}
+    if st.shard is not None:
+        shards = shard_of(st.profile, chosen, st.shard.count, ids)
+        keep = {id(c) for c, s in zip(chosen, shards) if s == st.shard.index}
+        st.selection["shard"] = {"index": st.shard.index, "count": st.shard.count, "checks": len(keep)}
+    others = [i for i in items if not isinstance(i, CaseItem)]
+    if st.shard is not None and st.shard.index != 1:
+        others = [i for i in others if not isinstance(i, ProbeItem)]  # probes run in shard 1
+    kept = [i for i in items if (isinstance(i, CaseItem) and id(i) in keep) or i in others]
+    dropped = [i for i in items if not (isinstance(i, CaseItem) and id(i) in keep) and i not in others]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class CaseItem(pytest.Item):
+    single_phase = True  # no set-up or teardown phase (convt_conformance/run/item_protocol.py)
+
+    def __init__(self, *, case: Case, adapter_name: str, api: str, label: str, device: str, dtype: str,
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        self.case, self.adapter_name, self.api, self.label = case, adapter_name, api, label
+        self.device, self.dtype = device, dtype
+
+    def runtest(self) -> None:
+        st = _state(self.config)
+        adapter = st.adapter(self.adapter_name)
+        assert adapter is not None, self.adapter_name  # collected only with one
+        with _time_limit(self):
+            rec = check_or_isolate(self.case, str(self.path), adapter, self.api, self.device, self.dtype, st.precision,
+                                   st.known, self.config.getoption("check_timeout") * 0.9)  # known crashes: a child
+        rec.nodeid = self.nodeid
+        self.user_properties.append((RECORD_KEY, json.dumps(rec.as_dict(), default=str)))
+        if not st.selection_sent:
+            st.selection_sent = True  # the plan, once per worker
+            self.user_properties.append((SELECTION_KEY, json.dumps(st.selection)))
+        status = Status(rec.status)
+        if status is Status.UNSUPPORTED:
+            pytest.skip(f"unsupported: {rec.message}")
+        if status is Status.XFAIL:
+            pytest.xfail(f"known disagreement ({rec.underlying_status}): {(rec.known or {}).get('reason')}")
+        if status.unexpected:
+            raise CheckFailed(f"{status}{'/' + rec.failure_kind if rec.failure_kind else ''}: {rec.message}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: TracebackStyle | None = None) -> str | TerminalRepr:
+        if isinstance(excinfo.value, (CheckFailed, pytest.xfail.Exception)):  # never a traceback (~0.4 s each)
+            return f"{self.case.file}: case {self.case.id}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.case.id} [{self.adapter_name}.{self.api} {self.device} {self.dtype}]"
+
+
+class ProbeItem(pytest.Item):
+    """The convention probes (convt_conformance.checking.probes), run in a worker like any check."""
+
+    def runtest(self) -> None:
+        with _time_limit(self):
+            st = _state(self.config)
+            rows = run_probe_rows(st.frameworks, st.preflight)
+        self.user_properties.append((PROBES_KEY, json.dumps(rows)))
+        bad = [r for r in rows if not r["agrees"]]
+        if bad:
+            raise CheckFailed("convention probe disagrees with the adapter's declaration: "
+                              + "; ".join(f"{r['api']}: discovered {r['discovered']}, declared {r['declared']}"
+                                          for r in bad))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+class ProblemItem(pytest.Item):
+    """A case-file problem, surfaced as a failing item so it is never silent."""
+
+    def __init__(self, *, problem: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.problem = problem
+
+    def runtest(self) -> None:
+        self.user_properties.append((PROBLEM_KEY, self.problem))
+        raise CheckFailed(self.problem)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: tell each worker where its watchdog and stderr files go."""
+    node.workerinput[WATCHDOG_DIR_KEY] = _state(node.config).watchdog_dir
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: a worker's view of the frameworks (collection, and so the adapters'
+    ``devices()`` and ``configure()``, runs in the workers only) joins the controller's."""
+    st = _state(node.config)
+    seen = (getattr(node, "workeroutput", None) or {}).get(WORKER_ENV_KEY)
+    if seen:
+        env = json.loads(seen)
+        for name, devices in env["framework_devices"].items():
+            st.framework_devices.setdefault(name, devices)
+        for name, settings in env["configured"].items():
+            st.configured.setdefault(name, settings)
+        for name, why in env.get("unavailable", {}).items():
+            st.unavailable.setdefault(name, why)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    st = _state(config)
+    if hasattr(config, "workerinput"):  # xdist worker: the controller writes the file
+        config.workeroutput[WORKER_ENV_KEY] = json.dumps(  # type: ignore[attr-defined]  # xdist's
+            {"framework_devices": st.framework_devices, "configured": st.configured,
+             "unavailable": st.unavailable}, default=str)
+        return
+    from convt_conformance.run.finish import finish_outputs
+
+    st.load_preflight()
+    try:
+        finish_outputs(session, exitstatus, st, config.stash[_records_key])
+    finally:
+        if st.watchdog_dir:
+            shutil.rmtree(st.watchdog_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An xdist worker exits here, at once: its records and ``workerfinished`` went to the
+    controller at session finish, and the frameworks' own interpreter teardown (TensorFlow,
+    torch, XLA) cost ~3 s a worker at the end of every run, both cores waiting."""
+    if hasattr(config, "workerinput") and os.environ.get("CONFORMANCE_WORKER_TEARDOWN") != "full":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
