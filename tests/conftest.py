@@ -32,9 +32,21 @@ def root() -> Path:
 @pytest.fixture(scope="module")
 def keras_adapter():
     """One configured Keras adapter per test module (its backend children are reused), closed after."""
-    from adapters.keras_adapter import KerasAdapter
+    from convt_conformance.adapters.keras.adapter import KerasAdapter
 
     a = KerasAdapter()
     a.configure("strict")
     yield a
     a.close()
+
+
+TIERS = ("unit", "frameworks", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test carries its tier's marker (the folder it lives in): ``-m "not e2e"`` is the fast
+    loop, ``-m unit`` the tier that imports no framework."""
+    for item in items:
+        tier = next((t for t in TIERS if f"{os.sep}tests{os.sep}{t}{os.sep}" in str(item.path)), None)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))

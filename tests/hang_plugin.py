@@ -5,7 +5,7 @@ import time
 
 
 def pytest_configure(config):
-    from adapters.numpy_adapter import NumpyAdapter
+    from convt_conformance.adapters.numpy.adapter import NumpyAdapter
 
     run = NumpyAdapter.run
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.hookimpl(tryfirst=True)  # before conformance/item_protocol.py's
+@pytest.hookimpl(tryfirst=True)  # before convt_conformance/run/item_protocol.py's
 def pytest_runtest_protocol(item, nextitem):
     mark = Path(os.environ["LOSE_ME_MARK"])
     if "lose-me" in item.nodeid and "float32" in item.nodeid and not mark.exists():

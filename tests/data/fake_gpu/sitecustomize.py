@@ -8,7 +8,7 @@ import os
 if os.environ.get("CONFORMANCE_TEST_FAKE_GPU") == "1":
     import dataclasses
 
-    from adapters.torch_adapter import TorchAdapter
+    from convt_conformance.adapters.torch.adapter import TorchAdapter
 
     _run = TorchAdapter.run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from adapters.base import Adapter
+from convt_conformance.adapters.base import Adapter
 
 
 class CrashyAdapter(Adapter):

@@ -1,13 +1,13 @@
 """A minimal outside framework plugged in by entry point (README "Writing an adapter").
 
-Its one API calls ``conformance.oracle.forward.conv_transpose_scatter`` as if it were a vendor's native
+Its one API calls ``convt_conformance.oracle.forward.conv_transpose_scatter`` as if it were a vendor's native
 transposed convolution (a real plugin calls its framework here)."""
 
 from __future__ import annotations
 
-from adapters.base import Adapter, NativeCall, RunOutput
-from conformance.dtypes import round_to
-from conformance.oracle.forward import conv_transpose_scatter
+from convt_conformance.adapters.base import Adapter, NativeCall, RunOutput
+from convt_conformance.model.dtypes import round_to
+from convt_conformance.oracle.forward import conv_transpose_scatter
 
 
 class TinyAdapter(Adapter):
