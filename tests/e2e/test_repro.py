@@ -2,15 +2,23 @@
 interpreter (NumPy + the framework only); a passing check's script does not.
 
 Everything comes from ``known_disagreements.yaml`` and ``cases/``: for each entry the smallest
-matching case whose check is ``xfail`` with that entry's reason is run in-process with
-``run_check``, in every column kind (plain forward, gradient, execution path, ONNX, Keras per
-backend; subnormal flushes included), its record turned into a script, and the scripts of one
-framework (one Keras backend) are run in one subprocess, each capped at SCRIPT_SECONDS. An entry
-of kind ``crash`` is not run in-process: its record is built as the run records a crash (no
-native call), its call taken from the same case's float32 check, and its script must die in a
+case it names whose check is ``xfail`` by that entry is run in-process with ``run_check``, in
+every column kind (plain forward, gradient, execution path, ONNX, Keras per backend; subnormal
+flushes included), its record turned into a script, and the scripts of one framework (one Keras
+backend) are run in one subprocess, each capped at SCRIPT_SECONDS. An entry that expects a
+``crash`` is not run in-process: its record is built as the run records a crash (no native
+call), its call taken from the same case's float32 check, and its script must die in a
 subprocess; for a crash entry whose float32 check would die as well the adapter describes the
-call without making it (Adapter.describe_call, ONNX's), else the entry is listed (a warning). Columns without reproducer support are listed (NO_REPRODUCER): their scripts
-say so, and a column that is neither supported nor listed fails the test.
+call without making it (Adapter.describe_call, ONNX's), else the entry is listed (a warning).
+Columns without reproducer support are listed (NO_REPRODUCER): their scripts say so, and a
+column that is neither supported nor listed fails the test.
+
+Every entry that should show on this machine must be reproduced: its adapter installed, the
+installed releases among those it was seen on (``versions``), its ``when`` facts holding here
+and a case it names; such an entry whose checks no xfail of its own answers fails the test,
+unless an earlier entry answers them or ELSEWHERE says why not (one CPU kind's finding that its
+``when`` does not tell apart). Entries that name no case and crash entries no check survives are
+listed (warnings).
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ from convt_conformance.checking.check import base_record, run_check
 from convt_conformance.library import CASES_DIR, KNOWN_FILE
 from convt_conformance.loading.cases import Case, load_cases
 from convt_conformance.loading.known import KnownDisagreement, load_known
+from convt_conformance.loading.scope import where_holds
 from convt_conformance.model.apis import gradient_quantity
+from convt_conformance.model.check_id import Check
 from convt_conformance.model.env_facts import holds, note_adapter
 from convt_conformance.repro.common import COMMON_TAIL
 from convt_conformance.repro.scripts import described_call, repro_script
@@ -47,11 +57,29 @@ SCRIPT_SECONDS = 90  # cap on one script in the driver (a torch.compile or XLA c
 # Columns (adapter, api glob) with no reproducer yet: their scripts say "NOT AVAILABLE". None at
 # present (Keras' numpy-backend gradient columns are unsupported: no check, so no finding, there).
 NO_REPRODUCER: tuple[tuple[str, str], ...] = ()
+# Scripts that must die in the call
+CRASHING = ("crashes",)
 # Passing checks, one per column: the first of these cases the column applies to and passes on
-# Scripts that must die in the call: a sibling's call ("crashes"), or one the adapter describes
-# ("may-crash": the entry may be another release's; a script that does not die is then a warning)
-CRASHING = ("crashes", "may-crash")
 PASS_CASES = ("doc-basic-2x2", "edge-unreached-bias", "paths-2d-axis-pads-dilation")
+
+
+# Entries (by id) that need not show here although their releases are installed and their
+# `when` holds, and why
+ELSEWHERE: dict[str, str] = {
+    "torch-autocast-nonfinite-1": "one CPU kind's: oneDNN's bf16 ISA decides (AVX512_CORE: 1 of 7 columns), "
+                                  "beyond its `when`",
+}
+
+
+def _crash_entry(entry: KnownDisagreement) -> bool:
+    """Whether the entry expects the process to die (every outcome it expects is a crash)."""
+    return all(o.startswith("crash") for o in entry.outcomes)
+
+
+def _names_case(entry: KnownDisagreement, case: Case) -> bool:
+    """Whether the entry concerns ``case`` (its ``case`` id and ``where`` conditions)."""
+    return entry.case in ("*", case.id) and (not entry.where or where_holds(entry.where, case))
+
 
 _DRIVER = """
 import runpy, signal, sys
@@ -97,10 +125,10 @@ def _group(rec: dict) -> str:
 
 
 def _crashes(known: list[KnownDisagreement], case: Case, adapter, api: str, dtype: str) -> bool:
-    """Whether a crash entry covers the check (it would kill this process in-process)."""
-    return any(e.kind == "crash" and e.matches(case=case.id, adapter=adapter.name, api=adapter.api_label(api, case.rank),
-                                               device="cpu", dtype=dtype, precision="strict", kind="crash")
-               for e in known)
+    """Whether a crash entry covers the check on the installed releases (it would kill this
+    process in-process)."""
+    check = Check(case.id, adapter.name, adapter.api_label(api, case.rank), "cpu", dtype)
+    return any(_crash_entry(e) and e.in_scope() and e.names(check, "strict", case) for e in known)
 
 
 def _checks(entry: KnownDisagreement, cases: list[Case], known: list[KnownDisagreement]):
@@ -109,9 +137,9 @@ def _checks(entry: KnownDisagreement, cases: list[Case], known: list[KnownDisagr
     entry: computed outputs of non-integer data only), in columns with reproducer support,
     never a check that a crash entry covers (unless the entry is that crash entry)."""
     adapter = get_adapter(entry.adapter)
-    value_kind = entry.kind == "value" and not entry.strict  # "integer-valued cases pass"
+    value_kind = set(entry.outcomes) == {"fail/value"} and not entry.strict  # "integer-valued cases pass"
     named = set(re.findall(r"[a-z0-9][a-z0-9-]*[a-z0-9]", entry.reason))  # cases the reason names first
-    for case in sorted((c for c in cases if fnmatch.fnmatchcase(c.id, entry.case)
+    for case in sorted((c for c in cases if _names_case(entry, c)
                         and not (value_kind and (c.expected_error or _integer_valued(c)))),
                        key=lambda c: (c.id not in named, _size(c))):
         for api in adapter.apis:
@@ -120,13 +148,14 @@ def _checks(entry: KnownDisagreement, cases: list[Case], known: list[KnownDisagr
                 continue
             for dtype in case.dtypes:
                 if fnmatch.fnmatchcase(dtype, entry.dtype) and fnmatch.fnmatchcase("cpu", entry.device) and (
-                        entry.kind == "crash" or not _crashes(known, case, adapter, api, dtype)):
+                        _crash_entry(entry) or not _crashes(known, case, adapter, api, dtype)):
                     yield case, adapter, api, dtype
 
 
 @pytest.fixture(scope="module")
-def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
-    """{group: [(label, script path, expectation "reproduced" / "passes" / "crashes" / "may-crash")]}."""
+def survey(tmp_path_factory) -> tuple[dict[str, list[tuple[str, Path, str]]], list[str]]:
+    """({group: [(label, script path, expectation "reproduced" / "passes" / "crashes")]}, the entries
+    that should show here and did not)."""
     known, problems = load_known(KNOWN_FILE)
     assert not problems and known
     loaded = load_cases([CASES_DIR])
@@ -142,16 +171,19 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
             adapter.configure("strict")
             configured.add(adapter.name)
 
-    def write(rec: dict, case: Case, expect: str, native_call: dict | None = None) -> None:
+    def write(rec: dict, case: Case, expect: str, native_call: dict | None = None, how: str = "") -> None:
         path = tmp / f"s{sum(map(len, out.values()))}.py"
         path.write_text(repro_script(rec, case, native_call))
-        out[_group(rec)].append((f"{check_id_of(rec)} ({expect})", path, expect))
+        out[_group(rec)].append((f"{check_id_of(rec)} ({expect}{how})", path, expect))
 
-    stale, not_here, no_sibling = [], [], []
+    stale, not_here, no_sibling, missing = [], [], [], []
     for entry in known:
-        name = f"{entry.case} / {entry.adapter} / {entry.api} / {entry.dtype}"
+        name = f"{entry.id} ({entry.adapter} / {entry.api} / {entry.dtype})"
         if entry.adapter not in adapter_names():
             not_here.append(f"{name} (adapter not installed)")
+            continue
+        if not entry.in_scope():  # another release's finding (e.g. onnxruntime 1.20.1's)
+            not_here.append(f"{name} (seen on {entry.versions.describe()}; installed: {entry.versions.installed()})")
             continue
         candidates = list(_checks(entry, cases, known))
         if not candidates:  # the entry matches no case any more, or only unsupported columns
@@ -160,7 +192,7 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
             case, adapter, api, dtype = candidates[0]
             configure(adapter)
             note_adapter(adapter)
-            if not holds(entry.when) and entry.kind != "crash":  # Keras' facts come from its backend children:
+            if not holds(entry.when) and not _crash_entry(entry):  # Keras' facts come from its backend children:
                 run_check(case, adapter, api, "cpu", dtype, "strict", [])  # one check starts the one they use
             if not holds(entry.when):
                 not_here.append(f"{name} (when: {' '.join(entry.when)}: not on this machine)")
@@ -169,12 +201,13 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
         for tried, (case, adapter, api, dtype) in enumerate(candidates):
             assert tried < TRIES, f"no xfail check in {TRIES} tries for the known disagreement {name}"
             configure(adapter)
-            if entry.kind == "crash":  # never in-process: the process would die
+            if _crash_entry(entry):  # never in-process: the process would die
                 dies_in_float32 = fnmatch.fnmatchcase("float32", entry.dtype)
                 if dies_in_float32 and dtype != "float32":
                     continue  # the float32 check (the one that dies, not a dtype refusal)
                 rec = base_record(case, adapter, api, "cpu", dtype, "strict").as_dict()
-                rec.update(status="xfail", underlying_status="crash", known={"reason": entry.reason})
+                rec.update(status="xfail", underlying_status="crash",
+                           known={"reason": entry.reason, "issue": entry.issue, "id": entry.id})
                 if dies_in_float32:  # no sibling survives: the adapter describes the call (describe_call)
                     call = described_call(rec, case)
                     if call is None:
@@ -184,27 +217,29 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
                 else:
                     call = run_check(case, adapter, api, "cpu", "float32", "strict", [])["native_call"]
                     assert call, f"no native call from the float32 sibling of {name}"
-                # a described call's crash may be another release's (invalid-zero-stride: ORT 1.20.1)
-                write(rec, case, "may-crash" if dies_in_float32 else "crashes", call)
+                write(rec, case, "crashes", call, ", described" if dies_in_float32 else "")
                 found = True
                 break
             rec = run_check(case, adapter, api, "cpu", dtype, "strict", known)
-            if rec["status"] == "xfail" and rec["known"]["reason"] == entry.reason:
+            if rec["status"] == "xfail" and rec["known"]["id"] == entry.id:
                 write(rec, case, "reproduced")
                 found = True
                 break
             shadowed = shadowed or rec["status"] == "xfail"  # matched by an earlier entry instead
         if candidates and not found:
-            not_here.append(name + (" (its xfail checks are an earlier entry's)" if shadowed else ""))
+            elsewhere = ELSEWHERE.get(entry.id)
+            if not (shadowed or elsewhere):
+                missing.append(name)
+            not_here.append(name + (" (its xfail checks are an earlier entry's)" if shadowed else
+                                    f" ({elsewhere})" if elsewhere else " (SHOULD SHOW HERE)"))
     if stale:
-        warnings.warn(f"known_disagreements.yaml entries that match no case: {'; '.join(stale)}", stacklevel=1)
-    if not_here:  # e.g. onnxruntime 1.20.1's entries (tox -e ort120), CPU-ISA-specific ones
+        warnings.warn(f"known_disagreements.yaml entries that name no case: {'; '.join(stale)}", stacklevel=1)
+    if not_here:  # e.g. onnxruntime 1.20.1's entries (conformance releases onnxruntime --versions 1.20.1), CPU-ISA-specific ones
         warnings.warn(f"known disagreements that do not show with the installed frameworks: {'; '.join(not_here)}",
                       stacklevel=1)
     if no_sibling:
         warnings.warn(f"crash entries without a surviving sibling check (no native call to reproduce from): "
                       f"{'; '.join(no_sibling)}", stacklevel=1)
-    assert len(stale) + len(not_here) < len(known)
     by_id = {c.id: c for c in cases}
     for name in adapter_names():  # a passing check of every column with reproducer support
         adapter = get_adapter(name)
@@ -219,7 +254,21 @@ def scripts(tmp_path_factory) -> dict[str, list[tuple[str, Path, str]]]:
                     if rec["status"] == "pass":
                         write(rec, case, "passes")
                         break
-    return dict(out)
+    return dict(out), missing
+
+
+@pytest.fixture(scope="module")
+def scripts(survey) -> dict[str, list[tuple[str, Path, str]]]:
+    return survey[0]
+
+
+def test_every_entry_that_shows_here_is_found(survey):
+    """Each entry whose adapter is installed, whose `when` holds here and that matches a case
+    answers an xfail check with its own reason (its script then reproduces it:
+    test_known_disagreement_scripts_reproduce), unless an earlier entry answers its checks or
+    ELSEWHERE says why it need not show with the installed release."""
+    _, missing = survey
+    assert not missing, f"known disagreements that no longer show here: {'; '.join(missing)}"
 
 
 def _sections(stdout: str) -> dict[str, str]:
@@ -245,18 +294,11 @@ def test_known_disagreement_scripts_reproduce(scripts):
 
     crashers = [(label, p, e) for items in scripts.values() for label, p, e in items if e in CRASHING]
     assert crashers, "known_disagreements.yaml has a crash entry (XLA's float64 compile abort)"
-    not_shown = []
-    for label, path, expect in crashers:
+    for label, path, _ in crashers:
         res = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, text=True, capture_output=True,
                              timeout=120)
         assert res.stdout.startswith("check: "), res.stdout
-        if expect == "may-crash" and res.returncode == 0 and res.stdout.rstrip().endswith("\nNOT REPRODUCED"):
-            not_shown.append(label)  # the installed release does not crash there (it rejects or runs it)
-            continue
         assert res.returncode != 0 and "REPRODUCED" not in res.stdout, (label, res.returncode, res.stdout)
-    if not_shown:
-        warnings.warn(f"crash entries whose described call does not crash with the installed frameworks: "
-                      f"{'; '.join(not_shown)}", stacklevel=1)
     with ThreadPoolExecutor(max_workers=2) as pool:  # two interpreters at a time: CI has 2 cores
         results = dict(zip(scripts, pool.map(run_group, scripts.values())))
     failures = []
@@ -292,7 +334,7 @@ def test_every_kind_of_finding_is_covered(scripts):
     assert any("[keras." in label for label, _ in reproduced)
     assert any("[keras." in label and ":grad_" in label for label, _ in reproduced)
     # a crash no sibling check survives (onnxruntime on a 3-D zero extent): described by the adapter
-    crashes = [label for label, _, e in items if e == "may-crash"]
+    crashes = [label for label, _, e in items if e == "crashes" and ", described)" in label]
     assert any("[onnx." in label for label in crashes) or "onnx" not in adapter_names(), crashes
     for name in adapter_names():
         adapter = get_adapter(name)
@@ -373,10 +415,22 @@ def test_script_without_case_or_support_says_so():
     rec.update(adapter="torch", api="conv_transpose2d@compile",
                native_call={"function": "torch.compile(evil)", "arguments": {"path": "compile", "stride": [1, 1]}})
     assert "no reproducer support" in repro_script(rec, case)
-    rec.update(api="conv_transpose2d", dtype="float32; import os", native_call={
-        "function": "torch.nn.functional.conv_transpose2d", "arguments": {"stride": [1, 1], "padding": [0, 0],
-                                                                         "output_padding": [0, 0], "groups": 1,
-                                                                         "dilation": [1, 1]}})
+    kwargs = {"stride": [1, 1], "padding": [0, 0], "output_padding": [0, 0], "groups": 1, "dilation": [1, 1],
+              "device": "cpu", "dtype": "float32"}
+    for fw, call, kw in (("torch", "os.system", kwargs), ("torch", "to_tensor", kwargs),  # a helper is no call
+                         ("torch", "conv_transpose", {**kwargs, "device": object()}),
+                         ("torch", "conv_transpose", {**kwargs, "x); import os; (": 1}),
+                         ("onnx", "conv_transpose_model", {"attributes": {}, "opset": 1, "dtype": "float32"}),
+                         ("numpy", "conv_transpose_x", {})):
+        rec.update(adapter=fw, api="conv_transpose2d", native_call={"function": "torch.nn.functional.conv_transpose2d",
+                                                                    "arguments": {"call": call, "call_kwargs": kw}})
+        assert "no reproducer support" in repro_script(rec, case), (fw, call)
+    rec.update(adapter="torch", api="conv_transpose2d", native_call={"function": 'x"""\nimport os', "arguments": {
+        "call": "conv_transpose", "call_kwargs": {**kwargs, "device": 'cpu"""\nimport os'}}})
+    script = repro_script(rec, case)
+    assert "\nimport os" not in script and repr('cpu"""\nimport os') in script  # a string only as its repr
+    rec.update(dtype="float32; import os", native_call={"function": "f", "arguments": {
+        "call": "conv_transpose", "call_kwargs": kwargs}})
     assert "NOT AVAILABLE" in repro_script(rec, case)  # no record text as code, the dtype neither
     rec.update(dtype="float32", framework_version="2.13\nimport os")
     assert "\nimport os" not in repro_script(rec, case).split("import numpy as np")[0]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,8 +106,13 @@ class Adapter:
     dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
     order: int = 100  # display order in reports and the default --frameworks list
     gpu_capable: bool = True  # False: never runs a check on a GPU (--require-gpu does not ask it)
-    # Messages with which the framework itself refuses a valid configuration it does not implement
-    unsupported_patterns: tuple = ()
+
+    @classmethod
+    def release_requirements(cls, distribution: str, version: str) -> tuple[str, ...]:
+        """The pins that install ``version`` of ``distribution`` (one of :attr:`distributions`) in a
+        release's environment (``conformance releases`` / ``bisect``): by default the distribution
+        alone; an adapter whose framework ships in lock-step parts names them all."""
+        return (f"{distribution}=={version}",)
 
     def installed(self) -> bool:
         """Whether the framework's module can be found (without importing it)."""
@@ -221,6 +228,53 @@ class Adapter:
         """Module-level source run before the framework is first imported (e.g. Keras' backend
         environment variable); the globals of :meth:`repro_call` exist already. Default none."""
         return ""
+
+    # --- framework data and hooks: what the engine knows of a framework besides its checks (docs/adapters.md) ---
+
+    @classmethod
+    def data_file(cls, stem: str) -> Path | None:
+        """The framework's data file ``<stem>.yaml`` in the folder of the adapter's module, else in
+        that of the nearest base class of the same ``name`` that has one (a subclass of the same
+        framework shares its base's data); None: none."""
+        for klass in cls.__mro__:
+            if klass is Adapter:
+                break
+            if not issubclass(klass, Adapter) or klass.name != cls.name:  # a mixin, another framework
+                continue
+            source = getattr(sys.modules.get(klass.__module__), "__file__", None)
+            if source:
+                path = Path(source).with_name(f"{stem}.yaml")
+                if path.is_file():
+                    return path
+        return None
+
+    @classmethod
+    def profile_file(cls) -> Path | None:
+        """The framework's part of the built-in run profiles: the rules of its own columns per
+        profile, their costs, its set-up costs and subsets (``profile.yaml`` beside the adapter,
+        docs/profiles-and-ci.md; convt_conformance/loading/profiles.py assembles it). None: none."""
+        return cls.data_file("profile")
+
+    @classmethod
+    def rejections_file(cls) -> Path | None:
+        """The framework's validation messages per invalid rule, its internal-failure patterns and
+        the modules whose frames are the framework's (``rejections.yaml`` beside the adapter; read
+        by convt_conformance/checking/invalid_rules.py). None: none."""
+        return cls.data_file("rejections")
+
+    @classmethod
+    def affinity_group(cls, api_label: str) -> str:
+        """The set-up a check of the column ``api_label`` shares with other checks in a worker
+        process (convt_conformance/run/affinity.py; the names ``setup_costs`` of the profiles use):
+        by default the framework itself (one import serves every column)."""
+        return cls.name
+
+    @classmethod
+    def process_environment(cls) -> dict[str, str]:
+        """Environment variables a run sets for the framework (each only where the environment
+        does not set it already) before any process of the run imports it; computed without
+        importing the framework. Default none."""
+        return {}
 
 
 def api_for_rank(template: str, rank: int) -> str:

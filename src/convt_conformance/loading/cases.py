@@ -59,6 +59,19 @@ def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult
                                            f"{type(exc).__name__}: {str(exc)[:300]}")], [file])
 
 
+def _semantic_problems(merged: dict[str, Any], file: str, label: str, schema: list[CaseProblem]) -> list[CaseProblem]:
+    """The semantic problems of a case that already failed its schema (so a file shows every
+    problem of a case at once), except those the schema problems already say; the case itself is
+    never kept. A case too malformed to read further gives none beyond its schema's."""
+    found: list[CaseProblem] = []
+    try:
+        # the keys the schema requires stand in empty, so the rest of the case is still read
+        case_from_raw({"id": label, "expected": {}, **merged}, file, label, found)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError, OverflowError):
+        pass
+    return [p for p in found if p not in schema]
+
+
 def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
     problems: list[CaseProblem] = []
     data, why = load_yaml_file(path)
@@ -117,6 +130,7 @@ def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
             sp = []
         if sp:
             problems.extend(sp)
+            problems.extend(_semantic_problems(merged, file, label, sp))
             continue
         if cid in first_at:
             problems.append(CaseProblem(file, cid, f"{label}.id",

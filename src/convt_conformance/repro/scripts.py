@@ -186,8 +186,8 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
     bf16 = "bfloat16" in (dtype, out_dtype)
     header += [
         _comment(f"case {case.id}: {case.source}"),
-        "# Needs only NumPy and the framework" + (" (and ml_dtypes, installed with JAX/TensorFlow, for "
-                                                 "bfloat16)" if bf16 else "") + ".",
+        "# Needs only NumPy and the framework" + (" (and ml_dtypes, NumPy's bfloat16 "
+                                                 "dtype)" if bf16 else "") + ".",
         "# Prints REPRODUCED when the outcome is the recorded failure, else NOT REPRODUCED.",
         "",
         "import numpy as np",
@@ -242,8 +242,9 @@ def repro_script(record: dict[str, Any], case: Case | None, native_call: dict | 
         "",
         "",
         "def native(x, w, b):",
-        f'    """The native call as recorded: {call.get("function")}; returns (float64 output in the',
-        '    canonical layout, the dtype the framework returned or None)."""',
+        '    """The native call as recorded; returns (float64 output in the canonical layout, the',
+        '    dtype the framework returned or None)."""',
+        textwrap.indent(_comment(f"as recorded: {call.get('function')}"), "    "),  # record text: comments only
         "    native_dtype = None",
         textwrap.indent(source, "    "),
         "    return out, native_dtype",

@@ -1,7 +1,7 @@
 """JAX execution paths: the same ``lax`` call reached another way.
 
-Columns (API names with an ``@path`` suffix; translation exactly as in jax_adapter.py, which
-builds the lax call and hands it here to be wrapped):
+Columns (API names with an ``@path`` suffix; translation exactly as in adapter.py, whose call
+of calls.py ``lax_conv`` then carries the ``path``; lax_conv wraps the lax call for it):
 
 - ``conv_transpose@eager``, ``conv_general_dilated@eager``: the un-jitted call (and the bias
   ``+``) under ``jax.disable_jit()``: op-by-op dispatch, each primitive executed on its own
@@ -14,7 +14,15 @@ builds the lax call and hands it here to be wrapped):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from convt_conformance.adapters.base import RunOutput
+
+if TYPE_CHECKING:
+    from convt_conformance.adapters.jax.adapter import JaxAdapter
+    from convt_conformance.loading.cases import Case
 
 PATH_APIS = ("conv_transpose@eager", "conv_general_dilated@eager", "conv_general_dilated@vmap")
 DESCRIPTION = {
@@ -23,28 +31,10 @@ DESCRIPTION = {
 }
 
 
-def wrap(path: str, conv: Callable, with_bias: bool, rank: int) -> Callable:
-    """The callable taking ``(x, w)`` or ``(x, w, b)`` for ``path``; ``conv(x, w)`` is the lax call."""
-    import jax
-
-    def full(x, w, *b):
-        y = conv(x, w)
-        return y + b[0].reshape((1, -1) + (1,) * rank) if with_bias else y
-
-    if path == "eager":
-        def eager(*args):
-            with jax.disable_jit():
-                return full(*args)
-        return eager
-    if path == "vmap":
-        def per_example(xi, w, *b):
-            return full(xi[None], w, *b)[0]
-        return jax.jit(jax.vmap(per_example, in_axes=(0, None, None) if with_bias else (0, None)))
-    raise ValueError(f"jax adapter: unknown execution path {path!r}")
-
-
-def run_path(adapter, case, api: str, device: str, dtype: str, x, w, b):
-    """The adapter's own translation and call of the base API, with the call wrapped for the path."""
+def run_path(adapter: JaxAdapter, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+             b: np.ndarray | None) -> RunOutput:
+    """The adapter's own translation and call of the base API, made on the path (calls.py
+    ``lax_conv`` with ``path``)."""
     base, _, path = api.partition("@")
     if path not in DESCRIPTION:
         raise ValueError(f"jax adapter: unknown execution path {path!r} in api {api!r}")

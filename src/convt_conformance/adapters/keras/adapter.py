@@ -22,6 +22,9 @@ backend's own autodiff (``torch.autograd.grad``, ``tf.GradientTape``, ``jax.vjp`
 their variables; convt_conformance/adapters/keras/worker.py ``grad``); the numpy backend's are unsupported (no
 autodiff, none emulated). One backward pass per (case, dtype, column) serves its three checks (a
 small cache keyed by the exact inputs); when it fails, each check asks for its gradient alone.
+
+The native calls are convt_conformance/adapters/keras/calls.py's (the child makes them; the
+reproducers embed their source): this module sends the child their keyword arguments.
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ import collections
 import hashlib
 import importlib.util
 import os
-import re
 import threading
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convt_conformance.adapters.base import Adapter, FrameworkError, NativeCall, RunOutput, attach_failed_call
+from convt_conformance.adapters.keras.calls import BACKENDS
 from convt_conformance.adapters.keras.child import KerasChild as _Worker
-from convt_conformance.adapters.keras.worker import gradient_method
+from convt_conformance.adapters.keras.worker import WRT, gradient_method
 from convt_conformance.model.apis import (
     forward_api,
     gradient_applies,
@@ -46,7 +50,9 @@ from convt_conformance.model.apis import (
     with_gradients,
 )
 
-BACKENDS = ("jax", "torch", "tensorflow", "numpy")
+if TYPE_CHECKING:
+    from convt_conformance.loading.cases import Case
+
 # backend -> modules it needs (Keras' numpy backend runs conv_transpose through jax.lax)
 _NEEDS = {"jax": ("jax",), "torch": ("torch",), "tensorflow": ("tensorflow",), "numpy": ("jax",)}
 _KINDS = ("ops", "layer", "layer_cf")
@@ -81,7 +87,7 @@ def keras_axis(mode: str, op: int | None, k: int, s: int, d: int) -> tuple[int, 
     return ke - 1 - left, ke - 1 - right
 
 
-def keras_arguments(case) -> tuple[tuple[str, list[int | None] | None] | None, str]:
+def keras_arguments(case: Case) -> tuple[tuple[str, list[int | None] | None] | None, str]:
     """``((padding, output_padding), how)`` for the case, or ``(None, why not)``."""
     want = [(pb, pe - op) for (pb, pe), op in zip(case.padding, case.output_padding)]
     axes = list(zip(case.geometry.kernel, case.stride, case.dilation))
@@ -117,23 +123,6 @@ class KerasAdapter(Adapter):
     dtypes = ("float32", "float64")
     order = 40
     gpu_capable = False  # children run with CUDA_VISIBLE_DEVICES="" (CPU columns only)
-    unsupported_patterns = (
-        re.compile(r"only supports N(D)?HWC", re.I),  # TF CPU: channels_first transposed convs
-        re.compile(r"not (yet )?supported on CPU|do(es)? not yet support", re.I),
-        # TF backend: Keras' own output size for its (padding, output_padding) is one TF's SAME/VALID
-        # cannot produce (e.g. 'same' + output_padding 0, even kernel, stride 1: out = n - 1); TF's
-        # oneDNN custom ops refuse the same call as "could not create a primitive descriptor"
-        re.compile(r"Size of out_backprop doesn't match computed|could not create a primitive descriptor for the conv"),
-        # Keras' own layer check (base_conv.py), before any backend is called
-        re.compile(r"`strides > 1` not supported in conjunction with `dilation_rate > 1`"),
-        # Keras' layer check: output_padding < strides (the format allows < max(stride, dilation))
-        re.compile(r"`output_padding` must be strictly less than `strides`"),
-        # Keras <= 3.12 torch backend: its symmetric mapping would need torch output_padding >= stride
-        re.compile(r"lead to a Torch output_padding \(\d+\) that is greater than strides"),
-        # numpy backend, float64 layer: its conv_transpose casts the input to float32 but not the
-        # float64 kernel variable (known_disagreements.yaml has the ops.conv_transpose side)
-        re.compile(r"lax.conv_general_dilated requires arguments to have the same dtypes, got float32, float64"),
-    )
 
     def __init__(self) -> None:
         self.backends = installed_backends()
@@ -145,7 +134,7 @@ class KerasAdapter(Adapter):
         self._lock = threading.Lock()
         self.timeout = float(os.environ.get("CONFORMANCE_KERAS_TIMEOUT", "120"))
 
-    def _import(self):
+    def _import(self) -> None:
         import importlib.util as iu
 
         if iu.find_spec("keras") is None:
@@ -153,23 +142,31 @@ class KerasAdapter(Adapter):
         if not self.backends:
             raise ImportError("none of Keras' backends (jax, torch, tensorflow) is installed")
 
-    def configure(self, precision):
+    def configure(self, precision: str) -> dict[str, Any]:
         self._precision = precision
         return {"backends": list(self.backends), "precision": precision, "process_model": "one long-lived child per backend, CPU only"}
 
-    def facts(self):  # what the backend children started so far report (the TF backend's oneDNN)
+    def facts(self) -> list[str]:  # what the backend children started so far report (the TF backend's oneDNN)
         return [f for w in list(self._workers.values()) for f in w.hello.get("facts", [])]
 
-    def api_label(self, api, rank):
+    def api_label(self, api: str, rank: int) -> str:
         backend, _, kind = forward_api(api).partition(":")
         return gradient_label({"ops": f"[{backend}]ops.conv_transpose", "layer": f"[{backend}]Conv{rank}DTranspose",
                                "layer_cf": f"[{backend}]Conv{rank}DTranspose:channels_first"}[kind], api)
 
-    def applies(self, case, api):
+    @classmethod
+    def affinity_group(cls, api_label: str) -> str:
+        """One group per backend (``keras.[torch]``): each backend is a child process of its own,
+        started in every worker that runs one of its checks."""
+        if api_label.startswith("["):
+            return f"{cls.name}.{api_label.split(']', 1)[0]}]"
+        return cls.name
+
+    def applies(self, case: Case, api: str) -> bool:
         # gradients of invalid / bias-free cases mean nothing
         return gradient_applies(case, api)
 
-    def supports(self, case, api, device, dtype):
+    def supports(self, case: Case, api: str, device: str, dtype: str) -> str | None:
         if gradient_quantity(api) and api.partition(":")[0] == "numpy":
             return NUMPY_NO_AUTODIFF
         if case.rank not in (1, 2, 3):
@@ -211,7 +208,7 @@ class KerasAdapter(Adapter):
         if w is not None:
             w.close()
 
-    def call(self, backend: str, msg: dict, timeout: float | None = None) -> dict:
+    def call(self, backend: str, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send one request to the backend's child and return its reply; a dead or hung child
         raises RuntimeError with its exit status and stderr tail and is replaced next time."""
         with self._lock:
@@ -238,16 +235,30 @@ class KerasAdapter(Adapter):
         for b in list(self._workers):
             self._drop(b)
 
-    def __del__(self):  # best effort (also at interpreter exit): children exit when their stdin closes
+    def __del__(self) -> None:  # best effort (also at interpreter exit): children exit when their stdin closes
         try:
             self.close()
         except Exception:
             pass
 
-    def _native_call(self, backend: str, kind: str, x, w, b, args: dict, mapping: str, function: str,
-                     **extra) -> NativeCall:
+    @staticmethod
+    def _call_kwargs(backend: str, kind: str, dtype: str, case: Case, padding: str,
+                     output_padding: list[int | None] | list[int] | None) -> dict[str, Any]:
+        """The keyword arguments of calls.py ``conv_transpose`` for a column ``<backend>:<kind>``
+        (``ops``: keras.ops.conv_transpose channels_last; ``layer`` / ``layer_cf``: the layer
+        channels_last / channels_first): what the child is sent and the record's ``call_kwargs``."""
+        return {"backend": backend, "layer": kind != "ops", "dtype": dtype,
+                "data_format": "channels_first" if kind == "layer_cf" else "channels_last",
+                "strides": [int(s) for s in case.stride], "padding": padding,
+                "output_padding": None if output_padding is None else
+                [None if v is None else int(v) for v in output_padding],
+                "dilation_rate": [int(d) for d in case.dilation]}
+
+    def _native_call(self, backend: str, kind: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                     kwargs: dict[str, Any], mapping: str, function: str, **extra: Any) -> NativeCall:
         """The NativeCall of one Keras call (built here, so a failed call has one too): layouts, kernel
-        permutation ``(C_in, C_out, *K) -> (*K, C_out, C_in)`` (no flip), Keras arguments ``args`` + ``extra``."""
+        permutation ``(C_in, C_out, *K) -> (*K, C_out, C_in)`` (no flip), the Keras arguments of
+        ``kwargs`` (calls.py ``conv_transpose``'s, recorded as ``call_kwargs``) + ``extra``."""
         rank = x.ndim - 2
         lay = ("NC" + "DHW"[3 - rank:] if kind == "layer_cf" else "N" + "DHW"[3 - rank:] + "C") \
             if 1 <= rank <= 3 else "?"
@@ -257,9 +268,11 @@ class KerasAdapter(Adapter):
             function=function, input_layout=lay, weight_layout="(*K, C_out, C_in)", output_layout=lay,
             weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm, weight_flip=False,
             padding_mapping=mapping,
-            arguments={**args, "data_format": "channels_first" if kind == "layer_cf" else "channels_last",
+            arguments={**{k: kwargs[k] for k in ("strides", "padding", "output_padding", "dilation_rate")},
+                       "data_format": kwargs["data_format"],
                        "bias": (None if b is None else "layer use_bias + set_weights" if kind != "ops"
-                                else "keras.ops.add"), "keras": hello.get("keras"), **extra},
+                                else "keras.ops.add"), "keras": hello.get("keras"), **extra,
+                       "call": "conv_transpose", "call_kwargs": kwargs},
             precision={k: v for k, v in hello.items() if k not in ("keras", "backend")},
         )
 
@@ -267,7 +280,8 @@ class KerasAdapter(Adapter):
     def _function(kind: str, rank: int) -> str:
         return "keras.ops.conv_transpose" if kind == "ops" else f"keras.layers.Conv{rank}DTranspose"
 
-    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+    def run(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+            b: np.ndarray | None, cotangent: np.ndarray | None = None) -> RunOutput:
         if gradient_quantity(api):
             return self._run_gradient(case, api, dtype, x, w, b, cotangent)
         backend, _, kind = api.partition(":")
@@ -275,28 +289,27 @@ class KerasAdapter(Adapter):
         if args is None:  # an invalid case of mismatched ranks: Keras is asked 'valid' and must refuse
             args, how = ("valid", list(case.output_padding)), "invalid case: padding='valid'"
         padding, output_padding = args
-        kw = {"strides": list(case.stride), "padding": padding, "output_padding": output_padding,
-              "dilation_rate": list(case.dilation)}
+        kwargs = self._call_kwargs(backend, kind, dtype, case, padding, output_padding)
         mapping = f"{how}: padding={padding!r}, output_padding={output_padding!r}"
         fn = f"{self._function(kind, x.ndim - 2)} (KERAS_BACKEND={backend})"
         try:
-            reply = self.call(backend, {"op": "run", "api": kind, "x": x, "w": w, "b": b, "dtype": dtype,
-                                        "strides": list(case.stride), "dilation": list(case.dilation),
-                                        "padding": padding, "output_padding": output_padding})
+            reply = self.call(backend, {"op": "run", "x": x, "w": w, "b": b, "kwargs": kwargs})
         except FrameworkError as exc:  # the call that failed (convt_conformance/checking/check.py records it)
-            attach_failed_call(exc, self._native_call(backend, kind, x, w, b, kw, mapping, fn))
+            attach_failed_call(exc, self._native_call(backend, kind, x, w, b, kwargs, mapping, fn))
             raise
-        call = self._native_call(backend, kind, x, w, b, reply["arguments"], mapping,
-                                 f"{reply['function']} (KERAS_BACKEND={backend})")
+        call = self._native_call(backend, kind, x, w, b, kwargs, mapping, fn)  # after the child's hello
         return RunOutput(reply["array"], reply["native_dtype"], call, placed_on="cpu")
 
-    def _gradients(self, backend: str, msg: dict, wrt: list[str]) -> dict:
+    @staticmethod
+    def _grad_kwargs(kwargs: dict[str, Any], wrt: list[str]) -> dict[str, Any]:
+        """calls.py ``conv_transpose``'s keyword arguments for the gradients ``wrt`` (quantities)."""
+        return {**kwargs, "wrt": [WRT[q] for q in wrt]}
+
+    def _gradients(self, backend: str, msg: dict[str, Any], wrt: list[str]) -> dict[str, Any]:
         """The child's reply to one ``grad`` request for all of ``wrt``, cached by the exact request
         (inputs, cotangent, arguments): the three gradient checks of a (case, dtype, column) share
         one backward pass. A refused or failed request is cached too and re-raised."""
-        h = hashlib.sha256()
-        for field in ("api", "dtype", "strides", "dilation", "padding", "output_padding"):
-            h.update(repr(msg[field]).encode())
+        h = hashlib.sha256(repr(sorted(msg["kwargs"].items())).encode())
         for field in ("x", "w", "b", "g"):
             a = msg[field]
             h.update(b"None" if a is None else repr((a.shape, str(a.dtype))).encode() + a.tobytes())
@@ -304,7 +317,8 @@ class KerasAdapter(Adapter):
         hit = self._grads.get(key)
         if hit is None:
             try:
-                hit = self.call(backend, {**msg, "op": "grad", "wrt": wrt})
+                hit = self.call(backend, {**msg, "op": "grad", "wrt": wrt,
+                                          "kwargs": self._grad_kwargs(msg["kwargs"], wrt)})
             except FrameworkError as exc:
                 hit = exc
             self._grads[key] = hit
@@ -316,7 +330,8 @@ class KerasAdapter(Adapter):
             raise FrameworkError(str(hit))
         return hit
 
-    def _run_gradient(self, case, api, dtype, x, w, b, g):
+    def _run_gradient(self, case: Case, api: str, dtype: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                      g: np.ndarray | None) -> RunOutput:
         """The backend's own autodiff of the same Keras call (convt_conformance/adapters/keras/worker.py ``grad``),
         the cotangent ``g`` moved into the output's layout; the gradient comes back in canonical
         layout (input channels first, kernel through the inverse permutation, no flip). A failed
@@ -333,10 +348,8 @@ class KerasAdapter(Adapter):
         if arguments is None:  # supports() refused the case already
             raise ValueError(f"case {case.id}: {how}")
         padding, output_padding = arguments
-        msg = {"api": kind, "x": x, "w": w, "b": b, "g": g, "dtype": dtype, "strides": list(case.stride),
-               "dilation": list(case.dilation), "padding": padding, "output_padding": output_padding}
-        kw = {"strides": list(case.stride), "padding": padding, "output_padding": output_padding,
-              "dilation_rate": list(case.dilation)}
+        kwargs = self._call_kwargs(backend, kind, dtype, case, padding, output_padding)
+        msg = {"x": x, "w": w, "b": b, "g": g, "kwargs": kwargs}
         wrt = ["grad_input", "grad_weight"] + (["grad_bias"] if b is not None else [])
         try:
             reply = self._gradients(backend, msg, wrt)
@@ -348,15 +361,15 @@ class KerasAdapter(Adapter):
             try:
                 reply = self._gradients(backend, msg, wrt)
             except FrameworkError as exc:  # the call that failed (convt_conformance/checking/check.py records it)
-                attach_failed_call(exc, self._gradient_call(backend, kind, quantity, wrt, x, w, b, kw, how, None))
+                attach_failed_call(exc, self._gradient_call(backend, kind, quantity, wrt, x, w, b, kwargs, how, None))
                 raise
             got = reply["gradients"][quantity]
-        call = self._gradient_call(backend, kind, quantity, wrt, x, w, b, reply["arguments"], how,
-                                   got["native_shape"])
+        call = self._gradient_call(backend, kind, quantity, wrt, x, w, b, kwargs, how, got["native_shape"])
         return RunOutput(got["array"], got["native_dtype"], call, placed_on="cpu")
 
-    def _gradient_call(self, backend: str, kind: str, quantity: str, wrt: list[str], x, w, b, args: dict,
-                       how: str, native_shape: list[int] | None) -> NativeCall:
+    def _gradient_call(self, backend: str, kind: str, quantity: str, wrt: list[str], x: np.ndarray, w: np.ndarray,
+                       b: np.ndarray | None, kwargs: dict[str, Any], how: str,
+                       native_shape: list[int] | None) -> NativeCall:
         """The NativeCall of one ``grad`` request (convt_conformance/adapters/keras/worker.py METHODS), for a result or
         a failure (``native_shape`` None)."""
         rank, layer = x.ndim - 2, kind != "ops"
@@ -373,27 +386,28 @@ class KerasAdapter(Adapter):
         forward_call = self._function(kind, rank) + ("(...) + keras.ops.add(bias)" if b is not None and not layer
                                                      else "(...)")
         return self._native_call(
-            backend, kind, x, w, b, args, f"{how}: padding={args['padding']!r}, output_padding={args['output_padding']!r}",
+            backend, kind, x, w, b, self._grad_kwargs(kwargs, wrt),
+            f"{how}: padding={kwargs['padding']!r}, output_padding={kwargs['output_padding']!r}",
             f"{method} around {forward_call} (KERAS_BACKEND={backend}); this check: {quantity}",
             method=method, differentiated=what, one_backward_pass_for=list(wrt), cotangent_layout=lay,
             native_gradient_shape=native_shape, gradient_to_canonical=back)
 
     # --- reproducers (conformance repro) ---
-    def repro_call(self, native_call):
-        """The recorded ``keras.ops.conv_transpose`` / ``Conv{n}DTranspose`` call with its layout
-        transposes: convt_conformance/adapters/keras/repro.py."""
+    def repro_call(self, native_call: dict) -> str | None:
+        """The recorded call (calls.py ``conv_transpose``) with its layout transposes:
+        convt_conformance/adapters/keras/repro.py."""
         from convt_conformance.adapters.keras.repro import forward_source
 
         return forward_source(native_call)
 
-    def repro_gradient_call(self, native_call, quantity):
+    def repro_gradient_call(self, native_call: dict, quantity: str) -> str | None:
         """The worker's ``grad`` request re-enacted (the backend's autodiff around the recorded
         call, cotangent in the output's layout, gradient back to canonical): convt_conformance/adapters/keras/repro.py."""
         from convt_conformance.adapters.keras.repro import gradient_source
 
         return gradient_source(native_call, quantity)
 
-    def repro_prelude(self, native_call):
+    def repro_prelude(self, native_call: dict) -> str:
         """``KERAS_BACKEND`` and the backend's precision flags, before keras is imported."""
         from convt_conformance.adapters.keras.repro import prelude
 

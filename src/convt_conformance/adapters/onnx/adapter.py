@@ -22,6 +22,11 @@ ConvTranspose-11 schema, ``ref.*`` ``onnx.reference.ReferenceEvaluator`` at onnx
 ``torch-dynamo.ConvTranspose{n}d`` ``torch.onnx.export(dynamo=True)`` of ``nn.ConvTranspose{n}d``
 (float32) run in onnxruntime. The dynamo exporter costs about 1.5 s per case, so it runs on the
 cases tagged ``documents`` unless ``CONFORMANCE_ONNX_DYNAMO`` says ``all`` (or ``off``).
+
+The native calls (the one-node model and its runs, the export and its run) are
+convt_conformance/adapters/onnx/calls.py's functions; the adapter picks one, passes the attributes
+and options and records which (``arguments["call"]``) with what (``arguments["call_kwargs"]``):
+the reproducer (repro.py) embeds the same function.
 """
 
 from __future__ import annotations
@@ -29,34 +34,35 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from typing import Any
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convt_conformance.adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
+from convt_conformance.adapters.onnx import calls as onnx_calls
 from convt_conformance.adapters.onnx import export as onnx_export
 from convt_conformance.adapters.onnx import graph as onnx_graph
+
+if TYPE_CHECKING:
+    from convt_conformance.model.case import Case
 
 _LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 _FORMS = {"": "explicit", ":auto_pad": "auto_pad", ":output_shape": "output_shape"}
 _API_RE = re.compile(r"\A(?P<rt>ort|ref)\.ConvTranspose(?P<form>:auto_pad|:output_shape)?(@opset(?P<opset>\d+))?\Z")
 
 
-def _session_options(device: str):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1  # one per pytest-xdist worker
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 4  # ORT logs a refused node as an error before raising it; keep only the raise
-    if device == "gpu":  # a "gpu" result must not come from a silent CPU fallback of the node
-        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    return so
-
-
 def _placed(providers: list[str]) -> str:
     first = providers[0] if providers else "?"
     return {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "gpu"}.get(first, first)
+
+
+def _failed_step(exc: BaseException) -> tuple[str | None, dict[str, Any]]:
+    """Where in calls.py a call failed: the innermost of its functions on the traceback (e.g.
+    ``export_model``), and the local variables of the outermost (the recorded call's)."""
+    frames = [f for f, _ in traceback.walk_tb(exc.__traceback__) if f.f_code.co_filename == onnx_calls.__file__]
+    return (frames[-1].f_code.co_name, dict(frames[0].f_locals)) if frames else (None, {})
 
 
 class OnnxAdapter(Adapter):
@@ -70,12 +76,8 @@ class OnnxAdapter(Adapter):
     order = 50
     # onnxruntime's own refusals: a type it has no kernel for (float64, bfloat16 on CPU); on a GPU,
     # a node the CUDA EP cannot take (CPU fallback is disabled, so ORT says so instead of falling back)
-    unsupported_patterns = (
-        re.compile(r"NOT_IMPLEMENTED : Could not find an implementation for ConvTranspose"),
-        re.compile(r"assigned to the default CPU EP, but fallback to CPU EP has been explicitly disabled"),
-    )
 
-    def _import(self):
+    def _import(self) -> None:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
 
@@ -92,12 +94,12 @@ class OnnxAdapter(Adapter):
             self._version = f"{ort} (onnx {onnx_v})" if ort and onnx_v else ort
         return self._version
 
-    def devices(self):
+    def devices(self) -> list[str]:
         import onnxruntime as ort
 
         return ["cpu", "gpu"] if "CUDAExecutionProvider" in ort.get_available_providers() else ["cpu"]
 
-    def configure(self, precision):
+    def configure(self, precision: str) -> dict[str, Any]:
         import onnxruntime as ort
 
         return {"intra_op_num_threads": 1, "inter_op_num_threads": 1,
@@ -105,22 +107,24 @@ class OnnxAdapter(Adapter):
                 "ort_opset": onnx_graph.latest_ort_opset(), "reference_opset": onnx_graph.latest_onnx_opset(),
                 "available_providers": ort.get_available_providers()}
 
-    def probes(self):
+    def probes(self) -> list[ProbeCall]:
         def call(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
             if layout != "channels-first":
                 raise ValueError("ONNX ConvTranspose takes NCHW only")
             attrs = {"kernel_shape": list(w.shape[2:]), "strides": list(stride), "pads": [0, 0, 0, 0]}
-            y, _ = self._ort(x.astype(np.float32), w.astype(np.float32), None, "float32", attrs,
-                             onnx_graph.latest_ort_opset(), "cpu")
-            return y.astype(np.float64)
+            opset = onnx_graph.latest_ort_opset()
+            y, _ = onnx_calls.onnxruntime_run(x.astype(np.float32), w.astype(np.float32), None, attributes=attrs,
+                                              opset=opset, ir_version=onnx_graph.min_ir_version(opset),
+                                              dtype="float32", device="cpu")
+            return np.asarray(y).astype(np.float64)
         return [ProbeCall("ort.ConvTranspose", ("identity", "channels-first"), call)]
 
-    def api_label(self, api, rank):
+    def api_label(self, api: str, rank: int) -> str:
         return api.format(n=rank)
 
     # -- which checks exist and which the native API can express ---------------------------------
 
-    def applies(self, case, api):
+    def applies(self, case: Case, api: str) -> bool:
         """The dynamo exporter (about 1.5 s per case on an idle core) runs on the ``documents``
         cases by default; ``CONFORMANCE_ONNX_DYNAMO=all`` runs it on every case, ``=off`` on none."""
         if api.startswith("torch-dynamo"):
@@ -140,7 +144,7 @@ class OnnxAdapter(Adapter):
             return opset
         return onnx_graph.latest_ort_opset() if runtime == "ort" else onnx_graph.latest_onnx_opset()
 
-    def supports(self, case, api, device, dtype):
+    def supports(self, case: Case, api: str, device: str, dtype: str) -> str | None:
         runtime, form, opset = self._parse(api)
         if runtime in ("export", "dynamo"):
             return self._export_supports(case, runtime, dtype)
@@ -158,7 +162,7 @@ class OnnxAdapter(Adapter):
             return why if shape is None else None
         return None
 
-    def _export_supports(self, case, runtime: str, dtype: str) -> str | None:
+    def _export_supports(self, case: Case, runtime: str, dtype: str) -> str | None:
         if dtype != "float32":
             return ("the export path is checked in float32: the exported graph's ConvTranspose "
                     "attributes do not depend on the dtype, and onnxruntime's dtype coverage is what "
@@ -174,138 +178,149 @@ class OnnxAdapter(Adapter):
 
     # -- the native calls ------------------------------------------------------------------------
 
-    def _ort(self, x, w, b, dtype, attrs, opset, device, model=None):
-        import onnxruntime as ort
-
-        model = model or onnx_graph.conv_transpose_model(x.shape, w.shape, b is not None, dtype, attrs, opset)
-        providers = ["CUDAExecutionProvider"] if device == "gpu" else ["CPUExecutionProvider"]
-        sess = ort.InferenceSession(model.SerializeToString(), _session_options(device), providers=providers)
-        names = [i.name for i in sess.get_inputs()]
-        feeds = dict(zip(names, [a for a in (x, w, b) if a is not None]))
-        return sess.run(None, feeds)[0], sess.get_providers()
-
-    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+    def run(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+            b: np.ndarray | None, cotangent: np.ndarray | None = None) -> RunOutput:
         runtime, form, opset = self._parse(api)
         if runtime in ("export", "dynamo"):
             return self._run_export(case, runtime, device, x, w, b)
         npd = onnx_graph.np_dtype(dtype)
         xs, ws = x.astype(npd), w.astype(npd)
         bs = b.astype(npd) if b is not None else None
-        attrs, opset, model, checker, native_call = self._model(case, api, device, dtype, x.shape, w.shape,
-                                                                b is not None)
+        name, kwargs, native_call = self._model(case, api, device, dtype, x.shape, w.shape, b is not None)
         component = "onnxruntime" if runtime == "ort" else "onnx.reference.ReferenceEvaluator"
         try:
-            if runtime == "ort":
-                y, providers = self._ort(xs, ws, bs, dtype, attrs, opset, device, model)
-                placed = _placed(providers)
-            else:
-                from onnx.reference import ReferenceEvaluator
-
-                feeds = {"X": xs, "W": ws, **({"B": bs} if bs is not None else {})}
-                y, providers, placed = ReferenceEvaluator(model).run(None, feeds)[0], [], "cpu"
+            y, facts = getattr(onnx_calls, name)(xs, ws, bs, **kwargs)
         except Exception as exc:
+            checker = self._checker(x.shape, w.shape, b is not None, kwargs)
             where = f"; onnx.checker also refused the model: {checker}" if checker else "; onnx.checker: ok"
             err = RuntimeError(f"{component} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}{where}")
-            attach_failed_call(err, native_call([], None))  # the call that failed (convt_conformance/checking/check.py records it)
+            # the call that failed (convt_conformance/checking/check.py records it)
+            attach_failed_call(err, native_call([], None, checker))
             raise err from exc
+        providers = list(facts["providers"])
+        placed = _placed(providers) if runtime == "ort" else "cpu"
+        checker = facts["checker"]  # onnx.checker's verdict on the model the runtime ran
         if checker and not case.expected_error:
             err = RuntimeError(f"onnx.checker refused a valid configuration ({component} ran it): {checker}")
-            attach_failed_call(err, native_call(providers, placed))
+            attach_failed_call(err, native_call(providers, placed, checker))
             raise err
         y = np.asarray(y)
-        return RunOutput(y.astype(np.float64), str(y.dtype), native_call(providers, placed), placed_on=placed)
+        return RunOutput(y.astype(np.float64), str(y.dtype), native_call(providers, placed, checker), placed_on=placed)
 
-    def _model(self, case, api: str, device: str, dtype: str, x_shape, w_shape, has_bias: bool):
-        """``(attributes, opset, one-node model, checker message or None, native_call(providers,
-        placed))`` of an ``ort.*`` / ``ref.*`` check: a pure function of the case, the api and the
-        dtype (nothing is run)."""
+    def _model(self, case: Case, api: str, device: str, dtype: str, x_shape: tuple[int, ...],
+               w_shape: tuple[int, ...], has_bias: bool
+               ) -> tuple[str, dict[str, Any], Callable[[list[str], str | None, str | None], NativeCall]]:
+        """``(the function of calls.py, its keyword arguments, native_call(providers, placed,
+        checker message))`` of an ``ort.*`` / ``ref.*`` check: a pure function of the case, the
+        api and the dtype (nothing is run). The keyword arguments are plain literals: the node's
+        attributes, the opset, the IR version, the dtype (and the device for onnxruntime)."""
         runtime, form, opset = self._parse(api)
         opset = self._opset(runtime, opset)
         rank = len(x_shape) - 2
         attrs = onnx_graph.attributes(case, form, rank, tuple(w_shape[2:]))
-        model = onnx_graph.conv_transpose_model(tuple(x_shape), tuple(w_shape), has_bias, dtype, attrs, opset)
-        checker = onnx_graph.check(model)
+        ir_version = onnx_graph.min_ir_version(opset)
+        name = "onnxruntime_run" if runtime == "ort" else "reference_run"
+        kwargs: dict[str, Any] = {"attributes": attrs, "opset": opset, "ir_version": ir_version, "dtype": dtype}
+        if runtime == "ort":
+            kwargs["device"] = device
         fn = (f"onnxruntime.InferenceSession(ConvTranspose, opset {opset}).run" if runtime == "ort"
               else f"onnx.reference.ReferenceEvaluator(ConvTranspose, opset {opset}).run")
 
-        def native_call(providers, placed):
+        def native_call(providers: list[str], placed: str | None, checker: str | None) -> NativeCall:
             return NativeCall(
                 function=fn, input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/group, *K)",
                 output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
                 weight_flip=False, padding_mapping=self._mapping(case, form),
                 arguments={**attrs, "bias": "third input B" if has_bias else None, "opset": opset,
-                           "ir_version": model.ir_version, "onnx.checker": checker or "ok",
-                           "providers": providers, "placed_on": placed, "dtype": dtype},
+                           "ir_version": ir_version, "onnx.checker": checker or "ok",
+                           "providers": providers, "placed_on": placed, "dtype": dtype,
+                           "call": name, "call_kwargs": dict(kwargs)},
                 precision=self._ort_settings(device) if runtime == "ort" else {})
-        return attrs, opset, model, checker, native_call
+        return name, kwargs, native_call
 
-    def describe_call(self, case, api, device, dtype):
+    @staticmethod
+    def _checker(x_shape: tuple[int, ...], w_shape: tuple[int, ...], has_bias: bool,
+                 kwargs: dict[str, Any]) -> str | None:
+        """onnx.checker's verdict on the one-node model of the call ``kwargs`` describe (the runs
+        of calls.py report it themselves; this is for a call that failed or was not made)."""
+        try:
+            model = onnx_calls.conv_transpose_model(tuple(x_shape), tuple(w_shape), has_bias,
+                                                    attributes=kwargs["attributes"], opset=kwargs["opset"],
+                                                    ir_version=kwargs["ir_version"], dtype=kwargs["dtype"])
+        except Exception as exc:  # onnx.helper refused the node itself
+            return f"no model: onnx.helper refused it: {type(exc).__name__}: {str(exc).strip()[:400]}"
+        return onnx_calls.checker_message(model)
+
+    def describe_call(self, case: Case, api: str, device: str, dtype: str) -> NativeCall | None:
         """The ``ort.*`` / ``ref.*`` call of the check, described without making it (the one-node
         model's attributes: canonical layout, no flip, ``pads = [begins..., ends...]`` or the
         column's auto_pad / output_shape); None for the export columns (their graph is the
         exporter's output)."""
         if self._parse(api)[0] not in ("ort", "ref"):
             return None
-        shape = tuple(case.input.shape)
-        return self._model(case, api, device, dtype, shape, tuple(case.weight.shape),
-                           case.bias is not None)[4]([], None)
+        shapes = tuple(case.input.shape), tuple(case.weight.shape)
+        _, kwargs, native_call = self._model(case, api, device, dtype, *shapes, case.bias is not None)
+        return native_call([], None, self._checker(*shapes, case.bias is not None, kwargs))
 
     @staticmethod
     def _ort_settings(device: str) -> dict[str, Any]:
-        so = _session_options(device)
+        so = onnx_calls.session_options(device)
         return {"intra_op_num_threads": so.intra_op_num_threads,
                 "graph_optimization_level": str(so.graph_optimization_level),
                 "disable_cpu_ep_fallback": device == "gpu"}
 
     @staticmethod
-    def _mapping(case, form: str) -> str:
+    def _mapping(case: Case, form: str) -> str:
         if form == "auto_pad":
             return f"auto_pad {onnx_graph.auto_pad_for(case)[1]}; output_padding as is"
         if form == "output_shape":
             return f"{onnx_graph.output_shape_for(case)[1]}; output_padding as is; no pads"
         return "pads = [begins..., ends...] (canonical pairs); output_padding as is"
 
-    def repro_call(self, native_call):
+    def repro_call(self, native_call: dict) -> str | None:
         """The recorded one-node model (onnx.helper, attributes as recorded) run by its runtime,
         or the torch export then onnxruntime: convt_conformance/adapters/onnx/repro.py."""
         from convt_conformance.adapters.onnx.repro import forward_source
 
         return forward_source(native_call)
 
-    def _run_export(self, case, runtime: str, device: str, x, w, b):
+    def _run_export(self, case: Case, runtime: str, device: str, x: np.ndarray, w: np.ndarray,
+                    b: np.ndarray | None) -> RunOutput:
         rank = x.ndim - 2
         dynamo = runtime == "dynamo"
         exporter = f"torch.onnx.export(nn.ConvTranspose{rank}d, dynamo={dynamo})"
-        try:
-            mod, kwargs = onnx_export.build_module(case, rank, x.shape, w.astype(np.float32),
-                                                   b.astype(np.float32) if b is not None else None)
-        except Exception as exc:
-            raise RuntimeError(f"nn.ConvTranspose{rank}d refused it (before export): {type(exc).__name__}: "
-                               f"{str(exc).strip()[:600]}") from exc
-        def native_call(summary, providers, placed):
+        module = onnx_export.module_kwargs(case)
+        kwargs = {**module, "dynamo": dynamo, "device": device}
+
+        def native_call(summary: dict[str, Any] | None, providers: list[str], placed: str | None) -> NativeCall:
             return NativeCall(
                 function=f"{exporter} -> onnxruntime.InferenceSession.run", input_layout=_LAYOUT.get(rank, "?"),
                 weight_layout="(C_in, C_out/groups, *K) (module weight -> initializer)",
                 output_layout=_LAYOUT.get(rank, "?"), weight_transform="identity (no permutation, no flip)",
                 weight_flip=False,
                 padding_mapping="nn.ConvTranspose padding=p (symmetric); the exporter writes pads/output_padding",
-                arguments={"module": {**kwargs, "bias": b is not None}, "exported_graph": summary,
-                           "providers": providers, "placed_on": placed, "dtype": "float32"},
+                arguments={"module": {**module, "bias": b is not None}, "exported_graph": summary,
+                           "providers": providers, "placed_on": placed, "dtype": "float32",
+                           "call": "torch_export_run", "call_kwargs": dict(kwargs)},
                 precision=self._ort_settings(device))
         try:
-            model = onnx_export.export(mod, x, dynamo)
+            y, facts = onnx_calls.torch_export_run(x.astype(np.float32), w.astype(np.float32),
+                                                   None if b is None else b.astype(np.float32), **kwargs)
         except Exception as exc:
-            err = RuntimeError(f"{exporter} refused it: {type(exc).__name__}: {str(exc).strip()[:600]}")
-            attach_failed_call(err, native_call(None, [], None))  # the call that failed (convt_conformance/checking/check.py)
+            step, local = _failed_step(exc)  # which of module, export, onnxruntime refused it
+            detail = f"{type(exc).__name__}: {str(exc).strip()[:600]}"
+            if step == "torch_module":
+                raise RuntimeError(f"nn.ConvTranspose{rank}d refused it (before export): {detail}") from exc
+            if step == "session_run" and local.get("model") is not None:
+                summary = onnx_export.graph_summary(local["model"])
+                err = RuntimeError(f"onnxruntime refused the exported graph {summary}: {detail}")
+                attach_failed_call(err, native_call(summary, [], None))
+            else:
+                err = RuntimeError(f"{exporter} refused it: {detail}")
+                attach_failed_call(err, native_call(None, [], None))  # the call that failed (checking/check.py)
             raise err from exc
-        summary = onnx_export.graph_summary(model)
-        try:
-            y, providers = self._ort(x.astype(np.float32), None, None, "float32", {}, 0, device, model)
-        except Exception as exc:
-            err = RuntimeError(f"onnxruntime refused the exported graph {summary}: {type(exc).__name__}: "
-                               f"{str(exc).strip()[:600]}")
-            attach_failed_call(err, native_call(summary, [], None))
-            raise err from exc
+        providers = list(facts["providers"])
         placed = _placed(providers)
-        return RunOutput(np.asarray(y).astype(np.float64), str(y.dtype), native_call(summary, providers, placed),
-                         placed_on=placed)
+        y = np.asarray(y)
+        return RunOutput(y.astype(np.float64), str(y.dtype),
+                         native_call(onnx_export.graph_summary(facts["model"]), providers, placed), placed_on=placed)

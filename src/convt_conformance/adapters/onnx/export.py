@@ -3,7 +3,9 @@
 Convention: the module is built in PyTorch's (= the canonical) convention: weight
 ``(C_in, C_out/groups, *K)`` unflipped, symmetric ``padding``, ``output_padding`` as is; the
 exporter writes the ONNX graph (a native artifact: its ConvTranspose attributes are read back
-for the record), which is then run by onnxruntime like any other model.
+for the record), which is then run by onnxruntime like any other model. The calls (module,
+export, run) are convt_conformance/adapters/onnx/calls.py's ``torch_export_run``; here: the
+module's keyword arguments for a case and what the exporter wrote.
 
 Two exporters (torch 2.13, torch/onnx/__init__.py): ``dynamo=False``, the TorchScript-based
 exporter (deprecated since 2.9, needs only torch and onnx), and ``dynamo=True``, the
@@ -12,12 +14,10 @@ torch.export-based default since 2.9, which needs ``onnxscript`` (and ``onnx_ir`
 
 from __future__ import annotations
 
-import io
-import logging
-import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    from convt_conformance.model.case import Case
 
 
 def dynamo_unavailable() -> str | None:
@@ -30,43 +30,17 @@ def dynamo_unavailable() -> str | None:
     return None
 
 
-def build_module(case, rank: int, x_shape, w: np.ndarray, b: np.ndarray | None):
-    """``nn.ConvTranspose{rank}d`` in float32 with the case's weight and bias copied in."""
-    import torch
-
+def module_kwargs(case: Case) -> dict[str, Any]:
+    """``nn.ConvTranspose{n}d``'s hyper-parameters for the case (plain literals): symmetric
+    ``padding=p`` (an invalid case with unequal pairs passes the begin values)."""
     sym = case.geometry.symmetric_padding
     padding = list(sym) if sym is not None else [p[0] for p in case.padding]
-    cls = getattr(torch.nn, f"ConvTranspose{rank}d")
-    kwargs = dict(stride=list(case.stride), padding=padding, output_padding=list(case.output_padding),
-                  groups=case.groups, dilation=list(case.dilation))
-    mod = cls(int(x_shape[1]), int(w.shape[1]) * case.groups, kernel_size=list(w.shape[2:]),
-              bias=b is not None, dtype=torch.float32, **kwargs)
-    with torch.no_grad():
-        mod.weight.copy_(torch.from_numpy(w))
-        if b is not None:
-            mod.bias.copy_(torch.from_numpy(b))
-    return mod.eval(), kwargs
+    return dict(stride=[int(v) for v in case.stride], padding=[int(v) for v in padding],
+                output_padding=[int(v) for v in case.output_padding], groups=int(case.groups),
+                dilation=[int(v) for v in case.dilation])
 
 
-def export(mod, x: np.ndarray, dynamo: bool):
-    """The ModelProto ``torch.onnx.export`` writes for ``mod`` called on ``x`` (float32)."""
-    import onnx
-    import torch
-
-    tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-            prog = torch.onnx.export(mod, (tx,), dynamo=True, input_names=["X"], output_names=["Y"],
-                                     verbose=False)
-            return prog.model_proto
-        buf = io.BytesIO()
-        torch.onnx.export(mod, (tx,), buf, dynamo=False, input_names=["X"], output_names=["Y"])
-    return onnx.load_from_string(buf.getvalue())
-
-
-def graph_summary(model) -> dict[str, Any]:
+def graph_summary(model: Any) -> dict[str, Any]:
     """What the exporter wrote: opset, IR version, node types and the ConvTranspose attributes."""
     from onnx import helper
 

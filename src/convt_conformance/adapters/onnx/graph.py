@@ -1,4 +1,5 @@
-"""One-node ONNX ``ConvTranspose`` models and the ONNX padding rules (no onnxruntime here).
+"""The ONNX padding rules, the node's attributes and the opsets (the one-node model itself and its
+runs are convt_conformance/adapters/onnx/calls.py's).
 
 Convention: ONNX's ConvTranspose IS the canonical one for layout and weight: input
 ``(N, C, *S)``, weight ``W`` of shape ``(C, M/group, *K)``, applied without a flip; optional
@@ -28,24 +29,21 @@ rules but, given ``output_shape`` without ``auto_pad``, uses zero pads (see READ
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from convt_conformance.model.dtypes import numpy_dtype
 
+if TYPE_CHECKING:
+    from convt_conformance.model.case import Case
+
 OLD_OPSET = 11  # ConvTranspose-11: the output_shape/pads wording of today; ConvTranspose-22 added bfloat16
 
-_ELEM = {"float16": "FLOAT16", "bfloat16": "BFLOAT16", "float32": "FLOAT", "float64": "DOUBLE"}
 _AUTO_PAD = {"same": "SAME_UPPER", "same_upper": "SAME_UPPER", "same_lower": "SAME_LOWER", "valid": "VALID"}
 
 
-def elem_type(dtype: str) -> int:
-    """The ONNX TensorProto element type of a dtype name."""
-    from onnx import TensorProto
-
-    return getattr(TensorProto, _ELEM[dtype])
-
-
-def np_dtype(dtype: str):
+def np_dtype(dtype: str) -> np.dtype:
     """The NumPy dtype ORT and onnx.reference take for ``dtype`` (bfloat16 via ml_dtypes)."""
     return numpy_dtype(dtype)
 
@@ -70,7 +68,7 @@ def output_shape_pads(n: int, k: int, s: int, d: int, op: int, out: int, mode: s
     return (total // 2, total - total // 2) if mode == "SAME_UPPER" else (total - total // 2, total // 2)
 
 
-def auto_pad_for(case) -> tuple[str | None, str]:
+def auto_pad_for(case: Case) -> tuple[str | None, str]:
     """The ``auto_pad`` value that expresses the case's canonical pads, and why (or why none).
 
     A string ``padding_mode`` on the case (same | valid | same_upper | same_lower) is passed
@@ -95,7 +93,7 @@ def auto_pad_for(case) -> tuple[str | None, str]:
                   f"{show['SAME_UPPER']}, SAME_LOWER to {show['SAME_LOWER']}, VALID to zeros")
 
 
-def output_shape_for(case) -> tuple[list[int] | None, str]:
+def output_shape_for(case: Case) -> tuple[list[int] | None, str]:
     """``output_shape`` (the case's output spatial size) when the spec's rule for it (auto_pad
     NOTSET, output_padding passed too) derives exactly the case's pads; else None and why."""
     g = case.geometry
@@ -108,7 +106,7 @@ def output_shape_for(case) -> tuple[list[int] | None, str]:
                   f"NOTSET rule (larger half at the begin), not the case's {[list(p) for p in g.padding]}")
 
 
-def attributes(case, form: str, rank: int, kernel: tuple[int, ...]) -> dict[str, Any]:
+def attributes(case: Case, form: str, rank: int, kernel: tuple[int, ...]) -> dict[str, Any]:
     """The ConvTranspose attributes for ``form`` in ``explicit | auto_pad | output_shape``.
 
     Invalid cases get their hyper-parameters as given (negative pads included): the runtime
@@ -133,25 +131,13 @@ def attributes(case, form: str, rank: int, kernel: tuple[int, ...]) -> dict[str,
     return attrs
 
 
-def conv_transpose_model(x_shape: tuple[int, ...], w_shape: tuple[int, ...], bias: bool, dtype: str,
-                         attrs: dict[str, Any], opset: int, ir_version: int | None = None):
-    """A one-node model ``Y = ConvTranspose(X, W[, B])`` with graph inputs X, W (and B); the
-    output's dims are symbolic (the runtime computes them)."""
+@functools.lru_cache(maxsize=64)
+def min_ir_version(opset: int) -> int:
+    """The smallest IR version a model importing the default domain at ``opset`` needs (what the
+    one-node model declares; recorded, so a reproducer declares the same)."""
     from onnx import helper
 
-    et = elem_type(dtype)
-    inputs = [helper.make_tensor_value_info("X", et, list(x_shape)),
-              helper.make_tensor_value_info("W", et, list(w_shape))]
-    names = ["X", "W"]
-    if bias:
-        inputs.append(helper.make_tensor_value_info("B", et, [int(w_shape[1]) * int(attrs.get("group", 1))]))
-        names.append("B")
-    node = helper.make_node("ConvTranspose", names, ["Y"], **attrs)
-    out = helper.make_tensor_value_info("Y", et, [f"y{i}" for i in range(len(x_shape))])
-    graph = helper.make_graph([node], "conv_transpose", inputs, [out])
-    opsets = [helper.make_opsetid("", opset)]
-    return helper.make_model(graph, opset_imports=opsets,
-                             ir_version=ir_version or helper.find_min_ir_version_for(opsets))
+    return int(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]))
 
 
 def schema_types(opset: int) -> tuple[str, ...]:
@@ -162,17 +148,6 @@ def schema_types(opset: int) -> tuple[str, ...]:
     inv = {"tensor(float16)": "float16", "tensor(bfloat16)": "bfloat16", "tensor(float)": "float32",
            "tensor(double)": "float64"}
     return tuple(inv[t] for t in allowed if t in inv)
-
-
-def check(model) -> str | None:
-    """onnx.checker's full check (with strict shape inference); None when it passes, else its message."""
-    import onnx.checker
-
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:  # ValidationError, InferenceError
-        return f"{type(exc).__name__}: {str(exc).strip()[:400]}"
-    return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,13 +162,13 @@ def latest_onnx_opset() -> int:
 def latest_ort_opset() -> int:
     """The newest opset (<= onnx's) that the installed onnxruntime loads a ConvTranspose model
     at: tried from onnx's latest downwards, once per process (a few ms)."""
-    import onnxruntime as ort
+    from convt_conformance.adapters.onnx.calls import onnxruntime_run
 
+    one = np.ones((1, 1, 1), np.float32)
     for opset in range(latest_onnx_opset(), OLD_OPSET - 1, -1):
-        model = conv_transpose_model((1, 1, 1), (1, 1, 1), False, "float32",
-                                     {"kernel_shape": [1], "pads": [0, 0]}, opset)
         try:
-            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            onnxruntime_run(one, one, None, attributes={"kernel_shape": [1], "pads": [0, 0]}, opset=opset,
+                            ir_version=min_ir_version(opset), dtype="float32", device="cpu")
         except Exception:
             continue
         return opset

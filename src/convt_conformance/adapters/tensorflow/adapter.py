@@ -15,20 +15,29 @@ size given explicitly by ``output_shape``. Translation from the canonical conven
 Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``tf.GradientTape``
 around the same call (+ ``bias_add``), ``output_gradients`` = the cotangent channels-last; the
 filter gradient is permuted back by the inverse of the forward permutation (no flip).
+
+The native calls are convt_conformance/adapters/tensorflow/calls.py's (the reproducers embed their
+source); this module translates to and from them.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convt_conformance.adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
 from convt_conformance.adapters.path_subsets import split_api
+from convt_conformance.adapters.tensorflow import calls as tf_calls
 from convt_conformance.adapters.tensorflow import paths as tensorflow_paths
+from convt_conformance.adapters.tensorflow.calls import WRT
+from convt_conformance.adapters.tensorflow.paths import device_name, placed_kind
 from convt_conformance.model.apis import gradient_applies, gradient_label, gradient_quantity, with_gradients
+
+if TYPE_CHECKING:
+    from convt_conformance.loading.cases import Case
 
 # TF maps nearly all GPU memory into the first process that touches the GPU; the suite runs one
 # process per xdist worker, so each must grow its allocation instead (set before TF is imported;
@@ -62,7 +71,7 @@ def same_pads(in_size: int, out_size: int, k: int, s: int, d: int) -> tuple[int,
 
 
 # --- string padding (README "String padding"): the case's word passed as TF's own string ---
-def string_padding(case) -> tuple[str, str] | None:
+def string_padding(case: Case) -> tuple[str, str] | None:
     """``('VALID'|'SAME', mapping)`` when the case's padding_mode has a TF string with the same
     meaning (convt_conformance/model/string_padding.py), else None (the canonical pads are mapped instead).
 
@@ -78,6 +87,9 @@ def string_padding(case) -> tuple[str, str] | None:
     return None
 
 
+# the native name of each gradient quantity's target (tf_calls.conv_transpose's ``wrt``)
+
+
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
     module = "tensorflow"
@@ -86,39 +98,33 @@ class TensorflowAdapter(Adapter):
     apis = (*with_gradients(("conv_transpose",)), *tensorflow_paths.PATH_APIS)
     order = 20
     # Messages with which TF itself refuses a valid configuration it does not implement.
-    unsupported_patterns = (
-        re.compile(r"not (yet )?supported on CPU", re.I),
-        re.compile(r"do(es)? not yet support", re.I),
-        # soft placement off (configure): the op/dtype has a CPU kernel only; asked for on the GPU
-        re.compile(r"Could not satisfy device specification '[^']*GPU[^']*'.*Supported device types \[CPU\]",
-                   re.S),
-        tensorflow_paths.NCHW_REFUSAL,  # channels-first data_format on CPU (the @nchw path)
-    )
 
-    def _import(self):
+    @classmethod
+    def process_environment(cls) -> dict[str, str]:
+        """TensorFlow's C++ log quiet but for errors (its start-up banner on every process's stderr)."""
+        return {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def _import(self) -> None:
         import tensorflow  # noqa: F401
 
-    def probes(self):
+    def probes(self) -> list[ProbeCall]:
         def call(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
-            import tensorflow as tf
-
             wk = np.transpose(w, (2, 3, 0, 1))  # naive: (A, B, kH, kW) -> (kH, kW, A, B)
             out_sp = [(n - 1) * s + k for n, s, k in zip(x.shape[2:], stride, w.shape[2:])]
-            if layout == "channels-last":
-                y = tf.nn.conv2d_transpose(np.moveaxis(x, 1, -1), wk, [x.shape[0], *out_sp, wk.shape[2]],
-                                           list(stride), "VALID", data_format="NHWC")
-                return np.moveaxis(y.numpy(), -1, 1)
-            y = tf.nn.conv2d_transpose(x, wk, [x.shape[0], wk.shape[2], *out_sp], list(stride), "VALID",
-                                       data_format="NCHW")
-            return y.numpy()
+            last = layout == "channels-last"
+            y, _ = tf_calls.conv_transpose(
+                np.moveaxis(x, 1, -1) if last else x, wk, dtype=str(x.dtype), device="/CPU:0",
+                output_shape=[x.shape[0], *out_sp, wk.shape[2]] if last else [x.shape[0], wk.shape[2], *out_sp],
+                strides=list(stride), padding="VALID", dilations=[1, 1], data_format="NHWC" if last else "NCHW")
+            return np.moveaxis(y, -1, 1) if last else y
         return [ProbeCall("conv2d_transpose", ("in/out swap", "channels-last"), call)]
 
-    def devices(self):
+    def devices(self) -> list[str]:
         import tensorflow as tf
 
         return ["cpu", "gpu"] if tf.config.list_physical_devices("GPU") else ["cpu"]
 
-    def configure(self, precision):
+    def configure(self, precision: str) -> dict[str, Any]:
         import tensorflow as tf
 
         if precision == "strict":
@@ -133,15 +139,15 @@ class TensorflowAdapter(Adapter):
                 "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF's default)"),
                 "onednn_custom_ops": onednn_custom_ops()}
 
-    def facts(self):
+    def facts(self) -> list[str]:
         return tensorflow_facts()
 
-    def applies(self, case, api):
+    def applies(self, case: Case, api: str) -> bool:
         # gradients of invalid / bias-free cases mean nothing; which cases a path column runs
         # on is the run profile's choice (convt_conformance/loading/profiles.yaml, `within`)
         return gradient_applies(case, api)
 
-    def api_label(self, api, rank):
+    def api_label(self, api: str, rank: int) -> str:
         path = split_api(api)[1]
         if path:
             return f"conv{rank}d_transpose@{path}"
@@ -151,13 +157,13 @@ class TensorflowAdapter(Adapter):
     def native_name(rank: int) -> str:
         return f"tf.nn.conv{rank}d_transpose"
 
-    def _padding(self, case) -> tuple[object, str] | tuple[None, str]:
+    def _padding(self, case: Case) -> tuple[str | list[list[int]], str] | tuple[None, str]:
         g = case.geometry
         native = string_padding(case) if case.padding_mode else None
         if native is not None:
             return native
         if case.rank == 2:
-            return [[0, 0], *[list(p) for p in g.padding], [0, 0]], "explicit [[0,0],[b,e],[b,e],[0,0]]"
+            return [[0, 0], *[[int(v) for v in p] for p in g.padding], [0, 0]], "explicit [[0,0],[b,e],[b,e],[0,0]]"
         if all(p == (0, 0) for p in g.padding):
             return "VALID", "'VALID' (all pads zero)"
         out = g.out_spatial
@@ -167,7 +173,7 @@ class TensorflowAdapter(Adapter):
         return None, (f"tf.nn.conv{case.rank}d_transpose takes only 'VALID' or 'SAME' padding; "
                       f"pads {[list(p) for p in g.padding]} are neither")
 
-    def supports(self, case, api, device, dtype):
+    def supports(self, case: Case, api: str, device: str, dtype: str) -> str | None:
         why = tensorflow_paths.path_supports(case, api, device, dtype) if "@" in api else None
         if why:
             return why
@@ -195,7 +201,8 @@ class TensorflowAdapter(Adapter):
                     "output_shape, which must satisfy ceil-division by stride")
         return None
 
-    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+    def run(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+            b: np.ndarray | None, cotangent: np.ndarray | None = None) -> RunOutput:
         if "@" in api:  # execution paths (XLA, channels-first)
             return tensorflow_paths.run_path(self, case, api, device, dtype, x, w, b)
         if gradient_quantity(api):
@@ -204,14 +211,15 @@ class TensorflowAdapter(Adapter):
 
         rank = x.ndim - 2
         perm = [*range(2, w.ndim), 1, 0]
-        tdt = getattr(tf, dtype)
         pad, mapping = self._padding(case)
         if pad is None:  # rank 2 only (supports() refuses ranks 1, 3): explicit pairs
-            pad = [[0, 0], *[list(p) for p in case.padding], [0, 0]]
-        out_shape = [int(x.shape[0]), *case.geometry.out_spatial, int(w.shape[1] * case.groups)] \
+            pad = [[0, 0], *[[int(v) for v in p] for p in case.padding], [0, 0]]
+        out_shape = [int(x.shape[0]), *map(int, case.geometry.out_spatial), int(w.shape[1] * case.groups)] \
             if x.ndim == w.ndim else [int(x.shape[0]), int(w.shape[1])]
-        devname = "/GPU:0" if device == "gpu" else "/CPU:0"
-        fn = getattr(tf.nn, f"conv{rank}d_transpose")
+        devname = device_name(device)
+        kwargs: dict[str, Any] = {"dtype": dtype, "device": devname, "output_shape": out_shape,
+                                  "strides": [int(s) for s in case.stride], "padding": pad,
+                                  "dilations": [int(d) for d in case.dilation]}
         call = NativeCall(
             function=self.native_name(rank), input_layout=_LAYOUT.get(rank, "?"),
             weight_layout="(*K, C_out/groups, C_in)", output_layout=_LAYOUT.get(rank, "?"),
@@ -220,45 +228,39 @@ class TensorflowAdapter(Adapter):
             padding_mapping=f"{mapping}; output_padding folded into output_shape",
             arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
                        "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
-                       "device": devname, "placed_on": None},
+                       "device": devname, "placed_on": None, "call": "conv_transpose", "call_kwargs": kwargs},
             precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
         )
         try:  # the call that failed is recorded (convt_conformance/checking/check.py)
-            with tf.device(devname):
-                tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
-                tw = tf.constant(np.transpose(w, perm), dtype=tdt)
-                y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
-                       dilations=list(case.dilation))
-                if b is not None:
-                    y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))
+            y, placed_on = tf_calls.conv_transpose(np.moveaxis(x, 1, -1), np.transpose(w, perm), b, **kwargs)
         except Exception as exc:
             attach_failed_call(exc, call)  # the call that failed (convt_conformance/checking/check.py records it)
             raise
-        call.arguments["placed_on"] = y.device
-        res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
-        placed = re.search(r"device:([A-Z]+):", y.device, re.I)
-        return RunOutput(res, y.dtype.name, call, placed_on=placed.group(1).lower() if placed else y.device)
+        call.arguments["placed_on"] = placed_on
+        res = np.moveaxis(y.astype(np.float64), -1, 1)
+        return RunOutput(res, str(y.dtype), call, placed_on=placed_kind(placed_on))
 
-
-    def repro_call(self, native_call):
+    def repro_call(self, native_call: dict) -> str | None:
         """The recorded eager / ``@xla`` / ``@nchw`` call (channels moved last, the weight permuted
         as recorded, ``bias_add``): convt_conformance/adapters/tensorflow/repro.py."""
         from convt_conformance.adapters.tensorflow.repro import forward_source
 
         return forward_source(native_call)
 
-    def repro_gradient_call(self, native_call, quantity):
+    def repro_gradient_call(self, native_call: dict, quantity: str) -> str | None:
         """``tf.GradientTape`` around the recorded call: convt_conformance/adapters/tensorflow/repro.py."""
         from convt_conformance.adapters.tensorflow.repro import gradient_source
 
         return gradient_source(native_call, quantity)
 
-    def _run_gradient(self, case, api, device, dtype, x, w, b, g):
+    def _run_gradient(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+                      b: np.ndarray | None, g: np.ndarray | None) -> RunOutput:
         """``tf.GradientTape`` around the same native call (+ ``tf.nn.bias_add``):
-        ``tape.gradient(y, [target], output_gradients=g_native)`` with ``g`` moved channels-last.
-        Back to canonical: grad_input channels first; grad_weight through the inverse of the
-        forward's permutation (no flip); grad_bias as is. TF's own refusals (e.g. grouped filter
-        gradients on CPU) surface as exceptions matched by ``unsupported_patterns``."""
+        ``tape.gradient(y, [target], output_gradients=g_native)`` with ``g`` moved channels-last
+        (calls.py ``conv_transpose`` with ``wrt``). Back to canonical: grad_input channels first;
+        grad_weight through the inverse of the forward's permutation (no flip); grad_bias as is.
+        TF's own refusals (e.g. grouped filter gradients on CPU) surface as exceptions matched by
+        the ``unsupported`` refusals of its rejections.yaml."""
         import tensorflow as tf
 
         quantity = gradient_quantity(api)
@@ -269,15 +271,16 @@ class TensorflowAdapter(Adapter):
         rank = x.ndim - 2
         perm = [*range(2, w.ndim), 1, 0]
         inverse = [int(i) for i in np.argsort(perm)]
-        tdt = getattr(tf, dtype)
         pad, mapping = self._padding(case)
-        out_shape = [int(x.shape[0]), *case.geometry.out_spatial, int(w.shape[1] * case.groups)]
-        devname = "/GPU:0" if device == "gpu" else "/CPU:0"
-        fn = getattr(tf.nn, f"conv{rank}d_transpose")
+        out_shape = [int(x.shape[0]), *map(int, case.geometry.out_spatial), int(w.shape[1] * case.groups)]
+        devname = device_name(device)
         what = {"grad_input": "input (N, *S, C_in)", "grad_weight": "filter (*K, C_out/groups, C_in)",
                 "grad_bias": "bias (C_out,)"}[quantity]
         back = {"grad_input": "move channels first", "grad_weight": f"permute {tuple(inverse)} (inverse of "
                 f"{tuple(perm)}); no flip", "grad_bias": "identity"}[quantity]
+        kwargs: dict[str, Any] = {"dtype": dtype, "device": devname, "output_shape": out_shape,
+                                  "strides": [int(s) for s in case.stride], "padding": pad,
+                                  "dilations": [int(d) for d in case.dilation], "wrt": WRT[quantity]}
         call = NativeCall(
             function=f"tf.GradientTape: tape.gradient({self.native_name(rank)}(...)"
                      f"{' + tf.nn.bias_add' if b is not None else ''}, [{quantity[5:]}], output_gradients=g)",
@@ -289,33 +292,19 @@ class TensorflowAdapter(Adapter):
                        "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
                        "device": devname, "placed_on": None, "method": "tf.GradientTape",
                        "differentiated": what, "gradient_to_canonical": back,
-                       "cotangent_layout": _LAYOUT.get(rank, "?")},
+                       "cotangent_layout": _LAYOUT.get(rank, "?"), "call": "conv_transpose", "call_kwargs": kwargs},
             precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
         )
         try:  # the call that failed is recorded (convt_conformance/checking/check.py)
-            with tf.device(devname):
-                tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
-                tw = tf.constant(np.transpose(w, perm), dtype=tdt)
-                tb = tf.constant(b, dtype=tdt) if b is not None else None
-                tg = tf.constant(np.moveaxis(g, 1, -1), dtype=tdt)
-                target = {"grad_input": tx, "grad_weight": tw, "grad_bias": tb}[quantity]
-                with tf.GradientTape() as tape:
-                    tape.watch(target)
-                    y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad,
-                           dilations=list(case.dilation))
-                    if tb is not None:
-                        y = tf.nn.bias_add(y, tb)
-                (grad,) = tape.gradient(y, [target], output_gradients=tg)
+            native, placed_on = tf_calls.conv_transpose(np.moveaxis(x, 1, -1), np.transpose(w, perm), b,
+                                                        np.moveaxis(g, 1, -1), **kwargs)
         except Exception as exc:
             attach_failed_call(exc, call)  # the call that failed (convt_conformance/checking/check.py records it)
             raise
-        call.arguments["placed_on"] = grad.device
-        native = grad.numpy().astype(np.float64)
+        call.arguments["placed_on"] = placed_on
+        res = native.astype(np.float64)
         if quantity == "grad_input":
-            res = np.moveaxis(native, -1, 1)
+            res = np.moveaxis(res, -1, 1)
         elif quantity == "grad_weight":
-            res = np.transpose(native, inverse)
-        else:
-            res = native
-        placed = re.search(r"device:([A-Z]+):", grad.device, re.I)
-        return RunOutput(res, grad.dtype.name, call, placed_on=placed.group(1).lower() if placed else grad.device)
+            res = np.transpose(res, inverse)
+        return RunOutput(res, str(native.dtype), call, placed_on=placed_kind(placed_on))

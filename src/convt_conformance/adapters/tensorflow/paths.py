@@ -16,22 +16,37 @@ Columns (API names with an ``@path`` suffix; translation as in tensorflow_adapte
 
 from __future__ import annotations
 
-import functools
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convt_conformance.adapters.base import NativeCall, RunOutput, attach_failed_call
 from convt_conformance.adapters.path_subsets import split_api
+from convt_conformance.adapters.tensorflow import calls as tf_calls
+
+if TYPE_CHECKING:
+    from convt_conformance.adapters.tensorflow.adapter import TensorflowAdapter
+    from convt_conformance.loading.cases import Case
 
 PATH_APIS = ("conv_transpose@xla", "conv_transpose@nchw")
 # TF's CPU kernels refuse channels-first transposed convolution
-NCHW_REFUSAL = re.compile(r"only supports N(D)?HWC")
 _CHANNELS_FIRST = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 _CHANNELS_LAST = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 
 
-def path_supports(case, api: str, device: str, dtype: str) -> str | None:
+def device_name(device: str) -> str:
+    """TF's name of the suite's device (``tf.device``)."""
+    return "/GPU:0" if device == "gpu" else "/CPU:0"
+
+
+def placed_kind(tf_device: str) -> str:
+    """``cpu`` / ``gpu`` from the device TF reports for a tensor (``.../device:GPU:0``)."""
+    placed = re.search(r"device:([A-Z]+):", tf_device, re.I)
+    return placed.group(1).lower() if placed else tf_device
+
+
+def path_supports(case: Case, api: str, device: str, dtype: str) -> str | None:
     """The path-specific reason a case cannot take this path (None: it can)."""
     _, path = split_api(api)
     if path == "xla" and case.groups > 1 and not case.expected_error:
@@ -45,40 +60,26 @@ def path_supports(case, api: str, device: str, dtype: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=2048)
-def xla_function(rank: int, out_shape: tuple, strides: tuple, padding, dilations: tuple, with_bias: bool,
-                 signature: tuple):
-    """One ``tf.function(jit_compile=True)`` per static signature (``signature``: shapes, dtype,
-    device; part of the key only, so that each function is traced once)."""
-    import tensorflow as tf
-
-    fn = getattr(tf.nn, f"conv{rank}d_transpose")
-    pad = padding if isinstance(padding, str) else [list(p) for p in padding]
-
-    def call(x, w, *b):
-        y = fn(x, w, list(out_shape), strides=list(strides), padding=pad, dilations=list(dilations))
-        return tf.nn.bias_add(y, b[0]) if with_bias else y
-    return tf.function(call, jit_compile=True)
-
-
-def run_path(adapter, case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
-             b: np.ndarray | None) -> RunOutput:
-    """Make the native call of ``api`` on canonical float64 arrays (channels-first in and out)."""
+def run_path(adapter: TensorflowAdapter, case: Case, api: str, device: str, dtype: str, x: np.ndarray,
+             w: np.ndarray, b: np.ndarray | None) -> RunOutput:
+    """Make the native call of ``api`` on canonical float64 arrays (channels-first in and out):
+    calls.py ``conv_transpose`` with ``jit_compile=True`` (``@xla``) or a channels-first
+    ``data_format`` (``@nchw``)."""
     import tensorflow as tf
 
     _, path = split_api(api)
     rank = x.ndim - 2
     perm = [*range(2, w.ndim), 1, 0]
-    tdt = getattr(tf, dtype)
     pad, mapping = adapter._padding(case) if x.ndim == w.ndim else (None, "")
     if pad is None:  # invalid case that no native padding describes: pass explicit anyway
-        pad = [[0, 0], *[list(p) for p in case.padding], [0, 0]]
+        pad = [[0, 0], *[[int(v) for v in p] for p in case.padding], [0, 0]]
     c_out = int(w.shape[1] * case.groups)
-    spatial = list(case.geometry.out_spatial) if x.ndim == w.ndim else []
-    devname = "/GPU:0" if device == "gpu" else "/CPU:0"
-    fn = getattr(tf.nn, f"conv{rank}d_transpose")
-    args: dict = {"strides": list(case.stride), "dilations": list(case.dilation),
-                  "bias": "tf.nn.bias_add" if b is not None else None, "device": devname, "path": path}
+    spatial = [int(n) for n in case.geometry.out_spatial] if x.ndim == w.ndim else []
+    devname = device_name(device)
+    args: dict[str, Any] = {"strides": list(case.stride), "dilations": list(case.dilation),
+                            "bias": "tf.nn.bias_add" if b is not None else None, "device": devname, "path": path}
+    kwargs: dict[str, Any] = {"dtype": dtype, "device": devname, "strides": [int(s) for s in case.stride],
+                              "dilations": [int(d) for d in case.dilation]}
     if path not in ("xla", "nchw"):
         raise ValueError(f"tensorflow adapter: unknown execution path {path!r} in api {api!r}")
     if path == "xla":
@@ -87,6 +88,7 @@ def run_path(adapter, case, api: str, device: str, dtype: str, x: np.ndarray, w:
         function = (f"tf.function(tf.nn.conv{rank}d_transpose{' + tf.nn.bias_add' if b is not None else ''}, "
                     "jit_compile=True)")
         args.update(jit_compile=True)
+        kwargs.update(jit_compile=True)
     else:
         layout = _CHANNELS_FIRST.get(rank, "?")
         out_shape = [int(x.shape[0]), c_out, *spatial]
@@ -95,7 +97,9 @@ def run_path(adapter, case, api: str, device: str, dtype: str, x: np.ndarray, w:
             mapping = mapping.replace("[[0,0],[b,e],[b,e],[0,0]]", "[[0,0],[0,0],[b,e],[b,e]]")
         function = f"tf.nn.conv{rank}d_transpose(data_format={layout!r})"
         args.update(data_format=layout)
-    args.update(output_shape=out_shape, padding=pad, placed_on=None)
+        kwargs.update(data_format=layout)
+    kwargs.update(output_shape=out_shape, padding=pad)
+    args.update(output_shape=out_shape, padding=pad, placed_on=None, call="conv_transpose", call_kwargs=kwargs)
     call = NativeCall(
         function=function, input_layout=layout, weight_layout="(*K, C_out/groups, C_in)", output_layout=layout,
         weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm, weight_flip=False,
@@ -103,28 +107,14 @@ def run_path(adapter, case, api: str, device: str, dtype: str, x: np.ndarray, w:
         precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
     )
     try:  # the call that failed is recorded (convt_conformance/checking/check.py)
-        with tf.device(devname):
-            tw = tf.constant(np.transpose(w, perm), dtype=tdt)
-            if path == "xla":
-                tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)
-                key_pad = pad if isinstance(pad, str) else tuple(tuple(p) for p in pad)
-                sig = (tuple(tx.shape), tuple(tw.shape), dtype, devname)
-                f = xla_function(rank, tuple(out_shape), tuple(case.stride), key_pad, tuple(case.dilation),
-                                 b is not None, sig)
-                y = f(tx, tw, tf.constant(b, dtype=tdt)) if b is not None else f(tx, tw)
-                res = np.moveaxis(y.numpy().astype(np.float64), -1, 1)
-                args.update(compile_cache_entries=xla_function.cache_info().currsize)
-            else:
-                tx = tf.constant(x, dtype=tdt)
-                y = fn(tx, tw, out_shape, strides=list(case.stride), padding=pad, dilations=list(case.dilation),
-                       data_format=layout)
-                if b is not None:
-                    y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt), data_format=layout)
-                res = y.numpy().astype(np.float64)
+        y, placed_on = tf_calls.conv_transpose(np.moveaxis(x, 1, -1) if path == "xla" else x, np.transpose(w, perm),
+                                               b, **kwargs)
     except Exception as exc:
         attach_failed_call(exc, call)  # the call that failed (convt_conformance/checking/check.py records it)
         raise
-    args.update(placed_on=y.device)
-    placed = re.search(r"device:([A-Z]+):", y.device, re.I)
-    return RunOutput(res, y.dtype.name, call, placed_on=placed.group(1).lower() if placed else y.device)
-
+    res = y.astype(np.float64)
+    if path == "xla":
+        res = np.moveaxis(res, -1, 1)
+        args.update(compile_cache_entries=len(tf_calls.conv_transpose.__dict__.get("compiled", {})))
+    args.update(placed_on=placed_on)
+    return RunOutput(res, str(y.dtype), call, placed_on=placed_kind(placed_on))

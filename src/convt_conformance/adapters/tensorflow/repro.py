@@ -1,26 +1,38 @@
 """Reproducer call sources for the tensorflow adapter (``conformance repro``; see Adapter.repro_call).
 
-Convention (convt_conformance/adapters/tensorflow/adapter.py): channels-last input and output (``@nchw``:
-channels-first with ``data_format``), filter ``(*K, C_out/groups, C_in)`` = the canonical weight
-permuted by the recorded ``weight_permutation``, no flip; ``padding`` as recorded (explicit
-``[[0,0],[b,e],...,[0,0]]`` pairs or 'VALID'/'SAME'), ``output_padding`` folded into the recorded
-``output_shape``; bias by ``tf.nn.bias_add``. Covered: the eager call, ``@xla``
-(``tf.function(jit_compile=True)``), ``@nchw`` and the ``tf.GradientTape`` gradients. Only a
-recorded ``function`` of the exact form the adapter writes is accepted; arguments go in as literals.
+The native call is convt_conformance/adapters/tensorflow/calls.py's, the one the adapter ran: the
+record's ``arguments["call"]`` names it, and the script embeds its source text and calls it with
+the record's ``arguments["call_kwargs"]`` written as literals (convt_conformance/adapters/call_source.py),
+the dtype excepted: that is the script's ``DTYPE`` (the check's own dtype; a crashed check's script
+makes its sibling check's call, recorded in another dtype). A record naming no function of
+calls.py's ``CALLS``, or holding an argument that is not a plain literal, gets no source.
+
+Around the call, the adapter's translation from the canonical convention: the input (and a
+gradient's cotangent ``G``) moved channels-last unless the recorded ``data_format`` is
+channels-first, the weight permuted by the recorded ``weight_permutation`` (no flip); the result
+moved back (a filter gradient through the inverse permutation).
 """
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
-_FORWARD = re.compile(r"tf\.nn\.conv([123])d_transpose")
-_XLA = re.compile(r"tf\.function\(tf\.nn\.conv([123])d_transpose( \+ tf\.nn\.bias_add)?, jit_compile=True\)")
-_NCHW = re.compile(r"tf\.nn\.conv([123])d_transpose\(data_format='(NCW|NCHW|NCDHW)'\)")
-_GRADIENT = re.compile(r"tf\.GradientTape: tape\.gradient\(tf\.nn\.conv([123])d_transpose\(\.\.\.\)"
-                       r"( \+ tf\.nn\.bias_add)?, \[(input|weight|bias)\], output_gradients=g\)")
+from convt_conformance.adapters.call_source import call_source, literal
+from convt_conformance.adapters.tensorflow import calls
+from convt_conformance.adapters.tensorflow.calls import WRT
+
+_CHANNELS_FIRST = ("NCW", "NCHW", "NCDHW")
 
 
-def _setup(native_call: dict) -> list[str]:
+def permutation(native_call: dict[str, Any]) -> list[int] | None:
+    """The recorded ``weight_permutation`` when it is a permutation of ints, else None."""
+    perm = native_call.get("weight_permutation")
+    if isinstance(perm, list) and all(type(p) is int for p in perm) and sorted(perm) == list(range(len(perm))):
+        return perm
+    return None
+
+
+def _setup(native_call: dict[str, Any]) -> list[str]:
     tf32 = bool((native_call.get("precision") or {}).get("tensor_float_32_execution", False))
     return [
         "import os",
@@ -30,80 +42,57 @@ def _setup(native_call: dict) -> list[str]:
         "",
         f"tf.config.experimental.enable_tensor_float_32_execution({tf32!r})  # as recorded",
         "tf.config.set_soft_device_placement(False)  # as the suite: no silent CPU fallback",
-        "tdt = getattr(tf, DTYPE)",
+        "",
     ]
 
 
-def _call(rank: str, a: dict, tx: str = "tx", extra: str = "") -> str:
-    return (f"tf.nn.conv{rank}d_transpose({tx}, tw, {a['output_shape']!r}, strides={a['strides']!r}, "
-            f"padding={a['padding']!r},\n        dilations={a['dilations']!r}{extra})")
-
-
-def forward_source(native_call: dict) -> str | None:
-    """The recorded eager, ``@xla`` or ``@nchw`` call; output moved back channels-first."""
-    fn = native_call.get("function", "")
+def _call(native_call: dict[str, Any], positional: str) -> str | None:
+    """calls.py's function and the call of it as recorded (its result in ``y``), or None.
+    ``positional``: the expressions of the arrays in TF's layout."""
     a = native_call.get("arguments") or {}
-    perm = native_call.get("weight_permutation")
-    path = a.get("path")
-    pattern = {None: _FORWARD, "xla": _XLA, "nchw": _NCHW}.get(path, None)
-    m = pattern.fullmatch(fn) if pattern is not None else None
-    if m is None or perm is None:
-        return None
-    rank = m[1]
-    lines = _setup(native_call) + [
-        "with tf.device('/GPU:0' if DEVICE == 'gpu' else '/CPU:0'):",
-        f"    tw = tf.constant(np.transpose(w, {list(perm)!r}), dtype=tdt)",
-    ]
-    if path == "nchw":
-        layout = m[2]
-        lines += ["    tx = tf.constant(x, dtype=tdt)",
-                  f"    y = {_call(rank, a, extra=f', data_format={layout!r}')}",
-                  "    if b is not None:",
-                  f"        y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt), data_format={layout!r})",
-                  "native_dtype = y.dtype.name",
-                  "out = y.numpy().astype(np.float64)"]
-        return "\n".join(lines)
-    lines.append("    tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)")
-    if path == "xla":
-        lines += ["    @tf.function(jit_compile=True)  # XLA compiles the graph (one trace, as the adapter)",
-                  "    def call(tx, tw, *tb):",
-                  f"        y = {_call(rank, a)}",
-                  "        return tf.nn.bias_add(y, tb[0]) if tb else y",
-                  "    y = call(tx, tw) if b is None else call(tx, tw, tf.constant(b, dtype=tdt))"]
-    else:
-        lines += [f"    y = {_call(rank, a)}",
-                  "    if b is not None:",
-                  "        y = tf.nn.bias_add(y, tf.constant(b, dtype=tdt))"]
-    lines += ["native_dtype = y.dtype.name", "out = np.moveaxis(y.numpy().astype(np.float64), -1, 1)"]
-    return "\n".join(lines)
+    kwargs = {k: v for k, v in a["call_kwargs"].items() if k != "dtype"}
+    return call_source(calls, {"call": a.get("call"), "call_kwargs": kwargs}, positional=f"{positional}, dtype=DTYPE",
+                       result="y, placed_on")
 
 
-def gradient_source(native_call: dict, quantity: str) -> str | None:
-    """``tape.gradient(y, [target], output_gradients=G channels-last)`` around the recorded call
-    (+ bias_add); back to canonical: grad_input channels first, grad_weight through the inverse of
-    the forward permutation (no flip), grad_bias as is."""
-    m = _GRADIENT.fullmatch(native_call.get("function", ""))
-    a = native_call.get("arguments") or {}
-    perm = native_call.get("weight_permutation")
-    if not m or perm is None or m[3] != quantity[5:]:
+def _recorded(native_call: dict[str, Any]) -> tuple[list[int], dict[str, Any], bool] | None:
+    """(weight permutation, call_kwargs, whether the layout is channels-first) of the record, or None."""
+    a = native_call.get("arguments")
+    kwargs = a.get("call_kwargs") if isinstance(a, dict) else None
+    perm = permutation(native_call)
+    if perm is None or not isinstance(kwargs, dict):
         return None
-    target = {"input": "tx", "weight": "tw", "bias": "tb"}[m[3]]
-    back = {"input": "np.moveaxis(native, -1, 1)",
-            "weight": f"np.transpose(native, {[int(i) for i in sorted(range(len(perm)), key=perm.__getitem__)]!r})",
-            "bias": "native"}[m[3]]
-    return "\n".join(_setup(native_call) + [
-        "with tf.device('/GPU:0' if DEVICE == 'gpu' else '/CPU:0'):",
-        "    tx = tf.constant(np.moveaxis(x, 1, -1), dtype=tdt)",
-        f"    tw = tf.constant(np.transpose(w, {list(perm)!r}), dtype=tdt)",
-        "    tb = tf.constant(b, dtype=tdt) if b is not None else None",
-        "    tg = tf.constant(np.moveaxis(G, 1, -1), dtype=tdt)  # the cotangent channels-last",
-        "    with tf.GradientTape() as tape:",
-        f"        tape.watch({target})",
-        f"        y = {_call(m[1], a)}",
-        "        if tb is not None:",
-        "            y = tf.nn.bias_add(y, tb)",
-        f"    (grad,) = tape.gradient(y, [{target}], output_gradients=tg)",
-        "native_dtype = grad.dtype.name",
-        "native = grad.numpy().astype(np.float64)",
-        f"out = {back}",
-    ])
+    return perm, kwargs, kwargs.get("data_format") in _CHANNELS_FIRST
+
+
+def forward_source(native_call: dict[str, Any]) -> str | None:
+    """The recorded eager, ``@xla`` (``jit_compile``) or ``@nchw`` (``data_format``) call; the
+    output moved back channels-first."""
+    recorded = _recorded(native_call)
+    if recorded is None or recorded[1].get("wrt") is not None:
+        return None
+    perm, _, channels_first = recorded
+    source = _call(native_call, f"{'x' if channels_first else 'np.moveaxis(x, 1, -1)'}, "
+                                f"np.transpose(w, {literal(perm)}), b")
+    if source is None:
+        return None
+    back = "y" if channels_first else "np.moveaxis(y, -1, 1)"
+    return "\n".join(_setup(native_call) + [source, "native_dtype = str(y.dtype)", f"out = {back}.astype(np.float64)"])
+
+
+def gradient_source(native_call: dict[str, Any], quantity: str) -> str | None:
+    """``tf.GradientTape`` around the recorded call (calls.py's ``wrt``), the cotangent ``G`` in
+    the output's layout; back to canonical: grad_input channels first, grad_weight through the
+    inverse of the forward permutation (no flip), grad_bias as is."""
+    recorded = _recorded(native_call)
+    if recorded is None or quantity not in WRT or recorded[1].get("wrt") != WRT[quantity]:
+        return None
+    perm, _, channels_first = recorded
+    move = "{}" if channels_first else "np.moveaxis({}, 1, -1)"
+    source = _call(native_call, f"{move.format('x')}, np.transpose(w, {literal(perm)}), b, {move.format('G')}")
+    if source is None:
+        return None
+    inverse = sorted(range(len(perm)), key=perm.__getitem__)
+    back = {"grad_input": "y" if channels_first else "np.moveaxis(y, -1, 1)",
+            "grad_weight": f"np.transpose(y, {literal(inverse)})", "grad_bias": "y"}[quantity]
+    return "\n".join(_setup(native_call) + [source, "native_dtype = str(y.dtype)", f"out = {back}.astype(np.float64)"])

@@ -7,16 +7,23 @@ PyTorch's native convention IS the canonical one: NC(D)(H)W input, weight
 
 Gradient apis (``<api>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): ``torch.autograd.grad``
 of the same call with the cotangent as ``grad_outputs``; torch's layout is the canonical one.
+
+The native calls are convt_conformance/adapters/torch/calls.py's functions; the adapter picks one,
+passes the case's hyper-parameters and records which (``arguments["call"]``) with what
+(``arguments["call_kwargs"]``): the reproducer (repro.py) embeds the same function.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convt_conformance.adapters.base import Adapter, NativeCall, ProbeCall, RunOutput, attach_failed_call
+from convt_conformance.adapters.torch import calls as torch_calls
 from convt_conformance.adapters.torch import paths as torch_paths
+from convt_conformance.adapters.torch.translate import HYPER, call_kwargs, placed
 from convt_conformance.model.apis import (
     forward_api,
     gradient_applies,
@@ -25,27 +32,10 @@ from convt_conformance.model.apis import (
     with_gradients,
 )
 
+if TYPE_CHECKING:
+    from convt_conformance.model.case import Case
+
 _LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
-
-
-def call_inputs(case, device: str, dtype: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
-    """``(device string, torch dtype, x, w, b as tensors, conv_transpose keyword arguments)`` of the
-    identity translation (canonical layout; symmetric ``padding=p``; an invalid case with unequal
-    pairs passes the begin values, torch has nothing else). Shared by the plain call and the paths."""
-    import torch
-
-    dev = "cuda" if device == "gpu" else "cpu"
-    tdt = getattr(torch, dtype)
-    tx = torch.from_numpy(x).to(device=dev, dtype=tdt)
-    tw = torch.from_numpy(w).to(device=dev, dtype=tdt)
-    tb = torch.from_numpy(b).to(device=dev, dtype=tdt) if b is not None else None
-    sym = case.geometry.symmetric_padding
-    padding = list(sym) if sym is not None else [p[0] for p in case.padding]
-    kwargs = dict(stride=list(case.stride), padding=padding, output_padding=list(case.output_padding),
-                  groups=case.groups, dilation=list(case.dilation))
-    return dev, tdt, tx, tw, tb, kwargs
-
-
 def torch_onednn_dtypes() -> list[str]:
     """The 16-bit dtypes whose CPU convolutions torch hands to oneDNN (mkldnn) here: ``bf16`` where
     oneDNN's ISA has AVX-512 (or AVX2-VNNI-2), ``fp16`` where it has AVX-512 FP16 (or AMX-FP16),
@@ -67,25 +57,23 @@ class TorchAdapter(Adapter):
     apis = (*with_gradients(("conv_transpose", "ConvTranspose")), *torch_paths.PATH_APIS)
     order = 10
 
-    def probes(self):
+    def probes(self) -> list[ProbeCall]:
         def call(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
-            import torch
-
             if layout != "channels-first":
                 raise ValueError("torch's conv_transpose2d takes NCHW only")
-            return torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
-                                                        stride=stride).numpy()
+            return torch_calls.conv_transpose(x, w, None, stride=list(stride), padding=[0, 0], output_padding=[0, 0],
+                                              groups=1, dilation=[1, 1], device="cpu", dtype=str(x.dtype))[0]
         return [ProbeCall("conv_transpose2d", ("identity", "channels-first"), call)]
 
-    def _import(self):
+    def _import(self) -> None:
         import torch  # noqa: F401
 
-    def devices(self):
+    def devices(self) -> list[str]:
         import torch
 
         return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
 
-    def configure(self, precision):
+    def configure(self, precision: str) -> dict[str, Any]:
         import torch
 
         if precision == "strict":
@@ -100,15 +88,15 @@ class TorchAdapter(Adapter):
             "onednn_dtypes": torch_onednn_dtypes(),
         }
 
-    def facts(self):
+    def facts(self) -> list[str]:
         return [f"torch.mkldnn_{d}" for d in torch_onednn_dtypes()] if "torch" in sys.modules else []
 
-    def applies(self, case, api):
+    def applies(self, case: Case, api: str) -> bool:
         # gradients of invalid / bias-free cases mean nothing; which cases a path column runs
         # on is the run profile's choice (convt_conformance/loading/profiles.yaml, `within`)
         return gradient_applies(case, api)
 
-    def api_label(self, api, rank):
+    def api_label(self, api: str, rank: int) -> str:
         if "@" in api:
             return torch_paths.path_label(api, rank)
         base = forward_api(api)
@@ -120,7 +108,7 @@ class TorchAdapter(Adapter):
         return (f"torch.nn.functional.conv_transpose{rank}d" if api == "conv_transpose"
                 else f"torch.nn.ConvTranspose{rank}d")
 
-    def supports(self, case, api, device, dtype):
+    def supports(self, case: Case, api: str, device: str, dtype: str) -> str | None:
         if api == "ConvTranspose" and case.expected_error:
             why = self._module_cannot_take(case)
             if why:
@@ -140,7 +128,7 @@ class TorchAdapter(Adapter):
         return None
 
     @staticmethod
-    def _module_cannot_take(case) -> str | None:
+    def _module_cannot_take(case: Case) -> str | None:
         """nn.ConvTranspose{n}d builds its own weight (in_channels, out_channels/groups, *K) and bias
         (out_channels,): a weight of another C_in or a bias of another length cannot be given to it
         (the adapter's copy_ would fail, which is no rejection by the module)."""
@@ -152,63 +140,54 @@ class TorchAdapter(Adapter):
                     f"({case.out_channels},): a bias of shape {list(case.bias.shape)} cannot be given to it")
         return None
 
-    def run(self, case, api, device, dtype, x, w, b, cotangent=None):
+    def run(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+            b: np.ndarray | None, cotangent: np.ndarray | None = None) -> RunOutput:
         if "@" in api:  # execution paths (channels_last, compile, autocast, deterministic)
             return torch_paths.run_path(case, api, device, dtype, x, w, b)
         if gradient_quantity(api):
             return self._run_gradient(case, api, device, dtype, x, w, b, cotangent)
         import torch
 
-        dev, tdt, tx, tw, tb, kwargs = call_inputs(case, device, dtype, x, w, b)
+        kwargs = call_kwargs(case, device, dtype)
         rank = x.ndim - 2
-        fn = self.native_name(api, rank)
+        name = "conv_transpose" if api == "conv_transpose" else "conv_transpose_module"
         call = NativeCall(
-            function=fn, input_layout=_LAYOUT.get(rank, "?"),
+            function=self.native_name(api, rank), input_layout=_LAYOUT.get(rank, "?"),
             weight_layout="(C_in, C_out/groups, *K)", output_layout=_LAYOUT.get(rank, "?"),
             weight_transform="identity (no permutation, no flip)", weight_permutation=None,
             weight_flip=False,
             padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
-            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": None, "dtype": dtype},
+            arguments={**{k: kwargs[k] for k in HYPER}, "bias": b is not None, "device": kwargs["device"],
+                       "placed_on": None, "dtype": dtype, "call": name, "call_kwargs": dict(kwargs)},
             precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32},
         )
         try:
-            with torch.no_grad():
-                if api == "conv_transpose":
-                    f = getattr(torch.nn.functional, f"conv_transpose{rank}d")
-                    out = f(tx, tw, tb, **kwargs)
-                else:
-                    mod_cls = getattr(torch.nn, f"ConvTranspose{rank}d")
-                    mod = mod_cls(x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]),
-                                  bias=b is not None, device=dev, dtype=tdt, **kwargs)
-                    mod.weight.copy_(tw)
-                    if tb is not None:
-                        mod.bias.copy_(tb)
-                    out = mod(tx)
-                res = out.detach().to("cpu", torch.float64).numpy()
+            res, facts = getattr(torch_calls, name)(x, w, b, **kwargs)
         except Exception as exc:
             attach_failed_call(exc, call)  # the call that failed (convt_conformance/checking/check.py records it)
             raise
-        call.arguments["placed_on"] = str(out.device)
-        return RunOutput(res, str(out.dtype).replace("torch.", ""), call,
-                         placed_on="gpu" if out.device.type == "cuda" else out.device.type)
+        call.arguments["placed_on"] = str(facts["device"])
+        return RunOutput(res, str(facts["dtype"]), call, placed_on=placed(str(facts["device"])))
 
-    def repro_call(self, native_call):
+    def repro_call(self, native_call: dict) -> str | None:
         """The recorded ``conv_transpose{n}d`` / ``nn.ConvTranspose{n}d`` call, plain or on its
         execution path (canonical layout in and out): convt_conformance/adapters/torch/repro.py."""
         from convt_conformance.adapters.torch.repro import forward_source
 
         return forward_source(native_call)
 
-    def repro_gradient_call(self, native_call, quantity):
+    def repro_gradient_call(self, native_call: dict, quantity: str) -> str | None:
         """``torch.autograd.grad`` of the recorded call: convt_conformance/adapters/torch/repro.py."""
         from convt_conformance.adapters.torch.repro import gradient_source
 
         return gradient_source(native_call, quantity)
 
-    def _run_gradient(self, case, api, device, dtype, x, w, b, g):
+    def _run_gradient(self, case: Case, api: str, device: str, dtype: str, x: np.ndarray, w: np.ndarray,
+                      b: np.ndarray | None, g: np.ndarray | None) -> RunOutput:
         """torch autograd of the same native call: ``torch.autograd.grad(out, [target], g)`` with
         ``requires_grad`` on x, w (and b); for the module API the target is ``mod.weight`` /
-        ``mod.bias``. The canonical layout is torch's own: no conversion."""
+        ``mod.bias`` (calls.py's ``conv_transpose_grad`` / ``conv_transpose_module_grad``). The
+        canonical layout is torch's own: no conversion."""
         import torch
 
         quantity = gradient_quantity(api)
@@ -217,50 +196,27 @@ class TorchAdapter(Adapter):
         base = forward_api(api)
         if g is None:
             raise ValueError(f"case {case.id}: gradient api {api!r} needs a cotangent")
-        dev = "cuda" if device == "gpu" else "cpu"
-        tdt = getattr(torch, dtype)
         rank = x.ndim - 2
-        kwargs = dict(stride=list(case.stride), padding=list(case.geometry.symmetric_padding),
-                      output_padding=list(case.output_padding), groups=case.groups,
-                      dilation=list(case.dilation))
-        what = {"grad_input": "input", "grad_weight": "weight", "grad_bias": "bias"}[quantity or ""]
-        what = what if base == "conv_transpose" or quantity == "grad_input" else f"mod.{what}"
+        wrt = {"grad_input": "input", "grad_weight": "weight", "grad_bias": "bias"}[quantity]
+        kwargs = {"wrt": wrt, **call_kwargs(case, device, dtype)}
+        name = "conv_transpose_grad" if base == "conv_transpose" else "conv_transpose_module_grad"
+        what = wrt if base == "conv_transpose" or quantity == "grad_input" else f"mod.{wrt}"
         call = NativeCall(
             function=f"torch.autograd.grad({self.native_name(base, rank)}(...), [{what}], grad_outputs=g)",
             input_layout=_LAYOUT.get(rank, "?"), weight_layout="(C_in, C_out/groups, *K)",
             output_layout=_LAYOUT.get(rank, "?"),
             weight_transform="identity (no permutation, no flip); gradient returned in torch's (canonical) layout",
             padding_mapping="padding=p (symmetric, cut from both ends); output_padding passed as is",
-            arguments={**kwargs, "bias": b is not None, "device": dev, "placed_on": None,
-                       "dtype": dtype, "differentiated": what, "method": "autograd",
+            arguments={**{k: kwargs[k] for k in HYPER}, "bias": b is not None, "device": kwargs["device"],
+                       "placed_on": None, "dtype": dtype, "differentiated": what, "method": "autograd",
                        "requires_grad": ["input", "weight"] + (["bias"] if b is not None else []),
-                       "cotangent_layout": _LAYOUT.get(rank, "?")},
+                       "cotangent_layout": _LAYOUT.get(rank, "?"), "call": name, "call_kwargs": dict(kwargs)},
             precision={"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32},
         )
         try:  # the call that failed is recorded (convt_conformance/checking/check.py)
-            tx = torch.from_numpy(x).to(device=dev, dtype=tdt).requires_grad_()
-            tg = torch.from_numpy(g).to(device=dev, dtype=tdt)
-            if base == "conv_transpose":
-                tw = torch.from_numpy(w).to(device=dev, dtype=tdt).requires_grad_()
-                tb = torch.from_numpy(b).to(device=dev, dtype=tdt).requires_grad_() if b is not None else None
-                out = getattr(torch.nn.functional, f"conv_transpose{rank}d")(tx, tw, tb, **kwargs)
-                targets = {"grad_input": (tx, "input"), "grad_weight": (tw, "weight"), "grad_bias": (tb, "bias")}
-            else:
-                mod = getattr(torch.nn, f"ConvTranspose{rank}d")(
-                    x.shape[1], w.shape[1] * case.groups, kernel_size=list(w.shape[2:]), bias=b is not None,
-                    device=dev, dtype=tdt, **kwargs)
-                with torch.no_grad():
-                    mod.weight.copy_(torch.from_numpy(w))
-                    if b is not None:
-                        mod.bias.copy_(torch.from_numpy(b))
-                out = mod(tx)
-                targets = {"grad_input": (tx, "input"), "grad_weight": (mod.weight, "mod.weight"),
-                           "grad_bias": (mod.bias, "mod.bias")}
-            (grad,) = torch.autograd.grad(out, [targets[quantity][0]], grad_outputs=tg)
+            res, facts = getattr(torch_calls, name)(x, w, b, g, **kwargs)
         except Exception as exc:
             attach_failed_call(exc, call)  # the call that failed (convt_conformance/checking/check.py records it)
             raise
-        res = grad.detach().to("cpu", torch.float64).numpy()
-        call.arguments["placed_on"] = str(grad.device)
-        return RunOutput(res, str(grad.dtype).replace("torch.", ""), call,
-                         placed_on="gpu" if grad.device.type == "cuda" else grad.device.type)
+        call.arguments["placed_on"] = str(facts["device"])
+        return RunOutput(res, str(facts["dtype"]), call, placed_on=placed(str(facts["device"])))
