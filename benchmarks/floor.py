@@ -39,16 +39,16 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
     generating their inputs before that (the harness's work, not the floor's), "checks": n}."""
     from convt_conformance.adapters.registry import get_adapter
     from convt_conformance.checking.cotangent import cotangent
-    from convt_conformance.loading.profiles import column, load_profile, select, shard_of
+    from convt_conformance.loading.profiles import select, shard_of
     from convt_conformance.model.apis import gradient_quantity
     from convt_conformance.model.env_facts import note_adapter
-    from convt_conformance.run.plan import planned_checks
+    from convt_conformance.run.plan import load_run_profile, planned_checks
 
     t_plan0 = time.perf_counter()
-    prof = load_profile(profile)
+    prof = load_run_profile(profile)
     checks, _ = planned_checks([str(CASES_DIR)], frameworks.split(","))
     chosen = select(prof, checks)
-    ids = [f"{c.case.id}[{column(c)}-{c.device}-{c.dtype}]" for c in chosen]
+    ids = [c.check_id for c in chosen]
     mine = [c for c, s in zip(chosen, shard_of(prof, chosen, count, ids)) if s == index]
     t_plan = time.perf_counter() - t_plan0
     adapters = {name: get_adapter(name) for name in frameworks.split(",")}

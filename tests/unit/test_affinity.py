@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from convt_conformance.loading.profiles import load_profile
+from convt_conformance.adapters.base import Adapter
+from convt_conformance.adapters.registry import BUILTIN, adapter_class
 from convt_conformance.model.check_id import format_check_id
 from convt_conformance.run.affinity import AffinityScheduling, affinity_group, assign_homes
+from convt_conformance.run.plan import load_run_profile
 
 
 def _id(case: str, adapter: str, label: str, dtype: str = "float32") -> str:
@@ -14,9 +16,24 @@ def _id(case: str, adapter: str, label: str, dtype: str = "float32") -> str:
 def test_groups_are_adapters_and_keras_backends():
     assert affinity_group(_id("c", "torch", "conv_transpose2d:grad_input")) == "torch"
     assert affinity_group(_id("c", "keras", "[tensorflow]Conv2DTranspose:grad_input")) == "keras.[tensorflow]"
+    assert affinity_group(_id("c", "unregistered", "[x]api")) == "unregistered"  # its name: nothing else known
     assert affinity_group("cases/x.yaml::convention-probes") == ""
-    costs = dict(load_profile("default").setup_costs)
+    costs = dict(load_run_profile("default").setup_costs)
     assert costs["keras.[torch]"] > costs["keras.[jax]"] > 0 and "*" in costs
+
+
+def test_the_group_is_the_adapters_hook():
+    assert Adapter.affinity_group("anything") == ""  # the base class has no name
+    for name in BUILTIN:
+        cls = adapter_class(name)
+        assert cls.affinity_group("conv_transpose2d") == name
+    keras = adapter_class("keras")
+    assert keras.affinity_group("[jax]ops.conv_transpose:grad_input") == "keras.[jax]"
+    assert keras.affinity_group("ops.conv_transpose") == "keras"
+    # every group a built-in adapter names has its set-up cost in the profiles
+    costs = dict(load_run_profile("default").setup_costs)
+    groups = {adapter_class(n).affinity_group(f"[{b}]x") for n in BUILTIN for b in ("jax", "torch", "tensorflow", "numpy")}
+    assert groups - set(costs) == {"numpy"}  # the reference costs what any other group costs ("*")
 
 
 def test_homes_balance_cost_and_setup_deterministically():

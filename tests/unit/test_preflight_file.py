@@ -6,13 +6,13 @@ import json
 import threading
 import time
 
-from convt_conformance.loading.profiles import load_profile
+from convt_conformance.run.plan import load_run_profile
 from convt_conformance.run.state import RunState
 
 
 def _state(path) -> RunState:
     return RunState(frameworks=["numpy", "torch"], precision="strict", known=[], known_problems=[],
-                    profile=load_profile("default"), preflight_path=str(path))
+                    profile=load_run_profile("default"), preflight_path=str(path))
 
 
 def test_waits_for_the_file_and_leaves_out_what_crashed(tmp_path):

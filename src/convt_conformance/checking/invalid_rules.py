@@ -1,10 +1,12 @@
 """The rules that make a configuration invalid, and how a framework's rejection is read.
 
 Data in ``convt_conformance/checking/invalid_rules.yaml`` (one place): each rule has a stable id, a
-description, the loader's reason strings for it (``cases.py`` / ``geometry.problems()``) and,
-per framework, regexes of a validation message that names it; plus regexes of internal
-failures (an assertion, oneDNN refusing a descriptor) that stop a configuration without
-checking it. Used by ``convt_conformance.checking.check`` for ``expected.error`` cases:
+description and the loader's reason strings for it (``cases.py`` / ``geometry.problems()``), and
+the patterns every framework shares. Each framework's own patterns are beside its adapter (its
+``rejections.yaml``, the adapter's ``rejections_file``): per rule, regexes of a validation message
+that names it; regexes of internal failures (an assertion, a library refusing a descriptor) that
+stop a configuration without checking it; the modules whose frames are the framework's. Used by
+``convt_conformance.checking.check`` for ``expected.error`` cases:
 
 - :func:`rules_of_reasons`: which rule ids a case breaks (from ``Case.invalid_reasons``);
 - :func:`classify_rejection`: ``{rule_named, expected_rules, kind}`` for an exception, ``kind``
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from convt_conformance.adapters.registry import AdapterLoadError, adapter_class, entries
+from convt_conformance.loading.scope import VersionScope, parse_versions
 from convt_conformance.loading.yaml_io import load_yaml
 
 RULES_FILE = Path(__file__).with_name("invalid_rules.yaml")
@@ -43,28 +47,142 @@ class Rule:
         return any(p.search(text) for p in pats)
 
 
-def _compile(pats: object, where: str) -> tuple[re.Pattern[str], ...]:
+def _compile(pats: object, where: str, source: Path = RULES_FILE) -> tuple[re.Pattern[str], ...]:
     if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
-        raise ValueError(f"{RULES_FILE}: {where}: must be a list of regex strings")
+        raise ValueError(f"{source}: {where}: must be a list of regex strings")
     try:
         return tuple(re.compile(p, re.I | re.S) for p in pats)
     except re.error as exc:
-        raise ValueError(f"{RULES_FILE}: {where}: bad regex: {exc}") from None
+        raise ValueError(f"{source}: {where}: bad regex: {exc}") from None
+
+
+def _shared_only(patterns: object, where: str) -> dict[str, object]:
+    """``invalid_rules.yaml``'s patterns by framework: ``*`` only (a framework's own are in its
+    ``rejections.yaml``)."""
+    if not isinstance(patterns, dict):
+        raise ValueError(f"{RULES_FILE}: {where}: must be a mapping {{'*': [regex, ...]}}")
+    other = sorted(set(patterns) - {"*"})
+    if other:
+        raise ValueError(f"{RULES_FILE}: {where}: {other}: a framework's own patterns belong in its "
+                         "adapter's rejections.yaml (the Adapter's rejections_file)")
+    return patterns
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A framework's own refusal of a valid configuration it does not implement (``unsupported``),
+    and the releases it was seen on: outside them the same message is an ``error``."""
+
+    pattern: re.Pattern[str]
+    versions: VersionScope
+
+
+@dataclass(frozen=True)
+class FrameworkRejections:
+    """One framework's ``rejections.yaml``: validation-message patterns by rule id, internal-failure
+    patterns, the modules (besides the adapter's ``module``) whose frames are the framework's, and
+    its refusals of valid configurations (``unsupported``)."""
+
+    messages: dict[str, tuple[re.Pattern, ...]]
+    internal: tuple[re.Pattern, ...]
+    modules: tuple[str, ...]
+    unsupported: tuple[Refusal, ...] = ()
+
+
+def _refusals(items: object, path: Path) -> tuple[Refusal, ...]:
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: unsupported: must be a list of {{pattern, versions}}")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) - {"pattern", "versions"} or "pattern" not in item:
+            raise ValueError(f"{path}: unsupported[{i}]: must be a mapping with `pattern` and `versions` (and nothing else)")
+        if "versions" not in item:
+            raise ValueError(f"{path}: unsupported[{i}]: `versions` is required (the releases the refusal was seen on)")
+        scope, why = parse_versions(item["versions"])
+        if scope is None:
+            raise ValueError(f"{path}: unsupported[{i}]: versions: {why}")
+        (pattern,) = _compile([item["pattern"]], f"unsupported[{i}].pattern", path)
+        out.append(Refusal(pattern, scope))
+    return tuple(out)
+
+
+def refusal_of(framework: str, text: str) -> tuple[Refusal | None, bool]:
+    """The framework's refusal pattern matching ``text`` (None: none does) and whether the
+    installed releases are ones it was seen on."""
+    rej = framework_rejections().get(framework)
+    for r in rej.unsupported if rej is not None else ():
+        if r.pattern.search(text):
+            return r, r.versions.holds()
+    return None, False
+
+
+def read_rejections(path: Path, rule_ids: set[str] | frozenset[str]) -> FrameworkRejections:
+    """A framework's rejections file, checked: known keys, known rule ids, lists of regexes."""
+    data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must be a mapping (messages, internal, modules)")
+    unknown = sorted(set(data) - {"messages", "internal", "modules", "unsupported"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown} (messages, internal, modules, unsupported)")
+    messages = data.get("messages") or {}
+    if not isinstance(messages, dict):
+        raise ValueError(f"{path}: messages: must be a mapping of rule id to regexes")
+    strangers = sorted(set(messages) - set(rule_ids))
+    if strangers:
+        raise ValueError(f"{path}: messages: unknown rule id(s) {strangers} (the rules: {RULES_FILE})")
+    modules = data.get("modules") or []
+    if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
+        raise ValueError(f"{path}: modules: must be a list of dotted module names")
+    return FrameworkRejections(
+        messages={rid: _compile(p, f"messages.{rid}", path) for rid, p in messages.items()},
+        internal=_compile(data.get("internal") or [], "internal", path), modules=tuple(modules),
+        unsupported=_refusals(data.get("unsupported") or [], path))
+
+
+def framework_rejections() -> dict[str, FrameworkRejections]:
+    """Every registered framework's rejections (its adapter's ``rejections_file``), by name, in the
+    registry's order; a framework whose adapter cannot be loaded has none (its checks cannot run)."""
+    rule_ids = frozenset(_shared_rules()[0])
+    out = {}
+    for name in entries():
+        try:
+            path = adapter_class(name).rejections_file()
+        except AdapterLoadError:
+            continue
+        if path is not None:
+            out[name] = read_rejections(path, rule_ids)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_rules() -> tuple[dict[str, Rule], tuple[re.Pattern, ...]]:
+    """The rules of ``invalid_rules.yaml`` with the patterns every framework shares (``*``), and
+    the shared internal-failure patterns."""
+    data = load_yaml(RULES_FILE.read_text(encoding="utf-8"))
+    rules = {}
+    for rid, spec in data["rules"].items():
+        shared = _shared_only(spec.get("messages") or {}, f"rules.{rid}.messages")
+        rules[rid] = Rule(
+            id=rid, description=str(spec.get("description", "")),
+            reasons=_compile(spec.get("reasons", []), f"rules.{rid}.reasons"),
+            messages={fw: _compile(p, f"rules.{rid}.messages.{fw}") for fw, p in shared.items()})
+    shared_internal = _shared_only(data.get("internal") or {}, "internal")
+    return rules, _compile(shared_internal.get("*") or [], "internal.*")
 
 
 @functools.lru_cache(maxsize=1)
 def load_rules() -> tuple[dict[str, Rule], dict[str, tuple[re.Pattern, ...]], dict[str, tuple[str, ...]]]:
     """(rules by id, internal-failure patterns by framework, extra framework modules by
-    framework) from ``invalid_rules.yaml``."""
-    data = load_yaml(RULES_FILE.read_text(encoding="utf-8"))
-    rules = {}
-    for rid, spec in data["rules"].items():
-        rules[rid] = Rule(
-            id=rid, description=str(spec.get("description", "")),
-            reasons=_compile(spec.get("reasons", []), f"rules.{rid}.reasons"),
-            messages={fw: _compile(p, f"rules.{rid}.messages.{fw}") for fw, p in (spec.get("messages") or {}).items()})
-    internal = {fw: _compile(p, f"internal.{fw}") for fw, p in (data.get("internal") or {}).items()}
-    modules = {fw: tuple(str(m) for m in ms) for fw, ms in (data.get("framework_modules") or {}).items()}
+    framework): ``invalid_rules.yaml`` (framework ``*``) joined with every registered framework's
+    rejections (:func:`framework_rejections`)."""
+    shared, shared_internal = _shared_rules()
+    frameworks = framework_rejections()
+    rules = {rid: Rule(rule.id, rule.description, rule.reasons,
+                       {**rule.messages, **{fw: r.messages[rid] for fw, r in frameworks.items() if rid in r.messages}})
+             for rid, rule in shared.items()}
+    internal = {"*": shared_internal} if shared_internal else {}
+    internal.update({fw: r.internal for fw, r in frameworks.items() if r.internal})
+    modules = {fw: r.modules for fw, r in frameworks.items() if r.modules}
     return rules, internal, modules
 
 
@@ -93,7 +211,7 @@ def rules_of_reasons(reasons: tuple[str, ...] | list[str]) -> list[str]:
 
 def framework_modules(adapter_name: str, module: str) -> tuple[str, ...]:
     """Modules (dotted names; their submodules included) whose frames count as the framework's
-    (``framework_modules`` in the YAML, plus the adapter's import name)."""
+    (the adapter's import name, plus ``modules`` of the framework's rejections.yaml)."""
     extra = load_rules()[2].get(adapter_name, ())
     return tuple(dict.fromkeys((module or adapter_name, *extra)))
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -39,9 +38,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from convt_conformance.adapters.registry import AdapterLoadError, entries, get_adapter, registry_problems
+    from convt_conformance.cli.run import set_framework_environment
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     frameworks = requested_frameworks(args.frameworks)
+    set_framework_environment(frameworks)
     known = entries()
     unknown = [f for f in frameworks if f not in known]
     if unknown:
@@ -72,11 +72,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from convt_conformance.loading.profiles import ProfileError, load_profile
-    from convt_conformance.run.plan import format_plan, plan_table, planned_checks
+    from convt_conformance.loading.profiles import ProfileError
+    from convt_conformance.run.plan import format_plan, load_run_profile, plan_table, planned_checks
 
     try:
-        profile = load_profile(args.profile, args.profiles_file or None)
+        profile = load_run_profile(args.profile, args.profiles_file or None)
     except ProfileError as exc:
         print(f"conformance plan: {exc}", file=sys.stderr)
         return 1

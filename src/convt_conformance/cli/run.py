@@ -96,11 +96,28 @@ def frameworks_without_gpu_checks(data: dict, frameworks: list[str]) -> list[str
     return [f for f in frameworks if _gpu_capable(f) and f not in on_gpu]
 
 
-def default_jax_cache() -> str:
-    """JAX's persistent compile cache unless ``CONFORMANCE_JAX_CACHE`` is set:
-    ``$XDG_CACHE_HOME/convt-conformance/jax``, else ``~/.cache/convt-conformance/jax``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "convt-conformance" / "jax")
+def framework_environment(frameworks: list[str]) -> dict[str, str]:
+    """The environment variables the adapters of ``frameworks`` ask for (their
+    ``process_environment``, read without importing a framework; the first framework asking for a
+    variable decides it); an unknown or broken adapter asks for none (the run reports it)."""
+    from convt_conformance.adapters.registry import AdapterLoadError, adapter_class
+
+    out: dict[str, str] = {}
+    for name in frameworks:
+        try:
+            wanted = adapter_class(name).process_environment()
+        except AdapterLoadError:
+            continue
+        for key, value in wanted.items():
+            out.setdefault(key, value)
+    return out
+
+
+def set_framework_environment(frameworks: list[str]) -> None:
+    """Set :func:`framework_environment` in this process, each variable only where it is unset
+    (the run's processes inherit it)."""
+    for key, value in framework_environment(frameworks).items():
+        os.environ.setdefault(key, value)
 
 
 def run_preflight(args: argparse.Namespace) -> list[str]:
@@ -128,8 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     errors = run_preflight(args)
     if errors:
         return refuse("run", errors)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("CONFORMANCE_JAX_CACHE", default_jax_cache())
+    set_framework_environment(requested_frameworks(args.frameworks))
     threads = worker_threads(args.n, os.cpu_count() or 1)
     set_threads = threads is not None and "OMP_NUM_THREADS" not in os.environ
     if set_threads:

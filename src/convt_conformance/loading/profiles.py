@@ -1,5 +1,6 @@
-"""Run profiles: which checks of each API column run (``convt_conformance/loading/profiles.yaml``, data),
-and the deterministic cost-balanced split of a run into shards.
+"""Run profiles: which checks of each API column run (``convt_conformance/loading/profiles.yaml``, data,
+with each framework's part beside its adapter: :class:`FrameworkPart`), and the deterministic
+cost-balanced split of a run into shards.
 
 A *check* here is any object with ``case`` (a :class:`convt_conformance.loading.cases.Case`), ``adapter_name``,
 ``label`` (the API label as in check ids), ``device`` and ``dtype`` (the pytest items are).
@@ -103,28 +104,132 @@ def _check_select(sel: Any, where: str) -> None:
             raise ProfileError(f"{where}.{key}: must be a list of strings")
 
 
-def load_profile(name: str, path: str | Path | None = None) -> Profile:
-    """The profile ``name`` from ``path`` (default: the built-in profiles.yaml)."""
-    path = Path(path or PROFILES_FILE)
+@dataclass(frozen=True)
+class FrameworkPart:
+    """One framework's part of the built-in profiles: its name and its data file (its adapter's
+    ``profile_file``; the caller, which may ask the adapters, passes it in: this stage is below
+    them). The file has the rules of the framework's own columns per profile, their ``costs``, its
+    ``setup_costs`` and ``subsets`` (YAML anchors its rules use), in profiles.yaml's syntax."""
+
+    name: str
+    path: Path
+
+
+_PART_KEYS = {"subsets", "profiles", "costs", "setup_costs"}
+
+
+def _read(path: Path, what: str) -> dict[str, Any]:
     try:
         data = load_yaml(path.read_text(encoding="utf-8"))
     except Exception as exc:
-        raise ProfileError(f"{path}: cannot read profiles: {exc}") from exc
-    profiles = (data or {}).get("profiles") if isinstance(data, dict) else None
+        raise ProfileError(f"{path}: cannot read {what}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: {what} must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _owned(glob: str, owner: str | None) -> bool:
+    """Whether a framework's file may name ``glob`` (its own columns or groups only)."""
+    return owner is None or glob == owner or glob.startswith(f"{owner}.")
+
+
+def _rules(raw: Any, where: str, owner: str | None = None) -> list[Rule]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ProfileError(f"{where}: must be a list of rules")
+    rules = []
+    for i, r in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(r, dict) or not isinstance(r.get("columns"), str) or "select" not in r:
+            raise ProfileError(f"{at}: needs `columns` (a glob) and `select`")
+        if not _owned(r["columns"], owner):
+            raise ProfileError(f"{at}: columns {r['columns']!r}: a framework's file names its own columns "
+                               f"only ({owner}.*)")
+        _check_select(r["select"], f"{at}.select")
+        rules.append(Rule(r["columns"], r["select"]))
+    return rules
+
+
+def _costs(data: dict[str, Any], path: Path, owner: str | None = None) -> list[tuple[str, float]]:
+    raw = data.get("costs") or []
+    if not isinstance(raw, list):
+        raise ProfileError(f"{path}: costs: must be a list of {{columns: <glob>, seconds: <number>}}")
+    out = []
+    for i, c in enumerate(raw):
+        if not (isinstance(c, dict) and isinstance(c.get("columns"), str)
+                and isinstance(c.get("seconds"), int | float) and not isinstance(c["seconds"], bool)):
+            raise ProfileError(f"{path}: costs[{i}]: expected {{columns: <glob>, seconds: <number>}}")
+        if not _owned(c["columns"], owner):
+            raise ProfileError(f"{path}: costs[{i}]: columns {c['columns']!r}: a framework's file names its "
+                               f"own columns only ({owner}.*)")
+        out.append((c["columns"], float(c["seconds"])))
+    return out
+
+
+def _setup_costs(data: dict[str, Any], path: Path, owner: str | None = None) -> list[tuple[str, float]]:
+    raw = data.get("setup_costs") or {}
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: setup_costs: must be a mapping of group to seconds")
+    out = []
+    for g, s in raw.items():
+        if not isinstance(s, int | float) or isinstance(s, bool):
+            raise ProfileError(f"{path}: setup_costs.{g}: must be a number of seconds, got {s!r}")
+        if not _owned(str(g), owner):
+            raise ProfileError(f"{path}: setup_costs.{g}: a framework's file names its own groups only "
+                               f"({owner} or {owner}.*)")
+        out.append((str(g), float(s)))
+    return out
+
+
+def _part(part: FrameworkPart, name: str, known: dict[str, Any]) -> tuple[list[Rule], list[tuple[str, float]],
+                                                                          list[tuple[str, float]]]:
+    """A framework's rules for profile ``name``, its costs and its set-up costs, checked."""
+    data = _read(Path(part.path), f"the profiles part of framework {part.name!r}")
+    unknown = set(data) - _PART_KEYS
+    if unknown:
+        raise ProfileError(f"{part.path}: unknown key(s) {sorted(unknown)} ({', '.join(sorted(_PART_KEYS))})")
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ProfileError(f"{part.path}: profiles: must be a mapping of profile name to {{rules: [...]}}")
+    for pname, raw in profiles.items():
+        if pname not in known:
+            raise ProfileError(f"{part.path}: profiles.{pname}: no such profile in the built-in profiles "
+                               f"(known: {', '.join(known)})")
+        if not isinstance(raw or {}, dict) or set(raw or {}) - {"rules"}:
+            raise ProfileError(f"{part.path}: profiles.{pname}: expected {{rules: [...]}}")
+    rules = _rules((profiles.get(name) or {}).get("rules"), f"{part.path}: profiles.{name}.rules", part.name)
+    return rules, _costs(data, Path(part.path), part.name), _setup_costs(data, Path(part.path), part.name)
+
+
+def load_profile(name: str, path: str | Path | None = None, *, frameworks: Sequence[FrameworkPart]) -> Profile:
+    """The profile ``name`` from ``path`` (default: the built-in profiles.yaml), assembled with the
+    ``frameworks``' parts: their rules first (in the order given, each file's in its order), then
+    the file's own; the same for the costs; set-up costs the frameworks' and then the file's (the
+    first of a group counts). The caller passes the frameworks (``()``: the file alone)."""
+    path = Path(path or PROFILES_FILE)
+    data = _read(path, "profiles")
+    profiles = data.get("profiles")
     if not isinstance(profiles, dict) or name not in profiles:
         known = ", ".join(profiles) if isinstance(profiles, dict) else "none"
         raise ProfileError(f"{path}: no profile {name!r} (known: {known})")
     raw = profiles[name] or {}
-    rules = []
-    for i, r in enumerate(raw.get("rules") or []):
-        where = f"{path}: profiles.{name}.rules[{i}]"
-        if not isinstance(r, dict) or not isinstance(r.get("columns"), str) or "select" not in r:
-            raise ProfileError(f"{where}: needs `columns` (a glob) and `select`")
-        _check_select(r["select"], f"{where}.select")
-        rules.append(Rule(r["columns"], r["select"]))
-    costs = tuple((str(c["columns"]), float(c["seconds"])) for c in data.get("costs") or [])
-    setup = tuple((str(g), float(s)) for g, s in (data.get("setup_costs") or {}).items())
-    return Profile(name, str(raw.get("description", "")), tuple(rules), costs, setup)
+    rules: list[Rule] = []
+    costs: list[tuple[str, float]] = []
+    setup: dict[str, float] = {}
+    for part in frameworks:
+        r, c, s = _part(part, name, profiles)
+        rules += r
+        costs += c
+        for g, seconds in s:
+            setup.setdefault(g, seconds)
+    rules += _rules(raw.get("rules"), f"{path}: profiles.{name}.rules")
+    costs += _costs(data, path)
+    for g, seconds in _setup_costs(data, path):
+        setup.setdefault(g, seconds)
+    return Profile(name, str(raw.get("description", "")), tuple(rules), tuple(costs), tuple(setup.items()))
 
 
 def column(check: Check) -> str:

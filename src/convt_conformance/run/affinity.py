@@ -3,10 +3,11 @@
 xdist's ``load`` scheduling hands each worker the next chunk of the collection, so with the
 collection ordered by case every worker runs every framework: each imports them all and starts
 its own child for every Keras backend (~9 s for Keras on torch, ~8 s on TensorFlow, a few seconds
-for the others), work the other worker has already done. Here every framework, and every Keras
-backend, gets a home worker (longest-processing-time-first over the profile's estimated cost of
-its checks plus its set-up cost, ``setup_costs`` in profiles.yaml); a worker takes its own
-frameworks' checks first, in collection order, and only then the other workers' remaining ones,
+for the others), work the other worker has already done. Here every affinity group (the set-up
+its checks share: a framework, or what its adapter's ``affinity_group`` names, such as one Keras
+backend) gets a home worker (longest-processing-time-first over the profile's estimated cost of
+its checks plus its set-up cost, ``setup_costs`` of the profiles); a worker takes its own
+groups' checks first, in collection order, and only then the other workers' remaining ones,
 from their end, so the run still ends balanced (the checks estimated at a second or more go
 first). Which worker runs a check does not change its
 record. Used for ``--dist load`` (what ``-n N`` means) when the plugin is loaded; ``--dist`` with
@@ -23,19 +24,22 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadScheduling
 
-from convt_conformance.loading.profiles import load_profile
+from convt_conformance.adapters.registry import AdapterLoadError, adapter_class
 from convt_conformance.model.check_id import parse_check_id
+from convt_conformance.run.plan import load_run_profile
 
 
 def affinity_group(nodeid: str) -> str:
-    """The set-up a check shares with others: its adapter, for Keras its backend too
-    (``keras.[torch]``); "" for an item that is not a check (the probes, case-file problems)."""
+    """The set-up a check shares with others: its adapter's ``affinity_group`` of its API label
+    (by default the adapter's name; an unknown adapter: its name); "" for an item that is not a
+    check (the probes, case-file problems)."""
     key = parse_check_id(nodeid)
     if key is None:
         return ""
-    if key.api.startswith("["):
-        return f"{key.adapter}.{key.api.split(']', 1)[0]}]"
-    return key.adapter
+    try:
+        return adapter_class(key.adapter).affinity_group(key.api)
+    except AdapterLoadError:
+        return key.adapter
 
 
 def setup_seconds(setup: dict[str, float], group: str) -> float:
@@ -81,7 +85,7 @@ class AffinityScheduling(LoadScheduling):
     def _homes(self) -> list[int]:
         if self._home is None:
             assert self.collection is not None
-            profile = load_profile(self.config.getoption("profile"), self.config.getoption("profiles_file") or None)
+            profile = load_run_profile(self.config.getoption("profile"), self.config.getoption("profiles_file") or None)
 
             def cost(nodeid: str) -> float:
                 key = parse_check_id(nodeid)

@@ -1,45 +1,74 @@
 """``conformance plan``: what a profile runs, per API column, without running anything: checks
 selected of those collected, the estimated cold time, and which feature x dtype pairs each
 column covers (the coverage README states). Builds the same (case, adapter, api, device,
-dtype) list the pytest plugin collects, on the CPU, and applies the same selection."""
+dtype) list the pytest plugin collects, on the CPU, and applies the same selection. Also the
+profile a run uses (:func:`load_run_profile`: the built-in profiles with the frameworks' parts,
+which the loading stage cannot ask the adapters for)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from convt_conformance.loading.cases import Case, load_cases
+from convt_conformance.loading.cases import load_cases
 from convt_conformance.loading.features import FEATURES
-from convt_conformance.loading.profiles import Profile, column, select, shows_pairs, shows_rows
+from convt_conformance.loading.profiles import (
+    FrameworkPart,
+    PlannedItem,
+    Profile,
+    column,
+    load_profile,
+    select,
+    shows_pairs,
+    shows_rows,
+)
+from convt_conformance.model.check_id import Check
 
 
-@dataclass(frozen=True)
-class PlannedCheck:
-    case: Case
-    adapter_name: str
-    label: str
-    device: str
-    dtype: str
+def framework_parts() -> list[FrameworkPart]:
+    """Every registered framework's part of the built-in profiles (its adapter's ``profile_file``),
+    in the registry's order; a framework whose adapter cannot be loaded has none (its checks
+    cannot run)."""
+    from convt_conformance.adapters.registry import AdapterLoadError, adapter_class, entries
+
+    out = []
+    for name in entries():
+        try:
+            path = adapter_class(name).profile_file()
+        except AdapterLoadError:
+            continue
+        if path is not None:
+            out.append(FrameworkPart(name, path))
+    return out
 
 
-def planned_checks(case_paths: list[str], frameworks: list[str]) -> tuple[list[PlannedCheck], list[str]]:
-    """Every CPU check the run would collect for these frameworks, and the case-file problems."""
+def load_run_profile(name: str, path: str | Path | None = None) -> Profile:
+    """The profile a run uses: ``name`` of the built-in profiles with every registered framework's
+    part, or of ``path`` (``--profiles-file``), which is complete in itself."""
+    return load_profile(name, path, frameworks=() if path else framework_parts())
+
+
+def planned_checks(case_paths: list[str], frameworks: list[str]) -> tuple[list[PlannedItem], list[str]]:
+    """Every CPU check the run would collect for these frameworks (as the plugin plans them before
+    any item exists), and the case-file problems."""
     from convt_conformance.adapters.registry import get_adapter
 
     loaded = load_cases(case_paths)
     adapters = [get_adapter(f) for f in frameworks]
-    out: list[PlannedCheck] = []
+    out: list[PlannedItem] = []
     for case in loaded.cases:
         for a in adapters:
             for api in a.apis:
                 if a.applies(case, api):
                     label = a.api_label(api, case.rank)
-                    out.extend(PlannedCheck(case, a.name, label, "cpu", dt) for dt in case.dtypes)
+                    for dt in case.dtypes:
+                        check = Check(case.id, a.name, label, "cpu", dt)
+                        out.append(PlannedItem(case, a.name, label, "cpu", dt, check_id=check.id, api=api))
     return out, [str(p) for p in loaded.problems]
 
 
-def plan_table(profile: Profile, checks: list[PlannedCheck]) -> list[dict[str, Any]]:
+def plan_table(profile: Profile, checks: list[PlannedItem]) -> list[dict[str, Any]]:
     """Per column: collected, selected, estimated seconds, feature x dtype pairs covered / present,
     and the rows (each feature, each dtype) covered / present."""
     chosen = select(profile, checks)

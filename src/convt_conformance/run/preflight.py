@@ -19,13 +19,25 @@ from typing import Any
 ATTEMPTS = 2
 
 
+def _environment(name: str) -> dict[str, str]:
+    """The environment of the process setting ``name`` up: this one's, plus what its adapter's
+    ``process_environment`` asks for where unset."""
+    from convt_conformance.adapters.registry import AdapterLoadError, adapter_class
+
+    try:
+        wanted = adapter_class(name).process_environment()
+    except AdapterLoadError:
+        wanted = {}
+    return {**wanted, **os.environ}
+
+
 def _one(name: str, precision: str, timeout_s: float) -> tuple[str, dict[str, Any] | None, str]:
     why = ""
     for _attempt in range(1, ATTEMPTS + 1):
         try:
             p = subprocess.run([sys.executable, "-m", "convt_conformance.run.preflight", name, precision],
                                capture_output=True, text=True, timeout=timeout_s,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")})
+                               env=_environment(name))
         except subprocess.TimeoutExpired:
             why = f"setting it up (import, configure, devices) did not finish within {timeout_s:g} s"
             continue
