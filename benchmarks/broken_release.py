@@ -57,7 +57,7 @@ def main() -> int:
             data = read_results(res)
         res_ = data["results"]
         checks_s = sum(r.get("seconds") or 0.0 for r in res_)
-        statuses = collections.Counter(r["status"] for r in res_)
+        statuses = collections.Counter(r.status.value for r in res_)
         per_check[label] = wall / max(1, len(res_))
         print(f"{label}: wall {wall:.1f} s, checks {len(res_)} ({1e3 * per_check[label]:.2f} ms wall a check), "
               f"summed check time {checks_s:.1f} s; exit {p.returncode}")

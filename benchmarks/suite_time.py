@@ -55,7 +55,7 @@ def main() -> int:
     for a in sorted(checks):
         print(f"  {a:<11} checks {checks[a]:>6}  distinct (case, dtype) executed {len(executed[a]):>5}  "
               f"check time {seconds[a]:7.1f} s")
-    statuses = collections.Counter(r["status"] for r in res)
+    statuses = collections.Counter(r.status.value for r in res)
     print("statuses:", dict(sorted(statuses.items())))
     print("last line:", (proc.stdout.strip().splitlines() or [""])[-1])
     return 0

@@ -25,7 +25,9 @@ def test_every_field_is_written_once():
 
 @pytest.mark.parametrize("path", [BASELINE, DATA / "results_sample.json"])
 def test_from_dict_then_as_dict_is_the_record_read(path):
-    for rec in read_results(path)["results"]:
+    records = read_results(path)["results"]
+    assert records
+    for rec in records:
         back = CheckRecord.from_dict(rec).as_dict()
         assert back == rec
         assert list(back)[:len(BASE_FIELDS)] == list(BASE_FIELDS)

@@ -100,12 +100,18 @@ def test_baseline_report_stays_small():
 
 def test_copied_script_is_the_reproducer():
     """What the copy button copies (the check's <pre> text, then the common part's; a browser
-    drops the newline right after <pre>) is exactly `conformance repro`'s script."""
-    from convt_conformance.repro.scripts import script_for
+    drops the newline right after <pre>) is exactly `conformance repro`'s script. The fixture is a
+    run of the current format (its native calls name their calls.py function)."""
+    from convt_conformance.repro.scripts import COMMON_TAIL, script_for
+    from convt_conformance.results.store import read_results
 
-    p = _payload()
+    def fresh() -> dict:
+        return read_results(DATA / "results_repro.json")
+
+    p = fresh()
     html = render_report(p)
-    rec = group_findings(_payload()["results"])[0]["smallest"]
+    rec = group_findings(fresh()["results"])[0]["smallest"]
+    assert script_for(fresh(), rec).endswith(COMMON_TAIL)  # a real reproducer, not a refusal
     anchor = "repro-0"  # the first finding's smallest check
 
     def pre_text(pre_id: str) -> str:
@@ -114,4 +120,4 @@ def test_copied_script_is_the_reproducer():
         return text[1:] if text.startswith("\n") else text
 
     copied = pre_text(f"{anchor}-src") + pre_text("repro-common-src")
-    assert copied == script_for(_payload(), rec)
+    assert copied == script_for(fresh(), rec)

@@ -102,5 +102,5 @@ def test_a_run_that_stopped_in_progress_reads_its_streamed_records(tmp_path):
     v1 = read_results(DATA / "results_sample.json")
     write_results(path, {"schema": "conformance-results/3", "complete": False, "in_progress": True,
                          "stream": stream_path(path).name, "results": [], "problems": []})
-    stream_path(path).write_text("".join(json.dumps(r) + "\n" for r in v1["results"][:3]))
+    stream_path(path).write_text("".join(json.dumps(r.as_dict()) + "\n" for r in v1["results"][:3]))
     assert len(results_of_run(path)["results"]) == 3

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convt_conformance.model.dtypes import finfo, numpy_dtype, round_to
+from convt_conformance.model.status import FailureKind
 
 _INT = {2: np.int16, 4: np.int32, 8: np.int64}
 
@@ -32,7 +33,7 @@ _INT = {2: np.int16, 4: np.int32, 8: np.int64}
 @dataclass
 class Comparison:
     ok: bool
-    kind: str  # "" when ok, else "shape", "nonfinite", "value" or "subnormal-flush"
+    kind: FailureKind | None  # None when ok, else shape, nonfinite, value or subnormal-flush
     message: str
     max_abs_err: float | None = None
     max_rel_err: float | None = None
@@ -52,7 +53,8 @@ def ordered_bits(values: np.ndarray, dtype: str) -> np.ndarray:
 
 def ulp_distance(actual: np.ndarray, expected: np.ndarray, dtype: str) -> np.ndarray:
     """Element-wise ULP distance in ``dtype`` (expected is first rounded to it)."""
-    return np.abs(ordered_bits(actual, dtype) - ordered_bits(expected, dtype))
+    ulps: np.ndarray = np.abs(ordered_bits(actual, dtype) - ordered_bits(expected, dtype))
+    return ulps
 
 
 def overflow_threshold(dtype: str) -> float:
@@ -72,7 +74,8 @@ def overflow_band(expected: np.ndarray, tol: np.ndarray, dtype: str) -> np.ndarr
     """Finite exact elements within tolerance of the overflow threshold: finite or ±Inf accepted."""
     t = overflow_threshold(dtype)
     mag = np.abs(np.where(np.isfinite(expected), expected, 0.0))
-    return np.isfinite(expected) & (mag - tol < t) & (mag + tol >= t)
+    band: np.ndarray = np.isfinite(expected) & (mag - tol < t) & (mag + tol >= t)
+    return band
 
 
 def subnormal_flushes(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray, dtype: str,
@@ -82,7 +85,8 @@ def subnormal_flushes(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray,
     r = rounded_expected(expected, dtype)
     sub = np.isfinite(r) & (r != 0) & (np.abs(r) < float(finfo(dtype).tiny))
     with np.errstate(invalid="ignore"):
-        return sub & (actual == 0) & (np.abs(expected) > np.maximum(tol - floor, 0.0))
+        flushed: np.ndarray = sub & (actual == 0) & (np.abs(expected) > np.maximum(tol - floor, 0.0))
+    return flushed
 
 
 def _nonfinite_message(actual: np.ndarray, expected: np.ndarray, rounded: np.ndarray, bad: np.ndarray,
@@ -107,10 +111,10 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray, dtype: st
 
     ``floor``: the part of ``tol`` that allows flushed products (``n*tiny``)."""
     if tuple(actual.shape) != tuple(expected.shape):
-        return Comparison(False, "shape", f"shape mismatch: actual {list(actual.shape)}, "
+        return Comparison(False, FailureKind.SHAPE, f"shape mismatch: actual {list(actual.shape)}, "
                                           f"expected {list(expected.shape)}")
     if actual.size == 0:
-        return Comparison(True, "", "empty output, shapes equal", 0.0, 0.0, 0)
+        return Comparison(True, None, "empty output, shapes equal", 0.0, 0.0, 0)
     tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), actual.shape)
     rounded = rounded_expected(expected, dtype)
     a_nan, e_nan = np.isnan(actual), np.isnan(rounded)
@@ -129,9 +133,9 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray, dtype: st
     ulp = np.where(finite, ulp_distance(np.where(finite, actual, 0), np.where(finite, expected, 0), dtype), 0)
     over = finite & (err > tol)
     max_abs = float(err.max())
-    res = Comparison(True, "", "", max_abs, float(rel.max()), int(ulp.max()))
+    res = Comparison(True, None, "", max_abs, float(rel.max()), int(ulp.max()))
     if bad_nf.any():
-        res.ok, res.kind = False, "nonfinite"
+        res.ok, res.kind = False, FailureKind.NONFINITE
         res.mismatched = int(bad_nf.sum())
         res.worst_index = [int(i) for i in np.argwhere(bad_nf)[0]]
         res.message = _nonfinite_message(actual, expected, rounded, bad_nf, dtype)
@@ -140,7 +144,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray, dtype: st
     if over.any():
         ratio = np.where(over, err / np.maximum(tol, np.finfo(np.float64).tiny), 0.0)
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
-        res.ok, res.kind = False, "value"
+        res.ok, res.kind = False, FailureKind.VALUE
         res.mismatched = int(over.sum())
         res.worst_index = list(idx)
         res.message = (
@@ -154,7 +158,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray, dtype: st
     flushed = subnormal_flushes(actual, expected, tol, dtype, floor)
     if flushed.any():
         idx = tuple(int(i) for i in np.argwhere(flushed)[0])
-        res.ok, res.kind = False, "subnormal-flush"
+        res.ok, res.kind = False, FailureKind.SUBNORMAL_FLUSH
         res.mismatched = int(flushed.sum())
         res.worst_index = list(idx)
         res.message = (f"Subnormal outputs flushed to zero: {res.mismatched} / {actual.size} elements; "

@@ -16,6 +16,7 @@ reference uses). The recipe is stored in the check record (``record["cotangent"]
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def _integer_valued(case: Case) -> bool:
     return True
 
 
-def cotangent_recipe(case: Case) -> dict:
+def cotangent_recipe(case: Case) -> dict[str, Any]:
     """The distribution, range, seed and shape of the case's cotangent (dtype-independent)."""
     seed = zlib.crc32(f"{case.id}:cotangent".encode()) % (2**31)
     shape = [int(s) for s in case.output_shape]
@@ -47,7 +48,7 @@ def cotangent_recipe(case: Case) -> dict:
             "seed_from": "crc32(case id + ':cotangent')"}
 
 
-def cotangent(case: Case, dtype: str) -> tuple[np.ndarray, dict]:
+def cotangent(case: Case, dtype: str) -> tuple[np.ndarray, dict[str, Any]]:
     """``(g, recipe)``: ``g`` float64 of the output's canonical shape, rounded to ``dtype``."""
     r = cotangent_recipe(case)
     rng = np.random.default_rng(r["seed"])

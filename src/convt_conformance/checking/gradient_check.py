@@ -13,6 +13,7 @@ Invalid cases (``expected.error``) have no gradient checks; grad_bias exists onl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from convt_conformance.oracle import gradients as grads
 class GradientExpectation:
     quantity: str
     g: np.ndarray  # float64 cotangent, rounded to the dtype, canonical output layout
-    recipe: dict
+    recipe: dict[str, Any]
     reference: np.ndarray  # float64 reference gradient, canonical layout
     expected: np.ndarray  # the reference, with +-Inf where its exact value overflows the dtype
     magnitude: np.ndarray  # the gradient formula on |x|, |w|, |g|

@@ -12,6 +12,8 @@ changes a convention in a release shows up here as a disagreement.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from convt_conformance.adapters.base import ProbeCall
@@ -55,7 +57,7 @@ def _probe_calls(frameworks: list[str] | None) -> list[tuple[str, ProbeCall]]:
     return out
 
 
-def discover_conventions(frameworks: list[str] | None = None) -> list[dict]:
+def discover_conventions(frameworks: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per installed native API: discovered vs declared transform and layout."""
     x, w, expected = _probe_inputs()
     rows = []
@@ -83,7 +85,7 @@ def discover_conventions(frameworks: list[str] | None = None) -> list[dict]:
     return rows
 
 
-def probe_rows(frameworks: list[str]) -> list[dict]:
+def probe_rows(frameworks: list[str]) -> list[dict[str, Any]]:
     """:func:`discover_conventions` for ``frameworks`` (none: no rows), a probe that raises
     turned into one disagreeing row (a probe must never lose a run's results)."""
     if not frameworks:
@@ -95,7 +97,7 @@ def probe_rows(frameworks: list[str]) -> list[dict]:
                  "declared": "", "agrees": False, "naive_mapping": ""}]
 
 
-def run_probe_rows(frameworks: list[str], preflight: dict[str, dict]) -> list[dict]:
+def run_probe_rows(frameworks: list[str], preflight: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The probe rows of a run: those the preflight found (``preflight``: per framework what
     ``convt_conformance.run.preflight`` printed), the others' discovered here."""
     seen = {n: preflight[n]["probes"] for n in frameworks if isinstance(preflight.get(n, {}).get("probes"), list)}

@@ -95,7 +95,7 @@ reads subnormal inputs as zero errs by ``|x w|``, far beyond it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -128,9 +128,9 @@ def terms_per_gradient(case: Case, quantity: str) -> int:
 
 
 def derived_tolerance(magnitude: np.ndarray, reference: np.ndarray, *, dtype: str, n_terms: int,
-                      device: str, precision: str, override: dict | None = None, bias_added: bool = True,
+                      device: str, precision: str, override: dict[str, Any] | None = None, bias_added: bool = True,
                       compute_dtype: str | None = None,
-                      inputs: tuple[np.ndarray | None, ...] = ()) -> tuple[np.ndarray, dict]:
+                      inputs: tuple[np.ndarray | None, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
     """Per-element absolute tolerance and a description of how it was derived.
 
     ``magnitude``: convT(|x|, |w|) + |b| in float64; ``reference``: the float64 result on

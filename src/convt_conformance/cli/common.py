@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from convt_conformance.cli.paths import output_problem, same_file
 from convt_conformance.library import CASES_DIR, KNOWN_FILE
@@ -83,7 +84,7 @@ def refuse(command: str, errors: list[str]) -> int:
     return 1
 
 
-def write_ci_outputs(args: argparse.Namespace, data: dict, report: str | None, results: str | None) -> None:
+def write_ci_outputs(args: argparse.Namespace, data: dict[str, Any], report: str | None, results: str | None) -> None:
     """``--junit-xml`` / ``--markdown-summary`` of ``run`` and ``report``."""
     from convt_conformance.report.ci_outputs import write_junit_xml, write_markdown_summary
 

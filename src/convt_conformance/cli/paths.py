@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import IO
 
-_held_locks: list = []  # open lock files of this process (released when a command returns)
+_held_locks: list[IO[str]] = []  # open lock files of this process (released when a command returns)
 
 
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether two paths name one file (hard or symbolic links included; missing ones by path)."""
     try:
         if os.path.exists(a) and os.path.exists(b):

@@ -52,7 +52,7 @@ def nested_shape(values: Any) -> tuple[tuple[int, ...] | None, str | None]:
     return (len(values), *shapes[0]), None
 
 
-def flatten(v: Any) -> list:
+def flatten(v: Any) -> list[Any]:
     if isinstance(v, list):
         return [x for item in v for x in flatten(item)]
     return [v]
@@ -77,7 +77,7 @@ def to_float_array(values: Any) -> tuple[np.ndarray | None, str | None]:
     return np.asarray(values, dtype=np.float64).reshape(shape or ()), None
 
 
-def random_problems(r: dict) -> list[str]:
+def random_problems(r: dict[str, Any]) -> list[str]:
     """Why a ``random`` recipe cannot be generated as finite float64 values (empty when it can)."""
     out = []
     dist = r["distribution"]
@@ -115,7 +115,7 @@ def random_problems(r: dict) -> list[str]:
     return out
 
 
-def tensor_spec(raw: dict, file: str, cid: str, key: str, problems: list[CaseProblem]) -> TensorSpec | None:
+def tensor_spec(raw: dict[str, Any], file: str, cid: str, key: str, problems: list[CaseProblem]) -> TensorSpec | None:
     """The tensor of ``raw`` (``values`` or ``random``), size-checked before anything is allocated."""
     if "random" in raw:
         r = raw["random"]

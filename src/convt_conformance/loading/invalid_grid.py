@@ -27,7 +27,7 @@ from convt_conformance.model.case import CaseProblem
 
 GRID_KEYS = ("rank", "groups", "dilation", "bias")
 
-INVALID_GRID_SCHEMA: dict = {
+INVALID_GRID_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "break", "grid"],
@@ -172,7 +172,7 @@ BREAKERS: dict[str, Breaker] = {
 }
 
 
-def trimmed(trims: list[dict], breaker: str, point: dict[str, Any]) -> bool:
+def trimmed(trims: list[dict[str, Any]], breaker: str, point: dict[str, Any]) -> bool:
     """Whether a grid point is left out for ``breaker`` by one of the entry's ``trim`` rules."""
     for t in trims:
         if breaker in t.get("except_break", ()):
@@ -208,7 +208,7 @@ def expand_invalid_grid(entry: dict[str, Any], file: str, label: str
                                     f"unknown breaker(s) {unknown}; known: {sorted(BREAKERS)}"))
         return [], problems
     grid = {"rank": [2], "groups": [1], "dilation": [1], "bias": [False], **entry["grid"]}
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for name in entry["break"]:
         breaker = BREAKERS[name]
         for rank, groups, dil, bias in itertools.product(*(grid[k] for k in GRID_KEYS)):

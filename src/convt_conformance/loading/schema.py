@@ -6,6 +6,8 @@ Structure only; shape consistency and hyper-parameter validity are checked in
 
 from __future__ import annotations
 
+from typing import Any
+
 import jsonschema
 
 from convt_conformance.loading.invalid_grid import INVALID_GRID_SCHEMA
@@ -102,7 +104,7 @@ _case_properties = {
     "reason": {"type": "string"},
 }
 
-CASE_SCHEMA: dict = {
+CASE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "input", "weight", "expected"],
@@ -110,14 +112,14 @@ CASE_SCHEMA: dict = {
 }
 
 # `defaults` may hold any case key except the per-case identity.
-DEFAULTS_SCHEMA: dict = {
+DEFAULTS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {k: v for k, v in _case_properties.items() if k != "id"},
 }
 
 # What each sweep key (in `grid` lists and in `fixed`) may hold; see convt_conformance.loading.sweep.
-SWEEP_VALUE: dict = {
+SWEEP_VALUE: dict[str, Any] = {
     "rank": {"type": "integer", "minimum": 1, "maximum": 3},
     "batch": {"type": "integer", "minimum": 1},
     "in_channels": {"type": "integer", "minimum": 1},
@@ -130,7 +132,7 @@ SWEEP_VALUE: dict = {
 }
 
 # `sweeps` (additive, see cases/README in CASE_FORMAT spirit): grids expanded into cases.
-SWEEP_SCHEMA: dict = {
+SWEEP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "grid"],
@@ -151,7 +153,7 @@ SWEEP_SCHEMA: dict = {
     },
 }
 
-FILE_SCHEMA: dict = {
+FILE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
@@ -166,7 +168,7 @@ FILE_SCHEMA: dict = {
 }
 
 
-def with_defs(schema: dict) -> dict:
+def with_defs(schema: dict[str, Any]) -> dict[str, Any]:
     """Attach the shared ``$defs`` so a sub-schema validates on its own."""
     return {**schema, "$defs": FILE_SCHEMA["$defs"]}
 
@@ -181,6 +183,6 @@ _StrictValidator = jsonschema.validators.extend(
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_strict_integer))
 
 
-def strict_validator(schema: dict) -> jsonschema.protocols.Validator:
+def strict_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     """A draft 2020-12 validator of ``schema`` whose ``integer`` refuses floats such as ``2.0``."""
     return _StrictValidator(schema)

@@ -26,7 +26,7 @@ class _StrictSafeLoader(_BaseLoader):
     pass
 
 
-def _merged_sources(loader: _StrictSafeLoader, node: yaml.Node) -> list[dict]:
+def _merged_sources(loader: _StrictSafeLoader, node: yaml.Node) -> list[dict[Any, Any]]:
     """The mappings named by a merge key's value, in YAML's precedence order (first wins)."""
     subnodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
     out = []
@@ -39,14 +39,14 @@ def _merged_sources(loader: _StrictSafeLoader, node: yaml.Node) -> list[dict]:
     return out
 
 
-def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     """A mapping with merge keys resolved (explicit keys override merged ones, an earlier merged
     mapping overrides a later one, as the YAML merge-key spec says); a key given twice explicitly,
     or two ``<<`` keys, is an error. Merged mappings are shared objects, so the work is linear in
     the document (PyYAML's own flattening copies node lists and can grow exponentially)."""
-    merged: dict = {}
+    merged: dict[Any, Any] = {}
     explicit: list[tuple[Any, yaml.Node]] = []
-    seen: set = set()
+    seen: set[Any] = set()
     merge_seen = False
     for key_node, value_node in node.value:
         if key_node.tag == _MERGE_TAG:
@@ -80,7 +80,7 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - strict *safe* loader subclass
 
 
-def load_yaml_file(path: str | os.PathLike) -> tuple[Any, str | None]:
+def load_yaml_file(path: str | os.PathLike[str]) -> tuple[Any, str | None]:
     """``(document, None)``, or ``(None, why)`` when the file cannot be read, is over the size
     limits (bytes; YAML nodes with aliases expanded), or is not valid YAML. Never raises on a bad
     file; an invalid limit variable (``CONFORMANCE_MAX_*``) is reported as the reason too."""

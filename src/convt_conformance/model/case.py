@@ -34,7 +34,7 @@ class TensorSpec:
 
     shape: tuple[int, ...]
     values: np.ndarray | None = None
-    random: dict | None = None
+    random: dict[str, Any] | None = None
 
     def generate(self) -> np.ndarray:
         """The tensor in float64; random ones come from ``numpy.random.default_rng(seed)``."""
@@ -74,7 +74,7 @@ class Case:
     expected_shape: tuple[int, ...] | None
     expected_values: np.ndarray | None
     expected_error: bool
-    tolerance: dict | None
+    tolerance: dict[str, Any] | None
     frameworks: tuple[str, ...] | None
     frameworks_reason: str
     invalid_reasons: tuple[str, ...] = field(default=())

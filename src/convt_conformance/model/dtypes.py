@@ -7,7 +7,7 @@ import numpy as np
 
 DTYPE_NAMES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
-_NUMPY = {
+_NUMPY: dict[str, np.dtype] = {
     "float16": np.dtype(np.float16),
     "bfloat16": np.dtype(ml_dtypes.bfloat16),
     "float32": np.dtype(np.float32),
@@ -22,7 +22,7 @@ def numpy_dtype(name: str) -> np.dtype:
 
 def finfo(name: str) -> ml_dtypes.finfo:
     """Machine limits of the dtype (``ml_dtypes.finfo`` also covers bfloat16)."""
-    return ml_dtypes.finfo(_NUMPY[name])
+    return ml_dtypes.finfo(_NUMPY[name])  # type: ignore[no-untyped-call]  # ml_dtypes' finfo is unannotated
 
 
 def unit_roundoff(name: str) -> float:

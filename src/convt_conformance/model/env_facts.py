@@ -17,6 +17,7 @@ import re
 import weakref
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 #: CPU flags a `when:` may name (x86 /proc/cpuinfo spellings; `asimd`, `sve`, `bf16`: aarch64).
 #: Also the flags the results' environment records (``cpu_features``).
@@ -38,7 +39,7 @@ _FLAG_LEVEL = {"avx2": "AVX2", "fma": "AVX2", "f16c": "AVX2", "avx_vnni": "AVX2_
 
 # set-up adapters' facts(), asked when a term needs them; weak, so that noting an adapter never keeps
 # it (and a Keras adapter's backend children) alive
-_sources: dict[int, weakref.WeakMethod] = {}
+_sources: dict[int, weakref.WeakMethod[Any]] = {}
 
 
 @cache

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _env_identity(p: dict[str, Any]) -> tuple:
+def _env_identity(p: dict[str, Any]) -> tuple[Any, ...]:
     env = p.get("environment") or {}
     return (tuple(sorted((env.get("frameworks") or {}).items())), env.get("precision"), env.get("python"),
             env.get("platform"))

@@ -6,6 +6,10 @@ cannot express the case natively, or the framework refuses a valid configuration
 supported"); ``error`` (an unexpected exception); ``rejected`` / ``accepted-invalid`` for
 ``expected.error`` cases; ``xfail`` / ``xpass`` for checks matched by a known disagreement;
 ``crash`` (the process running the check died or was stopped).
+
+:class:`FailureKind` names what went wrong in a record's ``failure_kind`` (the one place the kinds
+are named); a status and its failure kind make a check's outcome (:mod:`convt_conformance.model.outcome`),
+which known disagreements name.
 """
 
 from __future__ import annotations
@@ -67,12 +71,39 @@ _COLOURS = {
 }
 
 
+class FailureKind(StrEnum):
+    """What went wrong in a check (a record's ``failure_kind``); its value is what the results file
+    stores."""
+
+    VALUE = "value"  # finite values beyond the tolerance
+    SHAPE = "shape"  # the output shape differs
+    NONFINITE = "nonfinite"  # NaN / ±Inf where the exact result rounded to the dtype has none, or the reverse
+    SUBNORMAL_FLUSH = "subnormal-flush"  # a nonzero subnormal result flushed to zero
+    DTYPE = "dtype"  # the output came back in another dtype than the one asked for
+    TIMEOUT = "timeout"  # no result within the check's time limit (status crash)
+    CRASH = "crash"  # the process running the check died (status crash)
+
+
+_STATUS_BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
+_KIND_BY_VALUE: dict[str, FailureKind] = {k.value: k for k in FailureKind}
+
+
 def status_of(value: str) -> Status:
     """The Status for a stored value (ValueError naming the value when unknown)."""
-    try:
-        return Status(value)
-    except ValueError:
-        raise ValueError(f"unknown status {value!r}; known: {', '.join(s.value for s in Status)}") from None
+    hit = _STATUS_BY_VALUE.get(value)
+    if hit is None:
+        raise ValueError(f"unknown status {value!r}; known: {', '.join(s.value for s in Status)}")
+    return hit
+
+
+def failure_kind_of(value: str | None) -> FailureKind | None:
+    """The FailureKind for a stored value, None for none (ValueError naming the value when unknown)."""
+    if value is None:
+        return None
+    hit = _KIND_BY_VALUE.get(value)
+    if hit is None:
+        raise ValueError(f"unknown failure kind {value!r}; known: {', '.join(k.value for k in FailureKind)}")
+    return hit
 
 
 def worst(statuses: Iterable[str | Status]) -> Status:

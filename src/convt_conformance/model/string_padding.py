@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from convt_conformance.model.spec import PadPairs
 
@@ -75,7 +76,7 @@ def same(n: int, k: int, s: int, d: int, op: int) -> AxisPads:
     return total // 2, total - total // 2, op
 
 
-def _onnx(n: int, k: int, s: int, d: int, op: int, upper: bool) -> AxisPads:
+def _same_split(n: int, k: int, s: int, d: int, op: int, upper: bool) -> AxisPads:
     total = _k_eff(k, d) + op - s  # ONNX: s*(n-1) + op + k_eff - output_shape, output_shape = n*s
     begin = total // 2 if upper else total - total // 2
     end = total - begin
@@ -95,14 +96,14 @@ def same_upper(n: int, k: int, s: int, d: int, op: int) -> AxisPads:
     onnx/reference/ops/op_conv_transpose.py). Equals :func:`same` wherever ``total >= 0``; for
     ``total < 0`` ONNX's floor division gives a negative begin (a leading extension), which the
     canonical format cannot express: such a configuration is invalid (ValueError)."""
-    return _onnx(n, k, s, d, op, upper=True)
+    return _same_split(n, k, s, d, op, upper=True)
 
 
 def same_lower(n: int, k: int, s: int, d: int, op: int) -> AxisPads:
     """ONNX ``auto_pad: SAME_LOWER``: as :func:`same_upper` but ``begin = total - total // 2``,
     ``end = total // 2`` (the odd element cut at the beginning). ``total = -1`` resolves to one
     appended element (pads (0, 0), op + 1); ``total <= -2`` is inexpressible (ValueError)."""
-    return _onnx(n, k, s, d, op, upper=False)
+    return _same_split(n, k, s, d, op, upper=False)
 
 
 MODES: dict[str, Callable[[int, int, int, int, int], AxisPads]] = {
@@ -119,7 +120,7 @@ class Resolution:
     output_padding: tuple[int, ...]
     out_spatial: tuple[int, ...]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "padding": [list(p) for p in self.padding],
                 "output_padding": list(self.output_padding), "out_spatial": list(self.out_spatial)}
 

@@ -183,7 +183,7 @@ def conv_transpose_matrix(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
     v = forward_matrix(w, in_spatial=x.shape[2:], out_spatial=out_sp, stride=spec.stride,
                        padding=spec.padding, dilation=spec.dilation, groups=groups)
     n = x.shape[0]
-    out = (x.reshape(n, v.shape[0]) @ v).reshape(n, w.shape[1] * groups, *out_sp)
+    out: np.ndarray = (x.reshape(n, v.shape[0]) @ v).reshape(n, w.shape[1] * groups, *out_sp)
     if b is not None:
         out = out + b.reshape((1, -1) + (1,) * len(out_sp))
     return out

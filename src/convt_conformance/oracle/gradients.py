@@ -140,7 +140,8 @@ def matrix_grad_input(w: np.ndarray, g: np.ndarray, *, in_spatial: Sequence[int]
     n = g.shape[0]
     v = forward_matrix(w, in_spatial=in_spatial, out_spatial=g.shape[2:], stride=stride, padding=padding,
                        dilation=dilation, groups=groups)
-    return (np.asarray(g, np.float64).reshape(n, v.shape[1]) @ v.T).reshape(n, w.shape[0], *in_spatial)
+    dx: np.ndarray = (np.asarray(g, np.float64).reshape(n, v.shape[1]) @ v.T).reshape(n, w.shape[0], *in_spatial)
+    return dx
 
 
 def weight_jacobian_gradient(x: np.ndarray, w_shape: Sequence[int], g: np.ndarray, *, stride: Sequence[int],

@@ -26,8 +26,10 @@ import gzip
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from convt_conformance.model.record import CheckRecord
 
 DATA_VERSION = 1
 
@@ -58,7 +60,7 @@ def _arrays(arrays: Any) -> Any:
     return out or None
 
 
-def params_text(c: dict[str, Any]) -> str:
+def params_text(c: Mapping[str, Any]) -> str:
     """The case's geometry line (canonical PyTorch-style padding / output_padding, as resolved)."""
     p = c.get("params")
     parts = []
@@ -73,7 +75,7 @@ def params_text(c: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def rejection_text(rj: dict[str, Any] | None) -> str:
+def rejection_text(rj: Mapping[str, Any] | None) -> str:
     """How an invalid case's rejection was judged, in words."""
     if not rj:
         return ""
@@ -103,13 +105,13 @@ class _Strings:
         return i
 
 
-def build_data(groups: list[tuple[str, list[dict]]], columns: list[tuple[str, str, str]],
+def build_data(groups: list[tuple[str, list[dict[str, Any]]]], columns: list[tuple[str, str, str]],
                statuses: list[str], family: Callable[[str], str], safe_link: Callable[[Any], str | None],
                repro_anchor: dict[str, str],
                finding_ids: dict[int, str], arrays_for: set[int]) -> dict[str, Any]:
     """The document described in the module docstring. ``groups`` are the report's case groups
     (each case a dict with id, file, tags, source, description, params, expected_*, worst,
-    results); ``family(api)`` folds an API name into its column's family; ``finding_ids`` maps
+    results: CheckRecords); ``family(api)`` folds an API name into its column's family; ``finding_ids`` maps
     ``id(record)`` of the records that are findings to their check id; ``arrays_for`` holds the
     ``id(record)`` of the records whose mismatch slices are written."""
     strings = _Strings()
@@ -127,28 +129,28 @@ def build_data(groups: list[tuple[str, list[dict]]], columns: list[tuple[str, st
                 f"shape {c.get('expected_shape')}"
             cases.append([c["id"], strings(c.get("file")), [strings(t) for t in c.get("tags") or []],
                           strings(c.get("source")), strings(c.get("description")), strings(params_text(c)),
-                          strings(expected), status_index.setdefault(c["worst"], len(status_index)),
+                          strings(expected), status_index.setdefault(str(c["worst"]), len(status_index)),
                           c.get("expected_shape")])
             rows = []
+            r: CheckRecord
             for r in c["results"]:
-                if r["dtype"] not in dtypes:
-                    dtypes.append(r["dtype"])
-                col = col_index[(r["adapter"], family(r["api"]), r["device"])]
-                shape = r.get("shape")
-                tol = r.get("tolerance") or {}
-                known = r.get("known") or {}
+                if r.dtype not in dtypes:
+                    dtypes.append(r.dtype)
+                col = col_index[(r.adapter, family(r.api), r.device)]
+                shape = r.shape
+                tol = r.tolerance or {}
+                known = r.known or {}
                 cid = finding_ids.get(id(r))
-                row = [col, strings(r["api"]), dtypes.index(r["dtype"]),
-                       status_index.setdefault(r["status"], len(status_index)), strings(r.get("failure_kind")),
-                       None if shape == r.get("expected_shape", c.get("expected_shape")) else shape,
-                       _num(r.get("max_abs_err")), _num(r.get("max_rel_err")), _num(r.get("max_ulp")),
-                       _num(tol.get("max", tol.get("atol"))), strings(r.get("message")),
+                row = [col, strings(r.api), dtypes.index(r.dtype),
+                       status_index.setdefault(r.status.value, len(status_index)), strings(r.failure_kind),
+                       None if shape == r.expected_shape else shape,
+                       _num(r.max_abs_err), _num(r.max_rel_err), _num(r.max_ulp),
+                       _num(tol.get("max", tol.get("atol"))), strings(r.message),
                        strings(known.get("reason")), strings(safe_link(known.get("issue")) or known.get("issue")),
-                       strings(rejection_text(r.get("rejection")) if r.get("rejection") else None),
+                       strings(rejection_text(r.rejection) if r.rejection else None),
                        strings(cid), strings(repro_anchor.get(cid) if cid else None),
-                       _arrays(r.get("arrays")) if id(r) in arrays_for else None,
-                       None if r.get("expected_shape", c.get("expected_shape")) == c.get("expected_shape")
-                       else r.get("expected_shape")]
+                       _arrays(r.arrays) if id(r) in arrays_for else None,
+                       None if r.expected_shape == c.get("expected_shape") else r.expected_shape]
                 while row and row[-1] in (None, -1):
                     row.pop()
                 rows.append(row)
@@ -171,7 +173,8 @@ def decode_data(html: str) -> dict[str, Any]:
     m = re.search(r'<script type="application/octet-stream" id="report-data">([A-Za-z0-9+/=\s]*)</script>', html)
     if not m:
         raise ValueError("no report data block in this HTML")
-    return json.loads(gzip.decompress(base64.b64decode(m.group(1))))
+    doc: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(m.group(1))))
+    return doc
 
 
 def check_rows(data: dict[str, Any]) -> list[dict[str, Any]]:

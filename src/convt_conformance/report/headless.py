@@ -54,7 +54,7 @@ class Page:
         self._session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self._call("Page.enable", session=True)
 
-    def _send(self, method: str, params: dict | None, session: bool) -> int:
+    def _send(self, method: str, params: dict[str, Any] | None, session: bool) -> int:
         self._id += 1
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
@@ -62,12 +62,12 @@ class Page:
         os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
         return self._id
 
-    def _wait(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 120.0) -> dict:
+    def _wait(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             while b"\0" in self._buf:
                 raw, self._buf = self._buf.split(b"\0", 1)
-                msg = json.loads(raw)
+                msg: dict[str, Any] = json.loads(raw)
                 if pred(msg):
                     return msg
             if time.monotonic() > deadline:
@@ -77,12 +77,13 @@ class Page:
                 raise RuntimeError("chromium closed the DevTools pipe")
             self._buf += chunk
 
-    def _call(self, method: str, params: dict | None = None, session: bool = False) -> dict:
+    def _call(self, method: str, params: dict[str, Any] | None = None, session: bool = False) -> dict[str, Any]:
         i = self._send(method, params, session)
         reply = self._wait(lambda m: m.get("id") == i)
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
-        return reply.get("result", {})
+        result: dict[str, Any] = reply.get("result", {})
+        return result
 
     def open(self, url: str, ready: str = "true", timeout: float = 120.0) -> dict[str, float]:
         """Navigate to ``url``; return seconds to the load event and until ``ready`` (a JS

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
 from convt_conformance.adapters.registry import display_order
-from convt_conformance.model.status import status_of
+from convt_conformance.model.record import ErrorValue, as_records
 from convt_conformance.results.findings import DTYPE_ORDER, api_family
 
 LO, HI, WIDTH = -6.0, 2.0, 0.5  # bins of half a decade; below LO / above HI: the edge bins
 N_BINS = int((HI - LO) / WIDTH)
 
 
-def ratio_of(rec: dict[str, Any]) -> float | None:
+def ratio_of(rec: Mapping[str, Any]) -> float | None:
     """max_abs_err / tolerance.max, or None when the record lacks either (or they are not finite)."""
-    err = rec.get("max_abs_err")
-    tol = (rec.get("tolerance") or {}).get("max")
+    return _ratio(rec.get("max_abs_err"), (rec.get("tolerance") or {}).get("max"))
+
+
+def _ratio(err: ErrorValue, tol: Any) -> float | None:
     if not isinstance(err, int | float) or not isinstance(tol, int | float):
         return None
     if not math.isfinite(err) or not math.isfinite(tol):
@@ -44,24 +47,23 @@ def _bin(ratio: float) -> int:
     return min(max(b, 0), N_BINS - 1)
 
 
-def margin_histograms(results: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+def margin_histograms(results: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
     """``{(adapter, api family, dtype): {"ok": [n per bin], "bad": [n per bin], "zero": n,
     "n": n, "max": largest ratio}}``; ``bad`` counts records whose status is failing, or whose
     underlying status is (xfail)."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for r in results:
-        ratio = ratio_of(r)
+    for r in as_records(results):
+        ratio = _ratio(r.max_abs_err, (r.tolerance or {}).get("max"))
         if ratio is None:
             continue
-        key = (r["adapter"], api_family(r["api"]), r["dtype"])
+        key = (r.adapter, api_family(r.api), r.dtype)
         h = out.setdefault(key, {"ok": [0] * N_BINS, "bad": [0] * N_BINS, "zero": 0, "n": 0, "max": 0.0})
         h["n"] += 1
         h["max"] = max(h["max"], ratio)
         if ratio == 0:
             h["zero"] += 1
             continue
-        failing = status_of(r["status"]).failing or bool(
-            r.get("underlying_status") and status_of(r["underlying_status"]).failing)
+        failing = r.status.failing or (r.underlying_status is not None and r.underlying_status.failing)
         h["bad" if failing else "ok"][_bin(ratio)] += 1
     return out
 
@@ -70,7 +72,7 @@ def margin_rows(hists: dict[tuple[str, str, str], dict[str, Any]]) -> dict[str, 
     """Rows (adapter, api) x dtype columns for the template: ``{"dtypes": [...], "rows":
     [{"adapter", "api", "cells": [hist | None]}]}``."""
     dtypes = sorted({k[2] for k in hists}, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9)
-    rows: dict[tuple[str, str], list] = defaultdict(lambda: [None] * len(dtypes))
+    rows: dict[tuple[str, str], list[dict[str, Any] | None]] = defaultdict(lambda: [None] * len(dtypes))
     for (a, api, d), h in hists.items():
         rows[(a, api)][dtypes.index(d)] = h
     ordered = sorted(rows, key=lambda k: (display_order(k[0]), k[1]))
@@ -123,7 +125,7 @@ def margin_caption(hist: dict[str, Any] | None) -> str:
     return f"{hist['n']} checks{extra}; worst {hist['max']:.3g}× tol"
 
 
-def margin_comparison(base: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def margin_comparison(base: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """For every (adapter, API family, dtype) present in both runs: both histograms."""
     hb, hn = margin_histograms(base), margin_histograms(new)
     keys = sorted(set(hb) & set(hn), key=lambda k: (display_order(k[0]), k[1],

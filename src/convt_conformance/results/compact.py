@@ -6,7 +6,8 @@ native call description, the tolerance model): 2.3 KB a check. Version 2 stores 
 once (``cases``, ``versions``, ``native_calls``, ``tolerances``; records refer to them by key or
 index) and leaves out fields that are empty, so a record holds only what is its own. Readers
 never see the compact form: :func:`expand` restores version-1 records exactly, so ``report``,
-``compare`` and ``merge`` read both versions alike.
+``compare`` and ``merge`` read both versions alike. Both work on plain record dicts (the file's
+JSON values); :func:`compact` takes a payload of CheckRecords too (their :meth:`as_dict`).
 
 Version 3 (written since 2026-12-01) also stores each distinct ``message`` and ``known`` (the
 matched entry: its reason, issue and index) once, in ``messages`` and ``knowns``: a default run's
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+from convt_conformance.model.record import CheckRecord
 
 COMPACT_SCHEMA = "conformance-results/3"
 COMPACT_SCHEMAS = ("conformance-results/2", COMPACT_SCHEMA)  # what expand() reads
@@ -44,13 +47,13 @@ def _key(obj: Any) -> str:
 
 def compact(payload: dict[str, Any]) -> dict[str, Any]:
     """The version-3 document of a version-1 payload (which is not modified)."""
-    cases: dict[str, dict] = {}
+    cases: dict[str, dict[str, Any]] = {}
     versions: dict[str, Any] = {}
-    tables: dict[str, list] = {table: [] for _, table in TABLES}
+    tables: dict[str, list[Any]] = {table: [] for _, table in TABLES}
     index: dict[str, dict[str, int]] = {table: {} for _, table in TABLES}
     records = []
-    for r in payload.get("results", []):
-        r = dict(r)
+    for rec in payload.get("results", []):
+        r = rec.as_dict() if isinstance(rec, CheckRecord) else dict(rec)
         cid = r.get("case")
         if cid is not None and cid not in cases and any(f in r for f in CASE_FIELDS):
             cases[cid] = {f: r[f] for f in CASE_FIELDS if f in r}

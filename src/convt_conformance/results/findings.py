@@ -1,12 +1,14 @@
 """Distinct findings of a run: the records worth a bug report, grouped, smallest case first.
 
-Pure functions over results records (README "Results file"); nothing here runs a check.
+Pure functions over results records (README "Results file"): CheckRecords, or record dicts
+(taken as records, :func:`convt_conformance.model.record.as_records`); nothing here runs a check.
 
 A record is a *finding* when its status is unexpected (:attr:`Status.unexpected`: fail, error,
 accepted-invalid, crash, xpass) or when it is a known disagreement that still fails (its
 ``underlying_status`` is a failing one: the ``xfail`` records). Findings are grouped by
 ``(adapter, API family, status, kind, known reason)`` where ``kind`` is the record's
-``failure_kind`` (value, shape, nonfinite, timeout) or else its underlying status
+``failure_kind`` (:class:`convt_conformance.model.status.FailureKind`: value, shape, nonfinite,
+timeout ...) or else its underlying status
 (``accepted-invalid``, ``error``, ``crash`` ...). Unexpected groups come first, then by status
 severity, framework display order and API.
 """
@@ -16,12 +18,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
 from convt_conformance.adapters.registry import display_order
-from convt_conformance.model.check_id import format_check_id
-from convt_conformance.model.status import status_of
+from convt_conformance.model.check_id import Check
+from convt_conformance.model.record import CheckRecord, as_records
+from convt_conformance.model.status import FailureKind, Status, status_of
 
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 
@@ -32,22 +36,23 @@ def api_family(api: str) -> str:
     return re.sub(r"([a-z_])[123]d", r"\1Nd", api)
 
 
-def is_finding(rec: dict[str, Any]) -> bool:
+def is_finding(rec: Mapping[str, Any]) -> bool:
     """Unexpected, or a known disagreement whose check still fails (xfail)."""
-    status = status_of(rec["status"])
-    if status.unexpected:
+    if status_of(rec["status"]).unexpected:
         return True
     under = rec.get("underlying_status")
     return isinstance(under, str) and bool(under) and status_of(under).failing
 
 
-def kind_of(rec: dict[str, Any]) -> str:
-    """What went wrong: the failure kind (value, shape, nonfinite, timeout) or the status behind it."""
-    return rec.get("failure_kind") or rec.get("underlying_status") or rec["status"]
+def kind_of(rec: Mapping[str, Any]) -> str:
+    """What went wrong (:attr:`CheckRecord.kind`, as its value): the failure kind (value, shape,
+    nonfinite, timeout) or the status behind it."""
+    kind = rec.get("failure_kind") or rec.get("underlying_status") or rec["status"]
+    return str(kind.value if isinstance(kind, Status | FailureKind) else kind)
 
 
-def check_id_of(rec: dict[str, Any]) -> str:
-    return format_check_id(rec["case"], rec["adapter"], rec["api"], rec["device"], rec["dtype"])
+def check_id_of(rec: Mapping[str, Any]) -> str:
+    return Check.of(rec).id
 
 
 def _prod(shape: Any) -> int:
@@ -56,7 +61,7 @@ def _prod(shape: Any) -> int:
     return int(math.prod(int(s) for s in shape))
 
 
-def case_size(rec: dict[str, Any]) -> tuple[int, int]:
+def case_size(rec: Mapping[str, Any]) -> tuple[int, int]:
     """(output elements, input elements) of the record's case: what "smallest case" orders by.
 
     Unknown sizes (a crash record without params) sort last."""
@@ -71,39 +76,44 @@ def _dtype_key(d: str) -> int:
     return DTYPE_ORDER.index(d) if d in DTYPE_ORDER else len(DTYPE_ORDER)
 
 
-def group_findings(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _is_finding(rec: CheckRecord) -> bool:
+    return rec.status.unexpected or (rec.underlying_status is not None and rec.underlying_status.failing)
+
+
+def group_findings(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The distinct findings, unexpected first; each a dict with adapter, api (family), apis,
-    status, kind, reason, issue, dtypes, devices, count (checks), cases, smallest (record),
-    smallest_id, unexpected, records (all covered records)."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in results:
-        if is_finding(r):
-            reason = (r.get("known") or {}).get("reason") or ""
-            groups[(r["adapter"], api_family(r["api"]), r["status"], kind_of(r), reason)].append(r)
-    out = []
+    status (a Status), kind (its value), reason, issue, dtypes, devices, count (checks), cases,
+    smallest (record), smallest_id, unexpected, records (all covered records: CheckRecords, the
+    very objects given when those are)."""
+    groups: dict[tuple[str, str, Status, str, str], list[CheckRecord]] = defaultdict(list)
+    for r in as_records(results):
+        if _is_finding(r):
+            reason = (r.known or {}).get("reason") or ""
+            groups[(r.adapter, api_family(r.api), r.status, r.kind.value, reason)].append(r)
+    out: list[dict[str, Any]] = []
     for (adapter, family, status, kind, reason), recs in groups.items():
-        smallest = min(recs, key=lambda r: (*case_size(r), _dtype_key(r["dtype"]), r["case"]))
+        smallest = min(recs, key=lambda r: (*case_size(r), _dtype_key(r.dtype), r.case))
         out.append({
-            "adapter": adapter, "api": family, "apis": sorted({r["api"] for r in recs}),
+            "adapter": adapter, "api": family, "apis": sorted({r.api for r in recs}),
             "status": status, "kind": kind, "reason": reason,
-            "issue": (smallest.get("known") or {}).get("issue") or "",
-            "dtypes": sorted({r["dtype"] for r in recs}, key=_dtype_key),
-            "devices": sorted({r["device"] for r in recs}),
-            "count": len(recs), "cases": len({r["case"] for r in recs}),
-            "smallest": smallest, "smallest_id": check_id_of(smallest),
-            "unexpected": status_of(status).unexpected, "records": recs,
+            "issue": (smallest.known or {}).get("issue") or "",
+            "dtypes": sorted({r.dtype for r in recs}, key=_dtype_key),
+            "devices": sorted({r.device for r in recs}),
+            "count": len(recs), "cases": len({r.case for r in recs}),
+            "smallest": smallest, "smallest_id": smallest.check.id,
+            "unexpected": status.unexpected, "records": recs,
         })
-    out.sort(key=lambda f: (not f["unexpected"], status_of(f["status"]).severity,
+    out.sort(key=lambda f: (not f["unexpected"], f["status"].severity,
                             display_order(f["adapter"]), f["api"], f["kind"], -f["count"]))
     return out
 
 
-def framework_dtype_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+def framework_dtype_summary(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts of every status per (framework, dtype): ``{"dtypes": [...], "rows": [{"adapter",
     "cells": [{"dtype", "counts": [(status, n)] in severity order, "worst", "total"} | None]}]}``."""
-    by: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for r in results:
-        by[(r["adapter"], r["dtype"])][r["status"]] += 1
+    by: dict[tuple[str, str], Counter[Status]] = defaultdict(Counter)
+    for r in as_records(results):
+        by[(r.adapter, r.dtype)][r.status] += 1
     dtypes = sorted({d for _, d in by}, key=_dtype_key)
     rows = []
     for adapter in sorted({a for a, _ in by}, key=display_order):
@@ -113,7 +123,7 @@ def framework_dtype_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
             if not cnt:
                 cells.append(None)
                 continue
-            ordered = sorted(cnt.items(), key=lambda kv: status_of(kv[0]).severity)
+            ordered = sorted(cnt.items(), key=lambda kv: kv[0].severity)
             cells.append({"dtype": d, "counts": ordered, "worst": ordered[0][0], "total": sum(cnt.values())})
         rows.append({"adapter": adapter, "cells": cells})
     return {"dtypes": dtypes, "rows": rows}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from convt_conformance.results.store import SCHEMA, result_key
+from convt_conformance.model.check_id import Check
+from convt_conformance.model.record import CheckRecord, as_records
+from convt_conformance.results.store import SCHEMA
 
 
 class MergeError(ValueError):
@@ -13,7 +15,8 @@ class MergeError(ValueError):
 
 
 def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """One payload holding every input's results; environment fields are unioned."""
+    """One payload holding every input's results (CheckRecords, ordered by check); environment
+    fields are unioned."""
     if not payloads:
         raise MergeError("nothing to merge")
     from convt_conformance.model.shards import shard_problems
@@ -21,13 +24,13 @@ def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str,
     problems = shard_problems(payloads, names)
     if problems:
         raise MergeError("; ".join(problems))
-    seen: dict[tuple, str] = {}
-    results: list[dict] = []
+    seen: dict[Check, str] = {}
+    results: list[CheckRecord] = []
     for p, name in zip(payloads, names):
-        for r in p["results"]:
-            k = result_key(r)
+        for r in as_records(p["results"]):
+            k = r.check
             if k in seen:
-                raise MergeError(f"{name}: check {k} is also in {seen[k]}; merge disjoint runs only")
+                raise MergeError(f"{name}: check {tuple(k)} is also in {seen[k]}; merge disjoint runs only")
             seen[k] = name
             results.append(r)
     envs = [p.get("environment", {}) for p in payloads]
@@ -52,7 +55,7 @@ def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str,
         "selection": _merged_selection(payloads),
         "problems": sorted({x for p in payloads for x in p.get("problems", [])}),
         "convention_probes": [row for p in payloads for row in p.get("convention_probes") or []],
-        "results": sorted(results, key=result_key),
+        "results": sorted(results, key=lambda r: r.check),
     }
 
 

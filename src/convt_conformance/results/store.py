@@ -1,4 +1,9 @@
-"""The results file ``conformance-results/1``: environment plus one record per check."""
+"""The results file ``conformance-results/1``: environment plus one record per check.
+
+The file is where records become JSON and back: :func:`write_results` takes a payload whose
+records are :class:`convt_conformance.model.record.CheckRecord` (or record dicts) and writes their
+plain values; :func:`read_results` checks every record and returns CheckRecords (statuses and
+failure kinds as enums)."""
 
 from __future__ import annotations
 
@@ -10,10 +15,14 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from convt_conformance.model.check_id import Check
 from convt_conformance.model.env_facts import ISA_FLAGS, cpu_flags, onednn_cap_setting
+from convt_conformance.model.record import as_records
+from convt_conformance.model.status import FailureKind, Status
 from convt_conformance.results.compact import COMPACT_SCHEMA, COMPACT_SCHEMAS, compact, expand
 
 SCHEMA = COMPACT_SCHEMA  # what this version writes (convt_conformance/results/compact.py)
@@ -35,6 +44,7 @@ RECORD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "tags": ((_LIST, _NONE), False), "params": ((_OBJ, _NONE), False),
     "tolerance": ((_OBJ, _NONE), False), "known": ((_OBJ, _NONE), False),
     "native_call": ((_OBJ, _NONE), False), "failure_kind": ((_STR, _NONE), False),
+    "underlying_status": ((_STR, _NONE), False),
     "max_abs_err": ((*_NUM, _STR, _NONE), False), "max_rel_err": ((*_NUM, _STR, _NONE), False),
     "framework_version": ((_STR, _NONE), False), "source": ((_STR, _NONE), False),
     "description": ((_STR, _NONE), False),
@@ -48,6 +58,12 @@ ENVIRONMENT_FIELDS: dict[str, tuple[type, ...]] = {
     "frameworks": (_OBJ, _NONE), "unavailable": (_OBJ, _NONE), "framework_devices": (_OBJ, _NONE),
     "framework_settings": (_OBJ, _NONE), "devices": (_LIST, _NONE), "gpus": (_LIST, _NONE),
     "precision": (_STR, _NONE),
+}
+#: fields whose string value must be one of a vocabulary: (what it is, the values)
+RECORD_VALUES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "status": ("status", tuple(s.value for s in Status)),
+    "underlying_status": ("status", tuple(s.value for s in Status)),
+    "failure_kind": ("failure kind", tuple(k.value for k in FailureKind)),
 }
 MAX_REPORTED = 10
 
@@ -89,6 +105,10 @@ def results_problems(data: dict[str, Any]) -> list[str]:
                     out.append(f"results[{i}].{key}: missing")
             elif _wrong_type(rec[key], types):
                 out.append(f"results[{i}].{key}: must be {_type_names(types)}, got {type(rec[key]).__name__}")
+        for key, (what, values) in RECORD_VALUES.items():
+            value = rec.get(key)
+            if isinstance(value, str) and (value or key == "status") and value not in values:
+                out.append(f"results[{i}].{key}: unknown {what} {value!r}; known: {', '.join(values)}")
         tol = rec.get("tolerance")
         if isinstance(tol, dict) and "max" in tol and _wrong_type(tol["max"], (*_NUM, _STR, _NONE)):
             out.append(f"results[{i}].tolerance.max: must be a number or null, got {type(tol['max']).__name__}")
@@ -192,7 +212,7 @@ def _umask() -> int:
     return mask
 
 
-def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+def write_results(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     """Write atomically: a temporary file in the same directory, then ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,12 +238,13 @@ def _signature(path: Path) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def results_of_run(path: str | os.PathLike) -> dict[str, Any]:
+def results_of_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     """:func:`read_results` of a file this process has just written with :func:`write_results`
     (``conformance run``: pytest runs in its process), without reading it back: the payload it
     wrote, as long as the file is still the one written (same inode, size and modification time;
     otherwise it is read). Reading a broken release's 86,000 records back took ~5 s of its
-    finish. The records are those written, before JSON (a non-finite float is still a float)."""
+    finish. The records are those written, before JSON (the run's CheckRecords; a non-finite
+    float is still a float)."""
     p = Path(path)
     hit = _WRITTEN.pop(str(p.resolve()), None)
     try:
@@ -235,11 +256,13 @@ def results_of_run(path: str | os.PathLike) -> dict[str, Any]:
     return {**hit[1], "stored_schema": SCHEMA}
 
 
-def read_results(path: str | os.PathLike) -> dict[str, Any]:
+def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a results file, refusing schemas this version does not know and records with missing
-    or mistyped fields (see :data:`RECORD_FIELDS`), with a message naming file, record and field."""
+    or mistyped fields (see :data:`RECORD_FIELDS`) or an unknown status or failure kind (see
+    :data:`RECORD_VALUES`), with a message naming file, record and field. Its ``results`` are
+    :class:`convt_conformance.model.record.CheckRecord`."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot read results file: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -260,6 +283,7 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     problems = results_problems(data)
     if problems:
         raise ResultsFileError(f"{path}: not a valid results file:\n  " + "\n  ".join(problems))
+    data["results"] = as_records(data["results"])
     return data
 
 
@@ -278,6 +302,7 @@ def _streamed(path: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def result_key(rec: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """Identity of a check across runs: (case, adapter, api, device, dtype)."""
-    return (rec["case"], rec["adapter"], rec["api"], rec["device"], rec["dtype"])
+def result_key(rec: Mapping[str, Any]) -> Check:
+    """Identity of a check across runs: its :class:`convt_conformance.model.check_id.Check`
+    (case, adapter, api, device, dtype)."""
+    return Check.of(rec)

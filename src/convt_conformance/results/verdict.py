@@ -9,10 +9,11 @@ xpass).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from convt_conformance.model.status import status_of
+from convt_conformance.model.record import CheckRecord, as_records
 
 EXIT_CLEAN = 0
 EXIT_UNCLEAN = 1
@@ -24,7 +25,7 @@ class Verdict:
 
     complete: bool
     checks: int
-    unexpected: list[dict[str, Any]] = field(default_factory=list)
+    unexpected: list[CheckRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     probe_disagreements: list[dict[str, Any]] = field(default_factory=list)
 
@@ -52,9 +53,7 @@ class Verdict:
         if self.checks == 0:
             out.append("no check ran")
         if self.unexpected:
-            by: dict[str, int] = {}
-            for r in self.unexpected:
-                by[r["status"]] = by.get(r["status"], 0) + 1
+            by = Counter(r.status.value for r in self.unexpected)
             out.append(f"{len(self.unexpected)} unexpected result(s): "
                        + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
         if self.problems:
@@ -73,11 +72,11 @@ class Verdict:
 
 def run_verdict(payload: dict[str, Any]) -> Verdict:
     """The verdict of a results payload (as written by the run, or read from a results file)."""
-    results = payload.get("results") or []
+    results = as_records(payload.get("results") or [])
     return Verdict(
         complete=bool(payload.get("complete")),
         checks=len(results),
-        unexpected=[r for r in results if status_of(r["status"]).unexpected],
+        unexpected=[r for r in results if r.status.unexpected],
         problems=list(payload.get("problems") or []),
         probe_disagreements=[p for p in payload.get("convention_probes") or [] if not p.get("agrees")],
     )

@@ -15,9 +15,9 @@ import pytest
 
 from convt_conformance.checking.check import apply_known
 from convt_conformance.model.case import Case
-from convt_conformance.model.check_id import CheckKey, parse_check_id
+from convt_conformance.model.check_id import Check, parse_check_id
 from convt_conformance.model.record import CheckRecord
-from convt_conformance.model.status import Status
+from convt_conformance.model.status import FailureKind, Status
 from convt_conformance.run.state import RunState
 from convt_conformance.run.watchdog import crash_output, timed_out
 
@@ -27,7 +27,7 @@ PROBLEM_KEY = "conformance_problem"
 SELECTION_KEY = "conformance_selection"
 
 
-def stream_path(results: str | os.PathLike) -> Path:
+def stream_path(results: str | os.PathLike[str]) -> Path:
     """Where the records of a run in progress are appended (one JSON object a line)."""
     p = Path(results)
     return p.with_name(p.name + ".stream.jsonl")
@@ -48,18 +48,18 @@ def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float, 
     else:
         rec = CheckRecord(case=key.case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
                           precision=st.precision, framework_version=framework_version)
-    rec.status, rec.nodeid = (Status.CRASH if crashed else Status.ERROR).value, report.nodeid
+    rec.status, rec.nodeid = (Status.CRASH if crashed else Status.ERROR), report.nodeid
     rec.message = (("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
                    if crashed else f"unexpected failure outside the check: {text[-600:]}")
     if not crashed:
         return rec
     where = timed_out(st.watchdog_dir, report.nodeid)
     if where is not None:
-        rec.failure_kind = "timeout"
+        rec.failure_kind = FailureKind.TIMEOUT
         rec.message = (f"no result within --check-timeout {check_timeout:g} s: the worker was stopped; "
                        f"it was in {where}")
     else:
-        rec.failure_kind = "crash"
+        rec.failure_kind = FailureKind.CRASH
         rec.crash_output = crash_output(st.watchdog_dir, report.nodeid) or None  # the native abort message
     return rec
 
@@ -96,7 +96,7 @@ class ResultsCollector:
             self._stream.write((raw if raw is not None else json.dumps(rec.as_dict(), default=str)) + "\n")
             self._stream.flush()
 
-    def _case_of(self, key: CheckKey) -> Case | None:
+    def _case_of(self, key: Check) -> Case | None:
         """The case a check names, from the case files of the run (loaded at the first crash):
         under xdist the controller collects nothing, and a node id does not always name its file
         (pytest leaves the path out for a file outside the rootdir). Case ids are unique in a run."""
@@ -152,9 +152,10 @@ class ResultsCollector:
                 self.state.selection = json.loads(value)
         check = parse_check_id(report.nodeid) if report.failed and report.nodeid not in self.records else None
         if check is not None:
+            case = self._case_of(check)
             rec = crash_record(report, self.state, self.config.getoption("check_timeout"),
-                               self._case_of(check), self._framework_version(check.adapter))
-            apply_known(rec, self.state.known)
+                               case, self._framework_version(check.adapter))
+            apply_known(rec, self.state.known, case)
             self._keep(report.nodeid, rec)
 
     def missing(self) -> list[str]:

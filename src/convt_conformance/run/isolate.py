@@ -29,20 +29,21 @@ from convt_conformance.adapters.base import Adapter
 from convt_conformance.checking.check import apply_known, run_check
 from convt_conformance.loading.known import KnownDisagreement, entries_where, find_known
 from convt_conformance.model.case import Case
+from convt_conformance.model.check_id import Check
 from convt_conformance.model.env_facts import note_adapter
 from convt_conformance.model.record import CheckRecord
-from convt_conformance.model.status import Status
+from convt_conformance.model.status import FailureKind, Status
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the convt_conformance package
 
 
-def expected_to_crash(known: list[KnownDisagreement], *, case: str, adapter: str, api: str, device: str,
+def expected_to_crash(known: list[KnownDisagreement], case: Case, *, adapter: str, api: str, device: str,
                       dtype: str, precision: str) -> bool:
-    """Whether an entry of ``kind: crash`` (exactly; not ``*``) covers this check (``api``: the
-    API label, as in the results)."""
-    entries = entries_where(known, "kind=crash", lambda e: e.kind == "crash")
-    return bool(entries) and find_known(entries, case=case, adapter=adapter, api=api, device=device, dtype=dtype,
-                                        precision=precision, kind="crash") is not None
+    """Whether an entry expecting a crash (and nothing else) covers this check on the installed
+    releases (``api``: the API label, as in the results)."""
+    entries = entries_where(known, "outcome=crash", lambda e: all(o.startswith("crash") for o in e.outcomes))
+    return bool(entries) and find_known(entries, Check(case.id, adapter, api, device, dtype), precision, case,
+                                        "crash") is not None
 
 
 def check_or_isolate(case: Case, case_file: str, adapter: Adapter, api: str, device: str, dtype: str,
@@ -51,7 +52,7 @@ def check_or_isolate(case: Case, case_file: str, adapter: Adapter, api: str, dev
     :func:`run_isolated` (``case_file``: the file to load the case from; ``timeout_s`` <= 0: none)."""
     label = adapter.api_label(api, case.rank)
     note_adapter(adapter)  # a crash entry's `when:` may name its facts
-    if not expected_to_crash(known, case=case.id, adapter=adapter.name, api=label, device=device, dtype=dtype,
+    if not expected_to_crash(known, case, adapter=adapter.name, api=label, device=device, dtype=dtype,
                              precision=precision):
         return run_check(case, adapter, api, device, dtype, precision, known)
     return run_isolated(case, case_file, adapter.name, api, label, device, dtype, precision, known,
@@ -71,7 +72,7 @@ def run_isolated(case: Case, case_file: str, adapter: str, api: str, label: str,
                            capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         rec = _failed(case, adapter, label, device, dtype, precision, framework_version)
-        rec.failure_kind = "timeout"
+        rec.failure_kind = FailureKind.TIMEOUT
         rec.message = f"no result within --check-timeout {timeout_s:g} s: the check's own process was stopped"
     else:
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -80,10 +81,10 @@ def run_isolated(case: Case, case_file: str, adapter: str, api: str, label: str,
         else:
             rec = _failed(case, adapter, label, device, dtype, precision, framework_version)
             how = f"signal {-p.returncode}" if p.returncode < 0 else f"exit {p.returncode}"
-            rec.failure_kind = "crash"
+            rec.failure_kind = FailureKind.CRASH
             rec.message = f"the process running this check died ({how}; run in a process of its own)"
             rec.crash_output = crash_text(p.stderr)
-    apply_known(rec, known)
+    apply_known(rec, known, case)
     return rec
 
 
@@ -105,7 +106,7 @@ def _failed(case: Case, adapter: str, label: str, device: str, dtype: str, preci
             framework_version: str | None) -> CheckRecord:
     rec = CheckRecord.for_case(case, adapter=adapter, api=label, device=device, dtype=dtype, precision=precision,
                                framework_version=framework_version)
-    rec.status = Status.CRASH.value
+    rec.status = Status.CRASH
     return rec
 
 

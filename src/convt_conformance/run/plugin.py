@@ -1,7 +1,7 @@
 """pytest plugin that turns case files into checks: ``pytest -p convt_conformance.run.plugin cases/``.
 
 Every YAML case file is a collector; every (case, adapter, api, device, dtype) is an item
-named by :func:`convt_conformance.model.check_id.format_check_id` with markers per framework, device and
+named by its check id (:class:`convt_conformance.model.check_id.Check`) with markers per framework, device and
 dtype. The run profile (``--profile``) selects checks before items are built (a light
 enumeration of every case file given, ``_preselection``), the shard (``--shard K/N``) after
 collection (the same pure functions in every process). Each item stores its results record in
@@ -34,14 +34,13 @@ from convt_conformance.loading.profiles import (
     PlannedItem,
     ProfileError,
     Shard,
-    load_profile,
     preselect,
     select,
     selection_digest,
     shard_of,
 )
 from convt_conformance.model.case import Case, LoadResult
-from convt_conformance.model.check_id import format_check_id
+from convt_conformance.model.check_id import Check
 from convt_conformance.model.status import Status
 from convt_conformance.run.affinity import pytest_xdist_make_scheduler  # noqa: F401  (the hook, found by name)
 from convt_conformance.run.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
@@ -52,6 +51,7 @@ from convt_conformance.run.item_protocol import (  # noqa: F401  (hooks)
     pytest_report_teststatus,
     pytest_runtest_protocol,
 )
+from convt_conformance.run.plan import load_run_profile
 from convt_conformance.run.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
 from convt_conformance.run.state import RunState
 from convt_conformance.run.watchdog import Watchdog
@@ -61,7 +61,9 @@ if TYPE_CHECKING:
 
 WORKER_ENV_KEY, WATCHDOG_DIR_KEY = "conformance_worker_environment", "conformance_watchdog_dir"
 _records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
-_pre_key, _loaded_key = pytest.StashKey["dict[str, list] | None"](), pytest.StashKey["dict[str, LoadResult]"]()
+#: a selected check before its item exists: (check id, adapter, api, label, device, dtype)
+_Selected = tuple[str, str, str, str, str, str]
+_pre_key, _loaded_key = pytest.StashKey["dict[str, list[_Selected]] | None"](), pytest.StashKey["dict[str, LoadResult]"]()
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # a CI timeout: end like Ctrl-C, so what was done is written
@@ -76,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for dt in ("float16", "bfloat16", "float32", "float64"):
         config.addinivalue_line("markers", f"{dt}: checks in {dt}")
     try:
-        profile = load_profile(config.getoption("profile"), config.getoption("profiles_file") or None)
+        profile = load_run_profile(config.getoption("profile"), config.getoption("profiles_file") or None)
         shard = Shard.parse(config.getoption("shard")) if config.getoption("shard") else None
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -170,7 +172,7 @@ def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, s
                         yield name, api, label, device, dtype
 
 
-def _preselection(config: pytest.Config) -> dict[str, list] | None:
+def _preselection(config: pytest.Config) -> dict[str, list[_Selected]] | None:
     """Per case id, the checks ``(check id, *spec)`` the profile (or ``--only-checks``) selects,
     found before any item exists (unselected checks are never built); None unless the arguments
     are plain case files and directories (then pytest's deselection after collection)."""
@@ -189,11 +191,11 @@ def _preselection(config: pytest.Config) -> dict[str, list] | None:
         for case in loaded.cases:
             if seen.setdefault(case.id, display) != display:
                 continue  # a duplicate id is a problem item, collected by its file
-            for spec in _specs(config, case):
-                cid = format_check_id(case.id, spec[0], *spec[2:])
-                planned.append(PlannedItem(case, spec[0], *spec[2:], check_id=cid, api=spec[1]))
+            for name, api, label, device, dtype in _specs(config, case):
+                cid = Check(case.id, name, label, device, dtype).id
+                planned.append(PlannedItem(case, name, label, device, dtype, check_id=cid, api=api))
     ids, st.selection = preselect(st.profile, planned, config.getoption("only_checks"))
-    chosen: dict[str, list] = {}  # the collector builds exactly these, without enumerating again
+    chosen: dict[str, list[_Selected]] = {}  # the collector builds exactly these, without enumerating again
     for c in (c for c in planned if c.check_id in ids):
         chosen.setdefault(c.case.id, []).append((c.check_id, c.adapter_name, c.api, c.label, c.device, c.dtype))
     config.stash[_pre_key] = chosen
@@ -221,7 +223,7 @@ class CaseFile(pytest.File):
                 yield ProblemItem.from_parent(self, name=f"duplicate-id[{case.id}]", problem=msg)
                 continue
             selected = pre.get(case.id, []) if pre is not None else \
-                [(format_check_id(case.id, n, lb, dv, dt), n, a, lb, dv, dt) for n, a, lb, dv, dt in _specs(config, case)]
+                [(Check(case.id, n, lb, dv, dt).id, n, a, lb, dv, dt) for n, a, lb, dv, dt in _specs(config, case)]
             for cid, name, api, label, device, dtype in selected:
                 item = CaseItem.from_parent(self, name=cid, case=case, adapter_name=name, api=api, label=label,
                                             device=device, dtype=dtype)
@@ -275,6 +277,11 @@ class CaseItem(pytest.Item):
         self.case, self.adapter_name, self.api, self.label = case, adapter_name, api, label
         self.device, self.dtype = device, dtype
 
+    @property
+    def check(self) -> Check:
+        """The check this item runs (its name is the check's id)."""
+        return Check(self.case.id, self.adapter_name, self.label, self.device, self.dtype)
+
     def runtest(self) -> None:
         st = _state(self.config)
         adapter = st.adapter(self.adapter_name)
@@ -287,13 +294,13 @@ class CaseItem(pytest.Item):
         if not st.selection_sent:
             st.selection_sent = True  # the plan, once per worker
             self.user_properties.append((SELECTION_KEY, json.dumps(st.selection)))
-        status = Status(rec.status)
+        status = rec.status
         if status is Status.UNSUPPORTED:
             pytest.skip(f"unsupported: {rec.message}")
         if status is Status.XFAIL:
             pytest.xfail(f"known disagreement ({rec.underlying_status}): {(rec.known or {}).get('reason')}")
         if status.unexpected:
-            raise CheckFailed(f"{status}{'/' + rec.failure_kind if rec.failure_kind else ''}: {rec.message}")
+            raise CheckFailed(f"{status}{f'/{rec.failure_kind}' if rec.failure_kind else ''}: {rec.message}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: TracebackStyle | None = None) -> str | TerminalRepr:

@@ -26,7 +26,7 @@ from typing import IO
 class Watchdog:
     """One per worker process: its file in the run's watchdog directory, re-armed per check."""
 
-    def __init__(self, directory: str | os.PathLike, worker_id: str, limit_s: float) -> None:
+    def __init__(self, directory: str | os.PathLike[str], worker_id: str, limit_s: float) -> None:
         self.limit_s = limit_s
         self.path = Path(directory) / f"{worker_id}-{os.getpid()}.txt"
         self._fh: IO[str] = open(self.path, "w+", encoding="utf-8")  # noqa: SIM115 - lives with the worker
@@ -57,7 +57,7 @@ class Watchdog:
                 faulthandler.cancel_dump_traceback_later()
 
 
-def timed_out(directory: str | os.PathLike | None, nodeid: str) -> str | None:
+def timed_out(directory: str | os.PathLike[str] | None, nodeid: str) -> str | None:
     """If a worker was stopped by its watchdog while running ``nodeid``: the innermost frames
     of the traceback it wrote (where it was stuck), else None."""
     if not directory or not Path(directory).is_dir():
@@ -78,7 +78,7 @@ def timed_out(directory: str | os.PathLike | None, nodeid: str) -> str | None:
     return None
 
 
-def crash_output(directory: str | os.PathLike | None, nodeid: str, lines: int = 30) -> str | None:
+def crash_output(directory: str | os.PathLike[str] | None, nodeid: str, lines: int = 30) -> str | None:
     """The last ``lines`` lines the worker that was running ``nodeid`` wrote to its standard error
     before it died (its native abort message and Python's fault handler dump), else None."""
     if not directory or not Path(directory).is_dir():
