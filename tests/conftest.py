@@ -29,15 +29,37 @@ def root() -> Path:
     return ROOT
 
 
-@pytest.fixture(scope="module")
-def keras_adapter():
-    """One configured Keras adapter per test module (its backend children are reused), closed after."""
-    from convt_conformance.adapters.keras.adapter import KerasAdapter
+@pytest.fixture(scope="session")
+def shared_adapter():
+    """``shared_adapter(name)``: one configured adapter per framework for the whole test run (Keras'
+    backend children start once, not once per module), closed at the end. A framework that is not
+    installed skips the test asking for it, with the reason."""
+    from convt_conformance.adapters import get_adapter
 
-    a = KerasAdapter()
-    a.configure("strict")
-    yield a
-    a.close()
+    made: dict = {}
+
+    def get(name: str):
+        if name not in made:
+            a = get_adapter(name)
+            why = None if a.installed() else f"{name} is not installed"
+            why = why or a.unavailable_reason()
+            if why:
+                pytest.skip(why)
+            a.configure("strict")
+            made[name] = a
+        return made[name]
+
+    yield get
+    for a in made.values():
+        close = getattr(a, "close", None)
+        if close:
+            close()
+
+
+@pytest.fixture(scope="session")
+def keras_adapter(shared_adapter):
+    """The test run's configured Keras adapter (its backend children are reused by every module)."""
+    return shared_adapter("keras")
 
 
 TIERS = ("unit", "frameworks", "e2e")

@@ -126,7 +126,9 @@ def test_run_uses_user_cache_for_jax_and_the_lock(tmp_path, monkeypatch):
     monkeypatch.delenv("CONFORMANCE_JAX_CACHE", raising=False)
     monkeypatch.setattr(pytest_mod, "main", fake_main)
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "--cases", CASE, "--frameworks", "numpy", "--results", str(res)]) == 1
+    # (the JAX adapter's process_environment: set for a run that asks for JAX)
+    assert main(["run", "--cases", CASE, "--frameworks", "numpy,jax", "--setup-timeout", "0",
+                 "--results", str(res)]) == 1
     assert seen["cache"] == str(tmp_path / "xdg" / "convt-conformance" / "jax")
     assert seen["second"] == 1  # refused: the first run holds the lock
     assert not (tmp_path / ".jax_cache").exists()

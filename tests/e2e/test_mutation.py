@@ -54,7 +54,7 @@ def catalogue():
 
 def test_entry_point_is_discoverable_with_the_pythonpath():
     code = ("import importlib.metadata as md, json\n"
-            "from adapters import registry\n"
+            "from convt_conformance.adapters import registry\n"
             "eps = [e for e in md.entry_points(group='convt_conformance.adapters') if e.name == 'mutant']\n"
             "cls = eps[0].load() if eps else None\n"
             "print(json.dumps({'value': eps[0].value if eps else None, 'dist': eps[0].dist.name if eps else None,\n"

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convt_conformance.adapters import get_adapter
+from convt_conformance.adapters.path_subsets import split_api
 from convt_conformance.checking.check import run_check
 from convt_conformance.loading.cases import Case, TensorSpec
 from convt_conformance.model.apis import gradient_quantity
 from convt_conformance.model.spec import ConvSpec
 
 FRAMEWORKS = [n for n in ("torch", "tensorflow", "jax") if importlib.util.find_spec(n)]
-EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 25
+THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+EXAMPLES = 2000 if THOROUGH else 25
+PATH_EXAMPLES = 2000 if THOROUGH else 8
 
 
 @st.composite
@@ -52,22 +56,48 @@ def cases(draw) -> Case:
         tolerance=None, frameworks=None, frameworks_reason="")
 
 
-@pytest.mark.skipif(not FRAMEWORKS, reason="no framework installed")
-@settings(max_examples=EXAMPLES, derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "thorough", deadline=None)
-@given(cases())
-def test_every_adapter_agrees_with_reference(case):
-    for name in FRAMEWORKS:
-        a = get_adapter(name)
+def _agrees_on_random_cases(columns, examples: int) -> Counter:
+    """Run every installed framework's ``columns(adapter)`` on ``examples`` random valid cases:
+    each check passes or is unsupported with its reason. Returns the passes per framework."""
+    adapters = {name: get_adapter(name) for name in FRAMEWORKS}
+    for a in adapters.values():
         a.configure("strict")
-        for api in (api for api in a.apis if gradient_quantity(api) is None):  # gradients: test_gradient_checks
-            if not a.applies(case, api):  # execution paths run on their subset (tests/test_paths.py)
-                continue
-            # XLA:CPU can abort the whole process compiling float64 convolutions (known
-            # disagreement edge-xla-f64-compile-abort); in-process, JAX's lowering form runs in
-            # float32 (integer data: exact there too). The suite itself isolates such crashes.
-            dtype = "float32" if (name, api) == ("jax", "conv_general_dilated") else "float64"
-            rec = run_check(case, a, api, "cpu", dtype, "strict", [])
-            if rec["status"] == "unsupported":
-                assert rec["message"]
-                continue
-            assert rec["status"] == "pass", f"{name} {rec['api']} {case.params()}: {rec['message']}"
+    passed: Counter = Counter()
+
+    @settings(max_examples=examples, derandomize=not THOROUGH, deadline=None)
+    @given(cases())
+    def agrees(case):
+        for name, a in adapters.items():
+            for api in columns(a):
+                if not a.applies(case, api):
+                    continue
+                # XLA:CPU can abort the whole process compiling float64 convolutions (known
+                # disagreement edge-xla-f64-compile-abort); in-process, JAX's lowering form runs in
+                # float32 (integer data: exact there too). The suite itself isolates such crashes.
+                dtype = "float32" if (name, api) == ("jax", "conv_general_dilated") else "float64"
+                rec = run_check(case, a, api, "cpu", dtype, "strict", [])
+                if rec["status"] == "unsupported":
+                    assert rec["message"]
+                    continue
+                assert rec["status"] == "pass", f"{name} {rec['api']} {case.params()}: {rec['message']}"
+                passed[name] += 1
+
+    agrees()
+    return passed
+
+
+@pytest.mark.skipif(not FRAMEWORKS, reason="no framework installed")
+def test_every_adapter_agrees_with_reference():
+    """Base API columns (gradients: test_gradient_checks; execution paths: below)."""
+    passed = _agrees_on_random_cases(
+        lambda a: [api for api in a.apis if gradient_quantity(api) is None and split_api(api)[1] is None], EXAMPLES)
+    assert set(passed) == set(FRAMEWORKS), f"a framework passed no random case: {passed}"
+
+
+@pytest.mark.skipif(not FRAMEWORKS, reason="no framework installed")
+def test_every_path_agrees_with_reference():
+    """Execution-path columns (``@compile``, ``@xla``, ``@vmap``, ...) on fewer random cases than
+    the base columns under the CI profile (each new shape is a new compilation there); their
+    probes and path cases are tests/frameworks/test_paths.py's."""
+    passed = _agrees_on_random_cases(lambda a: [api for api in a.apis if split_api(api)[1]], PATH_EXAMPLES)
+    assert set(passed) == set(FRAMEWORKS), f"a framework's paths passed no random case: {passed}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convt_conformance.adapters import Adapter, NativeCall, RunOutput, get_adapter
+from convt_conformance.adapters import Adapter, NativeCall, RunOutput, adapter_names
+from convt_conformance.adapters.keras.adapter import BACKENDS as KERAS_BACKENDS
 from convt_conformance.adapters.registry import BUILTIN
 from convt_conformance.checking.check import run_check
 from convt_conformance.library import CASES_DIR, KNOWN_FILE
@@ -13,33 +14,43 @@ from convt_conformance.loading.cases import load_cases
 from convt_conformance.loading.known import load_known
 from convt_conformance.model.apis import gradient_quantity
 from convt_conformance.oracle.forward import conv_transpose_scatter
-from tests.conftest import DATA, framework_available
+from tests.conftest import DATA
 
 PROBES = load_cases([DATA / "probes"]).cases
+PROBE_BY_ID = {c.id: c for c in PROBES}
+PATH_CASES = {c.id: c for c in load_cases([CASES_DIR / "paths"]).cases}
 KNOWN = load_known(KNOWN_FILE)[0]
-
-
-def _adapter(name):
-    if not get_adapter(name).installed():
-        pytest.skip(f"{name} is not installed")
-    a = get_adapter(name)
-    a.configure("strict")
-    return a
 
 
 def test_probes_load():
     assert len(PROBES) == 7
 
 
+# (framework, probe) where every column refuses the probe (unsupported with its reason): elsewhere
+# at least one column must run it (pass, or a known disagreement), so an adapter that starts
+# refusing everything cannot pass this test
+REFUSES_EVERY_COLUMN = {
+    ("torch", "probe-2d-unequal-pads"): "torch's padding is one int per axis, cut from both ends",
+    ("tensorflow", "probe-1d"): "output_padding with explicit pads: TF takes 'VALID'/'SAME' or explicit pads",
+    ("tensorflow", "probe-2d-groups"): "no grouped transposed convolution on CPU",
+    ("tensorflow", "probe-3d-groups"): "no grouped form",
+    **{("keras", p): "Keras takes 'valid'/'same' (+ output_padding) only, no groups"
+       for p in ("probe-1d", "probe-2d", "probe-2d-dilated", "probe-2d-groups", "probe-2d-unequal-pads",
+                 "probe-3d-groups")},
+}
+
+
 @pytest.mark.parametrize("name", list(BUILTIN))
 @pytest.mark.parametrize("case", PROBES, ids=lambda c: c.id)
-def test_adapter_matches_reference_on_probe(name, case):
-    a = _adapter(name)
-    for api in (api for api in a.apis if a.applies(case, api)):  # paths: their subset (tests/test_paths.py)
+def test_adapter_matches_reference_on_probe(name, case, shared_adapter):
+    a = shared_adapter(name)
+    ran = 0
+    for api in (api for api in a.apis if a.applies(case, api)):
         rec = run_check(case, a, api, "cpu", "float64", "strict", KNOWN)
         if rec["status"] == "unsupported":
             assert rec["message"], "an unsupported check must say why"
             continue
+        ran += 1
         if rec["status"] == "xfail":  # a finding of that framework, with its reason (e.g. onnx.reference)
             assert rec["known"]["reason"]
             continue
@@ -50,6 +61,7 @@ def test_adapter_matches_reference_on_probe(name, case):
         assert call["function"] and call["input_layout"] and call["weight_layout"]
         if a.gpu_capable:  # where the framework actually ran it, read back from its output
             assert "cpu" in str(call["arguments"]["placed_on"]).lower()
+    assert ran or (name, case.id) in REFUSES_EVERY_COLUMN, f"every {name} column refused {case.id}"
 
 
 class _AnswersFromTheCpu(Adapter):
@@ -76,11 +88,11 @@ def test_result_from_another_device_is_an_error():
         assert "returned its output on 'cpu', not on the requested 'gpu'" in rec["message"]
 
 
-def test_tensorflow_never_falls_back_to_the_cpu_silently():
+def test_tensorflow_never_falls_back_to_the_cpu_silently(shared_adapter):
     """TF's default soft placement would run a "/GPU:0" op on the CPU when the GPU lacks a kernel
     (or, as here, is absent), and a CPU result would be reported as a GPU one. The adapter turns
     soft placement off, so TF refuses instead."""
-    a = _adapter("tensorflow")
+    a = shared_adapter("tensorflow")
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
@@ -93,74 +105,111 @@ def test_tensorflow_never_falls_back_to_the_cpu_silently():
 
 
 SLIPS = {
-    # name: (probe case, weight transform, allowed (status, failure kind) outcomes)
-    "spatial-flip": ("probe-2d", lambda w: w[..., ::-1, ::-1].copy(), {("fail", "value")}),
-    "h-w-swap": ("probe-2d-dilated", lambda w: np.ascontiguousarray(np.swapaxes(w, 2, 3)),
+    # name: (probes, tried in order until the column runs one; weight transform; allowed (status, kind))
+    "spatial-flip": (("probe-2d", "probe-3d"), lambda w: w[..., ::-1, ::-1].copy(), {("fail", "value")}),
+    "h-w-swap": (("probe-2d-dilated", "probe-3d"), lambda w: np.ascontiguousarray(np.swapaxes(w, 2, 3)),
                  {("fail", "value"), ("fail", "shape"), ("error", None)}),
 }
 
 
+def _slip_targets() -> list:
+    """Every registered framework; Keras once per backend it can run on (each its own columns)."""
+    out = []
+    for name in adapter_names():
+        if name == "keras":
+            out += [pytest.param(name, b, id=f"keras[{b}]") for b in KERAS_BACKENDS]
+        else:
+            out.append(pytest.param(name, None, id=name))
+    return out
+
+
 @pytest.mark.parametrize("slip", sorted(SLIPS))
-@pytest.mark.parametrize("name", ["torch", "tensorflow", "jax"])
-def test_weight_slip_cannot_pass(name, slip, monkeypatch):
+@pytest.mark.parametrize("name, backend", _slip_targets())
+def test_weight_slip_cannot_pass(name, backend, slip, shared_adapter, monkeypatch):
     """A flipped kernel, or one with H and W swapped, fed through the adapter must not pass on
-    the asymmetric probes: a convention slip in a translation cannot go unnoticed."""
-    a = _adapter(name)
-    case_id, transform, allowed = SLIPS[slip]
-    case = next(c for c in PROBES if c.id == case_id)
-    orig = a.run
-    monkeypatch.setattr(a, "run", lambda case, api, device, dtype, x, w, b, **kw:
-                        orig(case, api, device, dtype, x, transform(w), b, **kw))
+    the asymmetric probes: a convention slip in a translation cannot go unnoticed. Every column
+    is checked on the first probe it passes with the right kernel (float32: integer data is exact
+    there, and every column has it), and at least one column must have caught the slip."""
+    a = shared_adapter(name)
+    if backend is not None and backend not in a.backends:
+        pytest.skip(f"Keras' {backend} backend is not installed")
+    case_ids, transform, allowed = SLIPS[slip]
+    clean_run = a.run
+
+    def slipped(case, api, device, dtype, x, w, b, **kw):
+        return clean_run(case, api, device, dtype, x, transform(w), b, **kw)
+
     # the weight and bias gradients do not depend on w: their slips are planted in test_gradient_checks
-    for api in (api for api in a.apis if gradient_quantity(api) in (None, "grad_input")):
-        if not a.applies(case, api):
-            continue
-        rec = run_check(case, a, api, "cpu", "float64", "strict", [])
-        if rec["status"] == "unsupported" and slip != "spatial-flip":
-            continue
-        if rec["status"] == "unsupported":  # refused with the right kernel too (TF's @nchw on CPU)?
-            monkeypatch.setattr(a, "run", orig)
-            clean = run_check(case, a, api, "cpu", "float64", "strict", [])
-            monkeypatch.setattr(a, "run", lambda case, api, device, dtype, x, w, b, **kw:
-                                orig(case, api, device, dtype, x, transform(w), b, **kw))
-            if clean["status"] == "unsupported":
-                continue  # a column that does not run this check cannot pass it
-        assert (rec["status"], rec["failure_kind"]) in allowed, (api, rec["status"], rec["message"])
+    columns = [api for api in a.apis if gradient_quantity(api) in (None, "grad_input")
+               and (backend is None or api.startswith(f"{backend}:"))]
+    assert columns
+    caught, refused = [], []
+    for api in columns:
+        for case in (PROBE_BY_ID[c] for c in case_ids):
+            if not a.applies(case, api):
+                continue
+            if run_check(case, a, api, "cpu", "float32", "strict", [])["status"] != "pass":
+                continue  # this column does not run this probe as it is (refused, or a finding): the next one
+            monkeypatch.setattr(a, "run", slipped)
+            rec = run_check(case, a, api, "cpu", "float32", "strict", [])
+            monkeypatch.setattr(a, "run", clean_run)
+            if rec["status"] == "unsupported" and slip == "h-w-swap":
+                refused.append((api, case.id))  # the swapped kernel's geometry is one the API cannot take
+                break
+            assert (rec["status"], rec["failure_kind"]) in allowed, (api, case.id, rec["status"], rec["message"])
+            caught.append((api, case.id))
+            break
+    assert caught, f"{name}: no column passes {' or '.join(case_ids)}, so no slip could be caught ({refused=})"
 
 
-def test_unsupported_reasons_are_specific():
-    probes = {c.id: c for c in PROBES}
-    if framework_available("torch"):
-        rec = run_check(probes["probe-2d-unequal-pads"], _adapter("torch"), "conv_transpose", "cpu",
-                        "float32", "strict", [])
-        assert rec["status"] == "unsupported" and "unequal" in rec["message"]
-    if framework_available("jax"):
-        rec = run_check(probes["probe-2d-groups"], _adapter("jax"), "conv_transpose", "cpu",
-                        "float32", "strict", [])
-        assert rec["status"] == "unsupported" and "feature_group_count" in rec["message"]
-    if framework_available("tensorflow"):
-        rec = run_check(probes["probe-1d"], _adapter("tensorflow"), "conv_transpose", "cpu",
-                        "float32", "strict", [])
-        assert rec["status"] == "unsupported" and "'VALID' or 'SAME'" in rec["message"]
-        rec = run_check(probes["probe-3d-groups"], _adapter("tensorflow"), "conv_transpose", "cpu",
-                        "float32", "strict", [])
-        assert rec["status"] == "unsupported" and "no grouped form" in rec["message"]
+# (framework, case, api, words of the adapter's own reason); "{backend}": the first installed Keras backend
+REFUSALS = [
+    ("numpy", "paths-2d-nan-input", "recipe", "equals the definition only for finite values"),
+    ("numpy", "paths-2d-nan-input", "matrix", "equals the definition only for finite values"),
+    ("torch", "probe-2d-unequal-pads", "conv_transpose", "unequal"),
+    ("jax", "probe-2d-groups", "conv_transpose", "feature_group_count"),
+    ("tensorflow", "probe-1d", "conv_transpose", "'VALID' or 'SAME'"),
+    ("tensorflow", "probe-3d-groups", "conv_transpose", "no grouped form"),
+    ("keras", "probe-2d-groups", "{backend}:ops", "no groups argument"),
+    ("keras", "probe-2d-unequal-pads", "{backend}:layer", "Keras takes only padding 'valid'/'same'"),
+    ("onnx", "probe-2d-unequal-pads", "torch-export.ConvTranspose{n}d", "unequal (begin, end) padding pairs"),
+]
 
 
-def test_jax_mapping_without_consistent_padding(monkeypatch):
+@pytest.mark.parametrize("name, case_id, api, words", REFUSALS, ids=[f"{r[0]}-{r[2]}-{r[1]}" for r in REFUSALS])
+def test_unsupported_reasons_are_specific(name, case_id, api, words, shared_adapter):
+    """What a native API cannot express is `unsupported` with the adapter's specific reason."""
+    a = shared_adapter(name)
+    if "{backend}" in api:
+        api = api.format(backend=a.backends[0])
+    case = {**PROBE_BY_ID, **PATH_CASES}[case_id]
+    rec = run_check(case, a, api, "cpu", "float32", "strict", [])
+    assert rec["status"] == "unsupported", (rec["status"], rec["message"])
+    assert words in rec["message"], rec["message"]
+
+
+def test_every_builtin_framework_has_a_refusal_checked():
+    assert set(BUILTIN) <= {r[0] for r in REFUSALS}
+
+
+def test_jax_mapping_without_consistent_padding(monkeypatch, shared_adapter):
     """Older JAX releases lack use_consistent_padding: the adapter maps PyTorch padding to the
     transposed conv's own explicit pads instead; that mapping must pass the probes too."""
-    a = _adapter("jax")
+    a = shared_adapter("jax")
     from convt_conformance.adapters.jax import adapter as jax_adapter
 
     monkeypatch.setattr(jax_adapter, "has_consistent_padding", lambda: False)
     jax_adapter.JaxAdapter._compiled.cache_clear()
+    passed = []
     try:
         for case in PROBES:
             rec = run_check(case, a, "conv_transpose", "cpu", "float64", "strict", [])
-            if rec["status"] == "unsupported":
+            if rec["status"] == "unsupported":  # groups: lax.conv_transpose has no feature_group_count
+                assert "feature_group_count" in rec["message"], (case.id, rec["message"])
                 continue
             assert rec["status"] == "pass", (case.id, rec["message"])
             assert rec["native_call"]["arguments"]["use_consistent_padding"] is False
+            passed.append(case.id)
     finally:
         jax_adapter.JaxAdapter._compiled.cache_clear()
+    assert len(passed) >= len(PROBES) - 2, passed  # all but the two grouped probes

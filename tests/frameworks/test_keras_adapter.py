@@ -39,11 +39,12 @@ def backend():
 
 def test_words_reach_keras_as_words(cases):
     """A `valid` / `same` case without output_padding passes its own word (the native path)."""
-    for c in cases.values():
-        if c.padding_mode in ("valid", "same") and not any(c.mode_output_padding):
-            args, how = keras_arguments(c)
-            assert args is not None and args[0] == c.padding_mode, (c.id, how)
-            assert "passed as Keras'" in how
+    words = [c for c in cases.values() if c.padding_mode in ("valid", "same") and not any(c.mode_output_padding)]
+    assert {c.padding_mode for c in words} == {"valid", "same"}
+    for c in words:
+        args, how = keras_arguments(c)
+        assert args is not None and args[0] == c.padding_mode, (c.id, how)
+        assert "passed as Keras'" in how
 
 
 def test_columns_per_backend_and_labels_round_trip(adapter):

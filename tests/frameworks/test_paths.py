@@ -13,9 +13,10 @@ from convt_conformance.adapters.path_subsets import split_api
 from convt_conformance.checking.check import reference_and_magnitude, run_check
 from convt_conformance.library import CASES_DIR
 from convt_conformance.loading.cases import load_cases
-from convt_conformance.loading.profiles import in_subset, load_profile, select
+from convt_conformance.loading.profiles import in_subset, select
 from convt_conformance.model.dtypes import round_to
 from convt_conformance.report.html import api_family, column_order
+from convt_conformance.run.plan import load_run_profile
 from tests.conftest import DATA, framework_available
 
 PROBES = {c.id: c for c in load_cases([DATA / "probes"]).cases}
@@ -205,7 +206,7 @@ def test_compile_cache_hit_on_same_signature():
 def test_path_subsets_are_profile_data_and_cover_the_path_cases():
     """default/quick restrict path columns to `within` subsets (convt_conformance/loading/profiles.yaml);
     full runs every path on every case; a base API is never restricted by them."""
-    default = load_profile("default")
+    default = load_run_profile("default")
     compile_rule = default.rule_for("torch.conv_transpose2d@compile").select
     assert compile_rule["within"] == {"tags": ["paths"]}
     case = PATH_CASES["paths-2d-nan-input"]
@@ -222,7 +223,7 @@ def test_path_subsets_are_profile_data_and_cover_the_path_cases():
             self.case, self.adapter_name, self.label, self.device, self.dtype = case, "torch", label, "cpu", "float32"
 
     checks = [Chk(c, "conv_transpose2d@compile") for c in [*sweep, case] if c.rank == 2]
-    assert len(select(load_profile("full"), checks)) == len(checks)  # full: every case
+    assert len(select(load_run_profile("full"), checks)) == len(checks)  # full: every case
     chosen = select(default, checks)
     assert chosen and all(in_subset(c.case, compile_rule["within"]) for c in chosen)
 

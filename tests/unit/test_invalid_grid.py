@@ -35,6 +35,7 @@ def test_each_case_breaks_exactly_its_rule(case):
 
 
 def test_ids_name_rule_and_features_and_are_stable():
+    assert GRID.cases
     for case in GRID.cases:
         m = _ID.match(case.id)
         assert m, case.id
@@ -81,7 +82,9 @@ def test_unknown_breaker_is_reported_with_file_case_and_key(tmp_path: Path):
 
 
 def test_every_reason_of_the_invalid_cases_maps_to_a_rule():
-    for case in load_cases([CASES_DIR / "invalid"]).cases:
+    invalid = load_cases([CASES_DIR / "invalid"]).cases
+    assert len(invalid) >= 20
+    for case in invalid:
         rules = rules_of_reasons(case.invalid_reasons)
         assert rules and "unknown" not in rules, (case.id, case.invalid_reasons)
         assert set(rules) <= set(rule_ids())
@@ -105,6 +108,7 @@ def test_internal_failures_name_no_rule_and_validation_messages_name_one():
 
 def test_every_rule_has_reasons_and_framework_patterns():
     rules, internal, _ = load_rules()
+    assert rules
     for rid, rule in rules.items():
         assert rule.reasons and rule.description, rid
         assert "numpy" in rule.messages, rid  # the reference's own message
