@@ -71,5 +71,8 @@ def test_cases_and_known_replace_the_packaged_ones(tmp_path, replaced):
     data = json.loads((tmp_path / "r.json").read_text())
     if replaced == "--cases":
         assert set(data["cases"]) == {"mine-1"}
+        sel = data["selection"]  # someone's own cases run in full: no profile thins them
+        assert sel["profile"] == "full" and sel["selected_checks"] == sel["collected_checks"] > 0
+        assert "every collected check (profile full)" in p.stdout
     else:
         assert data["cases"] and all(c["file"].startswith("cases/documents/") for c in data["cases"].values())

@@ -27,7 +27,7 @@ CASE_SUFFIXES = (".yaml", ".yml")
 ID_RE = re.compile(ID_PATTERN)
 
 
-def _invalid_grid_entries(data: dict, file: str, problems: list[CaseProblem]) -> list[tuple[str, Any]]:
+def _invalid_grid_entries(data: dict[str, Any], file: str, problems: list[CaseProblem]) -> list[tuple[str, Any]]:
     """Raw cases of the file's ``invalid_grids:`` entries (none when the key has schema problems)."""
     if any(p.key.startswith("invalid_grids") for p in problems):
         return []
@@ -45,7 +45,7 @@ def case_file_display(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
-def load_file(path: str | os.PathLike, display: str | None = None) -> LoadResult:
+def load_file(path: str | os.PathLike[str], display: str | None = None) -> LoadResult:
     """Load one case file: schema, defaults merge, sweep expansion, semantic checks.
 
     Never raises: every failure, foreseen or not, is a located problem of this file."""
@@ -72,7 +72,7 @@ def _semantic_problems(merged: dict[str, Any], file: str, label: str, schema: li
     return [p for p in found if p not in schema]
 
 
-def _load_file(path: str | os.PathLike, file: str) -> LoadResult:
+def _load_file(path: str | os.PathLike[str], file: str) -> LoadResult:
     problems: list[CaseProblem] = []
     data, why = load_yaml_file(path)
     if why:
@@ -163,7 +163,7 @@ def _skip_dir(path: Path) -> bool:
         return True
 
 
-def discover(paths: Sequence[str | os.PathLike]) -> list[Path]:
+def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Case files under the given files/directories, the one walker of ``validate`` and ``run``.
 
     Rules: a path given explicitly is kept as given (even a missing one, which the loader reports);
@@ -210,7 +210,7 @@ def discover(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def load_cases(paths: Sequence[str | os.PathLike]) -> LoadResult:
+def load_cases(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
     """Load every case file under ``paths``; ids must be unique across all files."""
     result = LoadResult([], [], [])
     first_seen: dict[str, str] = {}

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from convt_conformance.adapters.registry import display_order
-from convt_conformance.model.status import SEVERITY, Status, status_of
-from convt_conformance.results.findings import check_id_of, group_findings
+from convt_conformance.model.record import CheckRecord, as_records
+from convt_conformance.model.selection import selection_line
+from convt_conformance.model.status import SEVERITY, Status
+from convt_conformance.results.findings import group_findings
 from convt_conformance.results.verdict import run_verdict
 
 _XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -28,25 +30,25 @@ def _x(text: Any) -> str:
     return _XML_BAD.sub("?", "" if text is None else str(text))
 
 
-def _testcase(rec: dict[str, Any]) -> ET.Element:
-    st = status_of(rec["status"])
-    tc = ET.Element("testcase", classname=_x(f"{rec['adapter']}.{rec['api']}"), name=_x(check_id_of(rec)),
-                    time=f"{float(rec.get('seconds') or 0.0):.4f}")
+def _testcase(rec: CheckRecord) -> ET.Element:
+    st = rec.status
+    tc = ET.Element("testcase", classname=_x(f"{rec.adapter}.{rec.api}"), name=_x(rec.check.id),
+                    time=f"{float(rec.seconds or 0.0):.4f}")
     props = ET.SubElement(tc, "properties")
-    for key, value in (("framework", rec["adapter"]), ("api", rec["api"]), ("dtype", rec["dtype"]),
-                       ("device", rec["device"]), ("status", rec["status"]),
-                       ("kind", rec.get("failure_kind") or rec.get("underlying_status") or ""),
-                       ("framework_version", rec.get("framework_version") or ""), ("case", rec["case"])):
+    for key, value in (("framework", rec.adapter), ("api", rec.api), ("dtype", rec.dtype),
+                       ("device", rec.device), ("status", st),
+                       ("kind", rec.failure_kind or rec.underlying_status or ""),
+                       ("framework_version", rec.framework_version or ""), ("case", rec.case)):
         ET.SubElement(props, "property", name=key, value=_x(value))
-    message = _x((rec.get("message") or "")[:2000])
-    kind = rec.get("failure_kind") or rec.get("underlying_status") or rec["status"]
+    message = _x((rec.message or "")[:2000])
+    kind = rec.kind
     if st.unexpected:
         el = ET.SubElement(tc, "error" if st in _ERRORS else "failure", message=message[:500], type=_x(kind))
         el.text = message
     elif not st.ran:
         ET.SubElement(tc, "skipped", message=_x(f"unsupported: {message[:500]}"))
-    elif rec.get("underlying_status") and status_of(rec["underlying_status"]).failing:
-        reason = (rec.get("known") or {}).get("reason") or ""
+    elif rec.underlying_status is not None and rec.underlying_status.failing:
+        reason = (rec.known or {}).get("reason") or ""
         ET.SubElement(tc, "skipped", type="xfail", message=_x(f"known disagreement ({kind}): {reason[:500]}"))
     return tc
 
@@ -55,11 +57,11 @@ def junit_tree(payload: dict[str, Any]) -> ET.ElementTree:
     """``<testsuites>`` with one ``<testsuite>`` per framework and one ``<testcase>`` per check:
     unexpected statuses are ``<failure>`` (``<error>`` for error and crash), unsupported and
     xfail are ``<skipped>``, the rest pass."""
-    by: dict[str, list[dict]] = defaultdict(list)
-    for r in payload.get("results") or []:
-        by[r["adapter"]].append(r)
+    by: dict[str, list[CheckRecord]] = defaultdict(list)
+    for r in as_records(payload.get("results") or []):
+        by[r.adapter].append(r)
     root = ET.Element("testsuites", name="conformance")
-    totals: Counter = Counter()
+    totals: Counter[str] = Counter()
     for adapter in sorted(by, key=display_order):
         cases = [_testcase(r) for r in by[adapter]]
         n: Counter[str] = Counter()
@@ -68,7 +70,7 @@ def junit_tree(payload: dict[str, Any]) -> ET.ElementTree:
                 n[tag] += tc.find(tag) is not None
         suite = ET.SubElement(root, "testsuite", name=_x(adapter), tests=str(len(cases)),
                               failures=str(n["failure"]), errors=str(n["error"]), skipped=str(n["skipped"]),
-                              time=f"{sum(float(r.get('seconds') or 0.0) for r in by[adapter]):.3f}")
+                              time=f"{sum(float(r.seconds or 0.0) for r in by[adapter]):.3f}")
         suite.extend(cases)
         totals.update(n)
         totals["tests"] += len(cases)
@@ -77,7 +79,7 @@ def junit_tree(payload: dict[str, Any]) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write_junit_xml(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+def write_junit_xml(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     """Write :func:`junit_tree` of ``payload`` to ``path`` (UTF-8, parent directories created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,17 +104,18 @@ def markdown_summary(payload: dict[str, Any], report_path: str | None = None,
                      results_path: str | None = None, max_findings: int = 12) -> str:
     """The summary: verdict, checks per framework x status, the first ``max_findings``
     findings with their reasons, where the report is; at most ~60 lines."""
-    verdict = run_verdict(payload)
-    results = payload.get("results") or []
+    results = as_records(payload.get("results") or [])
+    verdict = run_verdict({**payload, "results": results})
     lines = [f"## Transposed-convolution conformance: {'CLEAN' if verdict.clean else 'NOT CLEAN'}", "",
-             f"**{_md(verdict.line(), 400)}**", ""]
+             f"**{_md(verdict.line(), 400)}**", "",
+             _md(selection_line(payload.get("selection") or {}, len(results)), 400), ""]
     frameworks = payload.get("environment", {}).get("frameworks") or {}
     if frameworks:
         lines += ["Frameworks: " + ", ".join(f"{_md(k)} {_md(v or 'not installed')}" for k, v in frameworks.items()), ""]
-    counts: dict[str, Counter] = defaultdict(Counter)
+    counts: dict[str, Counter[Status]] = defaultdict(Counter)
     for r in results:
-        counts[r["adapter"]][r["status"]] += 1
-    present = [s.value for s in SEVERITY if any(c[s.value] for c in counts.values())]
+        counts[r.adapter][r.status] += 1
+    present = [s for s in SEVERITY if any(c[s] for c in counts.values())]
     if counts:
         lines += ["| framework | " + " | ".join(present) + " | total |",
                   "|---|" + "---:|" * (len(present) + 1)]
@@ -126,7 +129,7 @@ def markdown_summary(payload: dict[str, Any], report_path: str | None = None,
     lines.append("")
     for i, f in enumerate(findings[:max_findings], 1):
         kind = f["status"] + (f"/{f['kind']}" if f["kind"] != f["status"] else "")
-        why = f["reason"] or f["smallest"].get("message") or ""
+        why = f["reason"] or f["smallest"].message or ""
         lines.append(f"{i}. **{_md(f['adapter'])}.{_md(f['api'])}** {_code(kind)}: {f['count']} check(s) in "
                      f"{f['cases']} case(s), {_md(', '.join(f['dtypes']))} on {_md(', '.join(f['devices']))}; "
                      f"smallest {_code(f['smallest_id'])}. {_md(why, 200)}")
@@ -143,7 +146,7 @@ def markdown_summary(payload: dict[str, Any], report_path: str | None = None,
     return "\n".join(lines) + "\n"
 
 
-def write_markdown_summary(path: str | os.PathLike, payload: dict[str, Any], report_path: str | None = None,
+def write_markdown_summary(path: str | os.PathLike[str], payload: dict[str, Any], report_path: str | None = None,
                            results_path: str | None = None) -> None:
     """Write :func:`markdown_summary` to ``path``; appended when ``path`` is the job summary
     file GitHub Actions names in ``$GITHUB_STEP_SUMMARY`` (other steps write there too)."""

@@ -1,7 +1,8 @@
 """Self-contained HTML report (one file, inline CSS/JS/SVG, Jinja2 with autoescaping).
 
 Reads only a results file (and optionally a baseline results file); computes nothing
-about the convolution itself.
+about the convolution itself. Its records are CheckRecords (a payload of record dicts is taken as
+records first, :func:`with_records`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import jinja2
 from markupsafe import Markup
 
 from convt_conformance.adapters.registry import display_order
-from convt_conformance.model.status import SEVERITY, Status, status_of, worst
+from convt_conformance.model.record import CheckRecord, as_records
+from convt_conformance.model.selection import selection_line
+from convt_conformance.model.status import SEVERITY, Status, worst
 from convt_conformance.report.data import build_data, encode_data
 from convt_conformance.report.margins import (
     margin_caption,
@@ -28,7 +31,6 @@ from convt_conformance.report.margins import (
 from convt_conformance.repro.scripts import COMMON_TAIL, report_scripts, split_common
 from convt_conformance.results.findings import (
     api_family,
-    check_id_of,
     framework_dtype_summary,
     group_findings,
     is_finding,
@@ -43,7 +45,7 @@ _DTYPES = ("float16", "bfloat16", "float32", "float64")
 UNSUPPORTED_CAP = 12  # distinct unsupported reasons listed per API in the conventions section
 
 
-def column_order(column: tuple[str, str, str]) -> tuple:
+def column_order(column: tuple[str, str, str]) -> tuple[tuple[int, str], str, str, str]:
     """Sort key of an (adapter, api family, device) column: a framework's columns together, each
     execution path (``@path`` suffix, its own column) right after its base API."""
     adapter, family, device = column
@@ -51,8 +53,10 @@ def column_order(column: tuple[str, str, str]) -> tuple:
     return (display_order(adapter), base, path, device)
 
 
-def _worst(statuses: list[str]) -> str:
-    return worst(statuses).value
+def with_records(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its ``results`` as CheckRecords (the same objects where they are already;
+    the payload given is not modified)."""
+    return {**payload, "results": as_records(payload.get("results") or [])}
 
 
 def safe_link(url: str | None) -> str | None:
@@ -85,20 +89,20 @@ def _heat_colour(ratio: float | None) -> str:
     return f"rgb(255,{int(200 - 200 * r)},{int(200 - 200 * r)})"
 
 
-def _conventions(results: list[dict]) -> list[dict]:
-    by: dict[tuple, dict] = {}
+def _conventions(results: list[CheckRecord]) -> list[dict[str, Any]]:
+    by: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
-        key = (r["adapter"], api_family(r["api"]))  # one section per rank-generic API
-        e = by.setdefault(key, {"adapter": r["adapter"], "api": key[1], "version": r.get("framework_version"),
+        key = (r.adapter, api_family(r.api))  # one section per rank-generic API
+        e = by.setdefault(key, {"adapter": r.adapter, "api": key[1], "version": r.framework_version,
                                 "calls": {}, "unsupported": Counter(), "count": 0})
         e["count"] += 1
-        nc = r.get("native_call")
+        nc = r.native_call
         if nc:
             sig = (nc["function"], nc["input_layout"], nc["weight_layout"], nc["output_layout"],
                    nc["weight_transform"], nc["padding_mapping"], repr(sorted(nc.get("precision", {}).items())))
             e["calls"].setdefault(sig, {"example": nc, "n": 0})["n"] += 1
-        if r["status"] == "unsupported":
-            e["unsupported"][(r.get("message") or "")[:300]] += 1
+        if r.status is Status.UNSUPPORTED:
+            e["unsupported"][(r.message or "")[:300]] += 1
     out = []
     for key in sorted(by, key=lambda k: (display_order(k[0]), k[1])):
         e = by[key]
@@ -110,18 +114,18 @@ def _conventions(results: list[dict]) -> list[dict]:
     return out
 
 
-def _margin_plot(hist: dict | None, title: str) -> dict | None:
+def _margin_plot(hist: dict[str, Any] | None, title: str) -> dict[str, Any] | None:
     if not hist:
         return None
     return {"svg": Markup(margin_svg(hist, title)), "caption": margin_caption(hist)}
 
 
-def findings_context(payload: dict, baseline: dict | None = None) -> dict:
+def findings_context(payload: dict[str, Any], baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """The findings-first part of the report: distinct findings (each with the reproducer
     script of its smallest check: ``repro`` / ``repro_tail`` and ``anchor`` on the finding; the
     records are not modified), the framework x dtype summary, the margin plots (and, with a baseline,
     base vs new plots per column present in both)."""
-    results = payload["results"]
+    results = as_records(payload["results"])
     findings = group_findings(results)
     # one embedded script per distinct finding: every other finding check gets its command
     scripts = report_scripts({**payload, "results": [f["smallest"] for f in findings]})
@@ -144,13 +148,13 @@ def findings_context(payload: dict, baseline: dict | None = None) -> dict:
             "margin_pairs": margin_pairs, "repro_common": COMMON_TAIL if scripts else ""}
 
 
-def _data_block(payload: dict, groups: list, columns: list, findings: list[dict]) -> tuple[str, int]:
+def _data_block(results: list[CheckRecord], groups: list[tuple[str, list[dict[str, Any]]]],
+                columns: list[tuple[str, str, str]], findings: list[dict[str, Any]]) -> tuple[str, int]:
     """The encoded per-check data (convt_conformance/report/data.py) and its size in KB. Mismatch
     slices are kept for the unexpected checks (the first ARRAYS_CAP) and each finding's smallest."""
-    results = payload["results"]
-    finding_ids = {id(r): check_id_of(r) for r in results if is_finding(r)}
+    finding_ids = {id(r): r.check.id for r in results if is_finding(r)}
     arrays_for = {id(f["smallest"]) for f in findings}
-    arrays_for |= {id(r) for r in results if status_of(r["status"]).unexpected and r.get("arrays")}
+    arrays_for |= {id(r) for r in results if r.status.unexpected and r.arrays}
     if len(arrays_for) > ARRAYS_CAP:
         arrays_for = set(list(arrays_for)[:ARRAYS_CAP]) | {id(f["smallest"]) for f in findings}
     anchors = {f["smallest_id"]: f["anchor"] for f in findings if f.get("anchor")}
@@ -162,24 +166,26 @@ def _data_block(payload: dict, groups: list, columns: list, findings: list[dict]
     return encoded, len(encoded) // 1024
 
 
-def build_context(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> dict:
+def build_context(payload: dict[str, Any], baseline: dict[str, Any] | None = None,
+                  baseline_path: str | None = None) -> dict[str, Any]:
     """Everything the template shows, derived from the results file alone."""
-    results = payload["results"]
-    totals = Counter(r["status"] for r in results)
-    columns = sorted({(r["adapter"], api_family(r["api"]), r["device"]) for r in results}, key=column_order)
-    cases: dict[str, dict] = {}
+    payload = with_records(payload)
+    baseline = with_records(baseline) if baseline is not None else None
+    results: list[CheckRecord] = payload["results"]
+    totals = Counter(r.status for r in results)
+    columns = sorted({(r.adapter, api_family(r.api), r.device) for r in results}, key=column_order)
+    cases: dict[str, dict[str, Any]] = {}
     for r in results:
-        c = cases.setdefault(r["case"], {
-            "id": r["case"], "file": r.get("file", ""), "tags": r.get("tags") or [],
-            "source": r.get("source", ""), "description": r.get("description", ""),
-            "params": r.get("params"), "expected_shape": r.get("expected_shape"),
-            "expected_error": r.get("expected_error"), "results": []})
+        c = cases.setdefault(r.case, {
+            "id": r.case, "file": r.file, "tags": r.tags or [], "source": r.source,
+            "description": r.description, "params": r.params, "expected_shape": r.expected_shape,
+            "expected_error": r.expected_error, "results": []})
         c["results"].append(r)
-    groups: dict[str, list] = defaultdict(list)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in cases.values():
-        c["worst"] = _worst([r["status"] for r in c["results"]])
-        c["results"].sort(key=lambda r: (display_order(r["adapter"]), r["api"], r["device"],
-                                         _DTYPES.index(r["dtype"]) if r["dtype"] in _DTYPES else 9))
+        c["worst"] = worst(r.status for r in c["results"])
+        c["results"].sort(key=lambda r: (display_order(r.adapter), r.api, r.device,
+                                         _DTYPES.index(r.dtype) if r.dtype in _DTYPES else 9))
         groups[(c["tags"] or ["untagged"])[0]].append(c)
     ordered_groups = [(g, sorted(cs, key=lambda c: c["id"])) for g, cs in sorted(groups.items())]
     comparison = None
@@ -189,11 +195,12 @@ def build_context(payload: dict, baseline: dict | None = None, baseline_path: st
     verdict = run_verdict(payload)
     all_tags = sorted({t for c in cases.values() for t in c["tags"]})
     findings = findings_context(payload, baseline)
-    data, data_kb = _data_block(payload, ordered_groups, columns, findings["findings"])
-    n_unexpected_cases = sum(1 for c in cases.values() if status_of(c["worst"]).unexpected)
+    data, data_kb = _data_block(results, ordered_groups, columns, findings["findings"])
+    n_unexpected_cases = sum(1 for c in cases.values() if c["worst"].unexpected)
     return {
         "p": payload, "env": payload.get("environment", {}), "totals": totals, "severity": [s.value for s in SEVERITY], "verdict": verdict,
         "colours": COLOURS, "n_cases": len(cases), "failing": verdict.unexpected,
+        "selection": selection_line(payload.get("selection") or {}, len(results)),
         "conventions": _conventions(results), "comparison": comparison,
         "frameworks": sorted({c[0] for c in columns}, key=display_order),
         "tags": all_tags, "probes": payload.get("convention_probes") or [],
@@ -214,12 +221,13 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render_report(payload: dict, baseline: dict | None = None, baseline_path: str | None = None) -> str:
+def render_report(payload: dict[str, Any], baseline: dict[str, Any] | None = None,
+                  baseline_path: str | None = None) -> str:
     """The report as one HTML string."""
     return _env().get_template("report.html.j2").render(**build_context(payload, baseline, baseline_path))
 
 
-def write_report(path: str | Path, payload: dict, baseline: dict | None = None,
+def write_report(path: str | Path, payload: dict[str, Any], baseline: dict[str, Any] | None = None,
                  baseline_path: str | None = None) -> None:
     """Render the report and write it to ``path`` (parent directories created)."""
     path = Path(path)

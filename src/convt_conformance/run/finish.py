@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from convt_conformance.adapters.registry import AdapterLoadError, get_adapter, registry_problems
-from convt_conformance.model.check_id import format_check_id
 from convt_conformance.model.env_facts import holds
+from convt_conformance.model.record import CheckRecord, as_records
+from convt_conformance.model.selection import selection_line
 from convt_conformance.results.verdict import run_verdict
 from convt_conformance.run.collector import ResultsCollector, stream_path
 from convt_conformance.run.state import RunState
@@ -60,16 +61,16 @@ def _frameworks_versions(names: list[str]) -> tuple[dict[str, str | None], dict[
 
 def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
                   collector: ResultsCollector) -> dict[str, Any]:
-    """The results payload (schema ``conformance-results``) of the run so far."""
+    """The results payload (schema ``conformance-results``) of the run so far; its ``results`` are
+    the CheckRecords, ordered by check (they become JSON in the results file)."""
     from convt_conformance.results.store import SCHEMA, environment
 
     config = session.config
-    results = [r.as_dict() for r in sorted(collector.records.values(),
-                                           key=lambda r: (r.case, r.adapter, r.api, r.device, r.dtype))]
+    results = sorted(collector.records.values(), key=lambda r: r.check)
     requested = [f for f in config.getoption("frameworks").split(",") if f] or st.frameworks
     versions, unavailable = _frameworks_versions(sorted(set(requested) | set(st.frameworks)))
     unavailable.update(st.unavailable)
-    ran = {r["adapter"] for r in results}
+    ran = {r.adapter for r in results}
     for name in st.frameworks:
         # Installed but no check ran (under xdist the workers' import failures stay in the
         # workers): try the import here so a broken install is reported, not silent.
@@ -77,7 +78,7 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
             why = get_adapter(name).unavailable_reason()
             if why:
                 unavailable[name] = why
-    devices = sorted({r["device"] for r in results if r.get("device") in ("cpu", "gpu")})
+    devices = sorted({r.device for r in results if r.device in ("cpu", "gpu")})
     missing = collector.missing()
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or bool(session.shouldstop)
     unmatched = _unmatched_known(st, results)
@@ -103,14 +104,14 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
     }
 
 
-def _unmatched_known(st: RunState, results: list[dict]) -> list[str]:
+def _unmatched_known(st: RunState, results: list[CheckRecord]) -> list[str]:
     """Known-disagreement entries that matched no check of a run that ran every check of a
     framework they name (as array-api-tests warns for unmatched xfails): a renamed case or a
     fixed bug leaves an entry that no longer means anything."""
     if st.profile.name != "full":
         return []  # a profile runs a subset: an entry may match only checks it left out
-    used = {(r["known"] or {}).get("entry") for r in results if r.get("known")}
-    ran = {r["adapter"] for r in results}
+    used = {r.known.get("entry") for r in results if r.known}
+    ran = {r.adapter for r in results}
     return [f"known disagreement {i} not matched by any check: case {e.case!r}, adapter {e.adapter!r}, "
             f"api {e.api!r}, dtype {e.dtype!r}: {e.reason[:80]}" for i, e in enumerate(st.known)
             if i not in used and (e.adapter == "*" or e.adapter in ran) and _holds_here(e.when)]
@@ -146,20 +147,17 @@ def finish_outputs(session: pytest.Session, exitstatus: int, st: RunState, colle
 
 def summary_lines(payload: dict[str, Any], path: str | None, report: str | None) -> list[str]:
     """The run's own compact summary: counts, the first findings, where the outputs are."""
-    results = payload["results"]
+    results = as_records(payload["results"])
     counts: dict[str, int] = {}
     for r in results:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    v = run_verdict(payload)
+        counts[r.status.value] = counts.get(r.status.value, 0) + 1
+    v = run_verdict({**payload, "results": results})
     sel = payload.get("selection") or {}
     lines = ["", "=" * 30 + " conformance " + "=" * 30,
-             f"profile {sel.get('profile', '?')}: {len(results)} checks"
-             + (f" (shard {sel['shard']['index']}/{sel['shard']['count']})" if sel.get("shard") else "")
-             + " | " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))]
+             selection_line(sel, len(results)) + " | " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))]
     for r in v.unexpected[:SUMMARY_FINDINGS]:
-        lines.append(f"  {r['status']}{'/' + r['failure_kind'] if r.get('failure_kind') else ''}: "
-                     f"{format_check_id(r['case'], r['adapter'], r['api'], r['device'], r['dtype'])}: "
-                     f"{(r.get('message') or '')[:140]}")
+        lines.append(f"  {r.status}{f'/{r.failure_kind}' if r.failure_kind else ''}: {r.check.id}: "
+                     f"{(r.message or '')[:140]}")
     if len(v.unexpected) > SUMMARY_FINDINGS:
         lines.append(f"  ... {len(v.unexpected) - SUMMARY_FINDINGS} more unexpected result(s) in the results file")
     for p in payload["problems"][:5]:
