@@ -29,20 +29,20 @@ SOURCE = ROOT / "src" / "convt_conformance" / "library" / "known_disagreements.y
 PAGE = ROOT / "docs" / "findings.md"
 
 # The match keys of an entry (convt_conformance/loading/known.py), in the order they are shown.
-MATCH_KEYS = ("case", "api", "device", "dtype", "precision", "kind")
+MATCH_KEYS = ("case", "where", "api", "device", "dtype", "precision", "outcome", "versions")
 # Keys rendered by name; every other key is rendered generically after them.
-KNOWN_KEYS = frozenset({"id", "adapter", *MATCH_KEYS, "reason", "when", "strict", "issue"})
+KNOWN_KEYS = frozenset({"id", "adapter", *MATCH_KEYS, "reason", "when", "strict", "issue", "evidence"})
 # Display order of the built-in frameworks (their adapters' `order`); any other name follows, sorted.
 FRAMEWORK_ORDER = ("numpy", "torch", "tensorflow", "jax", "keras", "onnx")
 FRAMEWORK_TITLES = {"numpy": "NumPy", "torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX",
                     "keras": "Keras 3", "onnx": "ONNX"}
-KIND_WORDS = {
-    "value": "values outside the tolerance (`fail`, kind `value`)",
-    "shape": "a wrong output shape (`fail`, kind `shape`)",
-    "nonfinite": "NaN/Inf at the wrong positions (`fail`, kind `nonfinite`)",
-    "subnormal-flush": "subnormal results flushed to zero (`fail`, kind `subnormal-flush`)",
-    "dtype": "an answer in another dtype (`fail`, kind `dtype`)",
-    "error": "an unexpected exception (`error`)",
+OUTCOME_WORDS = {
+    "fail/value": "values outside the tolerance (`fail/value`)",
+    "fail/shape": "a wrong output shape (`fail/shape`)",
+    "fail/nonfinite": "NaN/Inf at the wrong positions (`fail/nonfinite`)",
+    "fail/subnormal-flush": "subnormal results flushed to zero (`fail/subnormal-flush`)",
+    "fail/dtype": "an answer in another dtype (`fail/dtype`)",
+    "error": "an unexpected exception, e.g. a valid configuration refused (`error`)",
     "crash": "the process dies (`crash`)",
     "accepted-invalid": "an invalid configuration computed instead of rejected (`accepted-invalid`)",
 }
@@ -56,7 +56,9 @@ Every entry of the known-disagreements file
 and the reference that the suite has found and explained. A failing check that an entry matches
 is reported as `xfail` with the entry's reason; a matching check that passes is `xpass`, which
 fails the verdict (the bug may be fixed: remove or narrow the entry), unless the entry is not
-strict. How entries match, and what `when:` means: [statuses-and-results.md](statuses-and-results.md).
+strict. An entry holds only on the releases it names and for the outcome it expects: anything
+else on a check it names is unexpected. How entries match (configurations, releases, outcomes,
+`when:`): [statuses-and-results.md](statuses-and-results.md).
 To see a finding with your own eyes, run the suite and ask for the reproducer of a matching check:
 `conformance repro '<check id>'` ([reproducers.md](reproducers.md)).
 
@@ -129,19 +131,27 @@ def _generic(key: str, value: Any, indent: str = "") -> list[str]:
 
 
 def _covers(e: dict[str, Any]) -> str:
-    parts = [f"case {_code(e.get('case', '*'))}"]
+    where = e.get("where")
+    conds = [where] if isinstance(where, str) else list(where or [])
+    parts = [f"case {_code(e['case'])}" if "case" in e else
+             ("cases where " + " and ".join(_code(c) for c in conds) if conds else "every case")]
     api = e.get("api")
     parts.append(f"API column {_code(api)}" if api is not None
                  else "the adapter's forward columns (its APIs and their execution paths, not the gradient columns)")
     for key in ("device", "dtype", "precision"):
         if key in e and str(e[key]) != "*":
             parts.append(f"{key} {_code(e[key])}")
-    kind = e.get("kind")
-    if kind is None or str(kind) == "*":
-        parts.append("any failing status")
-    else:
-        parts.append(KIND_WORDS.get(str(kind), f"kind {_code(kind)}"))
     return "; ".join(parts)
+
+
+def _expects(e: dict[str, Any]) -> str:
+    outcome = e.get("outcome")
+    items = [outcome] if isinstance(outcome, str) else list(outcome or [])
+    what = " or ".join(OUTCOME_WORDS.get(str(o), _code(o)) for o in items) or "(no outcome: the suite refuses this entry)"
+    versions = e.get("versions")
+    on = ", ".join(f"{_code(d)} {_code(s)}" for d, s in versions.items()) if isinstance(versions, dict) else \
+        "(no releases: the suite refuses this entry)"
+    return f"{what}, on {on}"
 
 
 def _when(e: dict[str, Any]) -> str:
@@ -163,10 +173,9 @@ def _strict(e: dict[str, Any]) -> str:
 
 
 def _evidence(e: dict[str, Any]) -> str:
-    issue = e.get("issue")
-    if issue:
-        return f"upstream: {_scalar(issue)}"
-    return "no upstream link recorded; the reason above states what was observed"
+    issue, evidence = e.get("issue"), e.get("evidence")
+    parts = ([f"upstream: {_scalar(issue)}"] if issue else []) + ([_text(str(evidence))] if evidence else [])
+    return "; ".join(parts) or "no upstream link recorded; the reason above states what was observed"
 
 
 def entry_id(e: dict[str, Any], index: int) -> str:
@@ -177,6 +186,7 @@ def _entry(e: dict[str, Any], index: int) -> list[str]:
     eid = entry_id(e, index)
     lines = [f"### {_code(eid)}", "",
              f"- **Covers**: {_covers(e)}",
+             f"- **Expects**: {_expects(e)}",
              f"- **Reason**: {_text(e.get('reason', '(no reason given)'))}",
              f"- **When**: {_when(e)}",
              f"- **Strictness**: {_strict(e)}",

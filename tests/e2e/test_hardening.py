@@ -99,11 +99,13 @@ def test_known_file_goes_through_the_limits():
 
 def test_known_file_mistyped_fields_are_problems(tmp_path):
     f = tmp_path / "known.yaml"
-    f.write_text("disagreements:\n  - {case: a, reason: r, strict: maybe}\n  - {case: [x], reason: r}\n")
+    f.write_text("disagreements:\n"
+                 "  - {id: a, case: a, versions: {numpy: '>=1'}, outcome: error, reason: r, strict: maybe}\n"
+                 "  - {id: b, case: [x], versions: {numpy: '>=1'}, outcome: error, reason: r}\n")
     entries, problems = load_known(f)
     assert entries == []
-    assert problems[0].endswith("disagreements[0]: strict: must be true or false")
-    assert "disagreements[1]: case: must be a string" in problems[1]
+    assert problems[0].endswith("disagreements[0] (a): strict: must be true or false")
+    assert "disagreements[1] (b): case: must be a string" in problems[1]
 
 
 def test_generation_problems_are_validation_problems():

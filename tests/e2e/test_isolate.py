@@ -16,7 +16,8 @@ from convt_conformance.run.isolate import check_or_isolate, crash_text, expected
 from tests.conftest import ROOT
 
 DOC = CASES_DIR / "documents"
-KNOWN = 'disagreements:\n  - {case: CASE, adapter: numpy, api: "scatter", dtype: float32, kind: KIND, reason: "r"}\n'
+KNOWN = ('disagreements:\n  - {id: e1, case: CASE, adapter: numpy, api: "scatter", dtype: float32, versions: {numpy: ">=1"},'
+         ' outcome: KIND, reason: "r"}\n')
 
 
 def _case():
@@ -34,12 +35,12 @@ def _known(tmp_path, case_id, kind):
 
 def test_only_explicit_crash_entries_isolate(tmp_path):
     _, case = _case()
-    fields = {"case": case.id, "adapter": "numpy", "api": "scatter", "device": "cpu", "dtype": "float32",
-              "precision": "strict"}
-    assert expected_to_crash(_known(tmp_path, case.id, "crash"), **fields)
-    assert not expected_to_crash(_known(tmp_path, case.id, "value"), **fields)
-    assert not expected_to_crash(_known(tmp_path, case.id, '"*"'), **fields)  # any-kind entries run in place
-    assert not expected_to_crash(_known(tmp_path, case.id, "crash"), **{**fields, "dtype": "float64"})
+    fields = {"adapter": "numpy", "api": "scatter", "device": "cpu", "dtype": "float32", "precision": "strict"}
+    assert expected_to_crash(_known(tmp_path, case.id, "crash"), case, **fields)
+    assert expected_to_crash(_known(tmp_path, case.id, '"crash*"'), case, **fields)
+    assert not expected_to_crash(_known(tmp_path, case.id, "fail/value"), case, **fields)
+    assert not expected_to_crash(_known(tmp_path, case.id, '"*"'), case, **fields)  # any-outcome entries run in place
+    assert not expected_to_crash(_known(tmp_path, case.id, "crash"), case, **{**fields, "dtype": "float64"})
 
 
 def test_a_child_that_survives_gives_the_in_process_record(tmp_path):
@@ -49,8 +50,10 @@ def test_a_child_that_survives_gives_the_in_process_record(tmp_path):
     here = run_check(case, a, "scatter", "cpu", "float32", "strict", [])
     known = _known(tmp_path, case.id, "crash")
     there = check_or_isolate(case, str(f), a, "scatter", "cpu", "float32", "strict", known, 60)
-    # it passes where a crash was expected: a pass, as in the worker (a kind: crash entry covers crashes)
-    assert there.status == here.status == "pass" and there.known is None
+    # it passes where a crash was expected: the strict entry's check is fixed, an xpass, as in the
+    # worker (the record the child wrote, then the entry applied in the parent)
+    assert here.status == "pass" and there.status == "xpass" and there.underlying_status == "pass"
+    assert there.known is not None and there.known["id"] == "e1"
     for key in ("case", "file", "adapter", "api", "dtype", "shape", "max_abs_err", "tolerance"):
         assert there[key] == here[key], key
 

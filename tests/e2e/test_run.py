@@ -101,7 +101,8 @@ def test_crash_costs_one_check(tmp_path):
     assert by[("recipe", "float64")] == "pass"
     # A known crash (kind: crash) is an expected failure: recorded with its reason, exit 0.
     known = tmp_path / "known.yaml"
-    known.write_text('disagreements:\n  - {case: crash-me, dtype: float32, kind: crash, reason: "aborts"}\n')
+    known.write_text('disagreements:\n  - {id: crash-me, case: crash-me, dtype: float32, versions: {numpy: ">=1"},'
+                     ' outcome: crash, reason: "aborts"}\n')
     p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1", "--known", str(known),
                    "--", "-p", "tests.crash_plugin")
     assert p.returncode == 0, p.stdout[-2000:]

@@ -38,7 +38,8 @@ class _Off(Adapter):
 
 def _entries(tmp_path, when: str, strict: bool = True):
     path = tmp_path / "known.yaml"
-    path.write_text("disagreements:\n  - case: '*'\n    adapter: factdouble\n    reason: r\n"
+    path.write_text("disagreements:\n  - id: e1\n    adapter: factdouble\n    reason: r\n"
+                    "    versions: {numpy: '>=1'}\n    outcome: fail/value\n"
                     f"    when: {when!r}\n    strict: {str(strict).lower()}\n")
     entries, problems = load_known(path)
     assert not problems
@@ -55,20 +56,23 @@ def test_an_entry_holds_only_where_its_adapter_reports_the_fact(tmp_path):
     assert rec["status"] == "fail", rec["status"]
 
 
-def test_negated_and_cpu_terms(tmp_path):
+@pytest.mark.parametrize("cpu", ["this", "avx2-only", "all"])
+def test_negated_and_cpu_terms(tmp_path, monkeypatch, cpu):
+    """A CPU term holds where the CPU has the flag: this machine's flags, and (so that both a flag
+    held and one lacking are exercised on any machine) two made-up CPUs."""
     env_facts._sources.clear()
     assert run_check(CASE, _Off(None), "scatter", "cpu", "float64", "strict",
                      _entries(tmp_path, "!factdouble.off_by_one"))["status"] == "xfail"
+    if cpu == "avx2-only":
+        monkeypatch.setattr(env_facts, "cpu_flags", lambda: frozenset({"avx2"}))
+    elif cpu == "all":
+        monkeypatch.setattr(env_facts, "cpu_flags", lambda: frozenset(env_facts.ISA_FLAGS))
     flags = env_facts.cpu_flags()
-    have = next((f for f in env_facts.ISA_FLAGS if f in flags), None)
-    lack = next(f for f in env_facts.ISA_FLAGS if f not in flags)
-    assert not env_facts.holds((lack,)) and env_facts.holds((f"!{lack}",))
-    if have:
-        assert env_facts.holds((have,)) and not env_facts.holds((f"!{have}",))
+    for flag in env_facts.ISA_FLAGS:
+        want = "xfail" if flag in flags else "fail"
+        assert env_facts.holds((flag,)) is (flag in flags) and env_facts.holds((f"!{flag}",)) is (flag not in flags)
         assert run_check(CASE, _Off(None), "scatter", "cpu", "float64", "strict",
-                         _entries(tmp_path, have))["status"] == "xfail"
-    assert run_check(CASE, _Off(None), "scatter", "cpu", "float64", "strict",
-                     _entries(tmp_path, lack))["status"] == "fail"
+                         _entries(tmp_path, flag))["status"] == want, flag
 
 
 @pytest.mark.parametrize("when, why", [
@@ -80,10 +84,11 @@ def test_negated_and_cpu_terms(tmp_path):
 ])
 def test_a_bad_when_is_a_problem_naming_the_entry(tmp_path, when, why):
     path = tmp_path / "known.yaml"
-    path.write_text(f"disagreements:\n  - case: '*'\n    reason: r\n    when: {when!r}\n")
+    path.write_text(f"disagreements:\n  - id: e1\n    versions: {{numpy: '>=1'}}\n    outcome: fail/value\n"
+                    f"    reason: r\n    when: {when!r}\n")
     entries, problems = load_known(path)
     assert not entries and len(problems) == 1
-    assert problems[0].startswith(f"{path}: disagreements[0]: when: ") and why in problems[0], problems
+    assert problems[0].startswith(f"{path}: disagreements[0] (e1): when: ") and why in problems[0], problems
 
 
 _AMX_CPU = frozenset({"avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",

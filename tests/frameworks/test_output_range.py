@@ -18,8 +18,10 @@ from convt_conformance.checking.tolerance import partial_sums_may_overflow
 from convt_conformance.library import CASES_DIR, KNOWN_FILE
 from convt_conformance.loading.cases import load_cases
 from convt_conformance.loading.known import KnownDisagreement, load_known
+from convt_conformance.loading.scope import parse_versions
 from convt_conformance.model.dtypes import finfo
 from convt_conformance.model.record import CheckRecord
+from convt_conformance.model.status import FailureKind, Status
 from tests.conftest import framework_available
 
 DTYPES = ("float16", "bfloat16", "float32")
@@ -121,13 +123,15 @@ def test_flushed_subnormal_output_is_its_own_kind(dtype):
 
 def test_subnormal_flush_is_matched_by_a_known_disagreement_of_that_kind():
     rec = CheckRecord(case="edge-range-subnormal", adapter="x", api="a", device="cpu", dtype="float32",
-                      precision="strict", status="fail", failure_kind="subnormal-flush")
-    entry = dict(case="edge-range-*", adapter="x", api="*", device="*", dtype="*", precision="*",
-                 reason="FTZ", issue="")
+                      precision="strict", status=Status.FAIL, failure_kind=FailureKind.SUBNORMAL_FLUSH)
+    scope, _ = parse_versions({"numpy": ">=1"})
+    assert scope is not None
+    entry = dict(id="e1", case="edge-range-subnormal", adapter="x", api="*", device="*", dtype="*", precision="*",
+                 versions=scope, reason="FTZ")
     other = dataclasses.replace(rec)
-    apply_known(other, [KnownDisagreement(kind="value", **entry)])
+    apply_known(other, [KnownDisagreement(outcomes=("fail/value",), **entry)])
     assert other.status == "fail"
-    apply_known(rec, [KnownDisagreement(kind="subnormal-flush", **entry)])
+    apply_known(rec, [KnownDisagreement(outcomes=("fail/subnormal-flush",), **entry)])
     assert rec.status == "xfail" and (rec.known or {})["reason"] == "FTZ"
 
 

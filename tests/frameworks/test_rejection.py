@@ -31,7 +31,7 @@ class _Stub(Adapter):
 
     def __init__(self, behaviour: str) -> None:
         self.behaviour = behaviour
-        self.unsupported_patterns = (re.compile(r"not (yet )?supported on CPU", re.I),)
+
 
     def run(self, case, api, device, dtype, x, w, b):
         if self.behaviour == "feature-refusal":
@@ -44,6 +44,26 @@ class _Stub(Adapter):
             np.reshape(np.zeros(3), (2, 2))  # NumPy is not this adapter's framework
         json.loads("{not json")  # the framework's own refusal
         raise AssertionError("unreachable")
+
+
+@pytest.fixture(autouse=True)
+def _stub_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stub's rejections: "not supported on CPU" is its refusal of a valid configuration, on
+    every release (as a framework's rejections.yaml `unsupported:` says)."""
+    from convt_conformance.checking import check as check_mod
+    from convt_conformance.checking.invalid_rules import Refusal
+    from convt_conformance.loading.scope import parse_versions
+
+    scope, _ = parse_versions({"numpy": ">=0"})
+    refusal = Refusal(re.compile(r"not (yet )?supported on CPU", re.I), scope)
+    real = check_mod.refusal_of
+
+    def refusal_of(framework: str, text: str):
+        if framework != "stub":
+            return real(framework, text)
+        return (refusal, True) if refusal.pattern.search(text) else (None, False)
+
+    monkeypatch.setattr(check_mod, "refusal_of", refusal_of)
 
 
 def _rec(behaviour: str, case=ZERO_STRIDE) -> dict:

@@ -48,10 +48,10 @@ def test_a_modified_entry_changes_the_page(tmp_path):
 def test_keys_the_script_does_not_know_are_rendered(tmp_path):
     fp = _script()
     data = {"disagreements": [{
-        "case": "doc-*", "adapter": "torch", "reason": "planted", "issue": "",
-        "versions": ["2.13.0", "2.14.1"], "outcome": "fixed-upstream",
+        "id": "planted", "where": ["groups > 1"], "adapter": "torch", "reason": "planted", "issue": "",
+        "versions": {"torch": ">=2.13,<2.15"}, "outcome": ["fail/value", "error"],
         "configurations": [{"dtype": "bfloat16", "device": "cpu"}],
     }]}
     page = fp.render(data)
-    for text in ("versions", "2.14.1", "outcome", "fixed-upstream", "configurations", "bfloat16"):
+    for text in ("groups > 1", ">=2.13,<2.15", "fail/value", "`error`", "configurations", "bfloat16"):
         assert text in page, text

@@ -6,7 +6,6 @@ Pure function of its arguments (no module state), so it runs the same in any pyt
 from __future__ import annotations
 
 import collections
-import re
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -22,15 +21,17 @@ from convt_conformance.checking.invalid_rules import (
     classify_rejection,
     framework_modules,
     raised_by_adapter,
+    refusal_of,
     rules_of_reasons,
 )
 from convt_conformance.checking.tolerance import derived_tolerance, partial_sums_may_overflow, terms_per_output
-from convt_conformance.loading.known import KnownDisagreement, find_known
+from convt_conformance.loading.known import KnownDisagreement, match_known
 from convt_conformance.model.apis import gradient_quantity, not_applicable_reason
 from convt_conformance.model.case import Case
 from convt_conformance.model.env_facts import note_adapter
+from convt_conformance.model.outcome import outcome_of
 from convt_conformance.model.record import CheckRecord
-from convt_conformance.model.status import Status, status_of
+from convt_conformance.model.status import FailureKind, Status
 from convt_conformance.oracle import forward as ref
 
 
@@ -113,7 +114,7 @@ def memo_gradient(case: Case, api: str, dtype: str, x: np.ndarray, w: np.ndarray
     return replace(grad, g=grad.g.copy(), recipe=dict(grad.recipe))
 
 
-def range_arguments(magnitude: np.ndarray, dtype: str, tol_info: dict) -> dict:
+def range_arguments(magnitude: np.ndarray, dtype: str, tol_info: dict[str, Any]) -> dict[str, Any]:
     """compare()'s output-range arguments (README "Output range semantics"): the tolerance's
     flushed-products floor and where partial sums may overflow the accumulator."""
     return {"floor": float(tol_info.get("floor", 0.0)),
@@ -126,9 +127,18 @@ def base_record(case: Case, adapter: Adapter, api: str, device: str, dtype: str,
                                 dtype=dtype, precision=precision, framework_version=adapter.version())
 
 
-def _unsupported_by_framework(adapter: Adapter, exc: BaseException) -> bool:
-    pats: tuple[re.Pattern, ...] = adapter.unsupported_patterns
-    return any(p.search(str(exc)) for p in pats)
+def _refused(adapter: Adapter, exc: BaseException) -> tuple[bool, str]:
+    """(True, "") for the framework's own refusal of a configuration it does not implement, on a
+    release the refusal was seen on (``unsupported``: its ``rejections.yaml``); (False, why) for the
+    same refusal on another release (a valid configuration newly refused: an ``error``, the why
+    prefixed to its message); (False, "") for any other exception."""
+    refusal, in_scope = refusal_of(adapter.name, str(exc))
+    if refusal is None:
+        return False, ""
+    if in_scope:
+        return True, ""
+    return False, (f"{adapter.name} refused it with a message its rejections.yaml knows as `unsupported` on "
+                   f"{refusal.versions.describe()}, not on {refusal.versions.installed()}: a valid configuration refused. ")
 
 
 def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, precision: str,
@@ -143,7 +153,7 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
     reason = reason or not_applicable_reason(case, api)  # gradients of invalid / bias-free cases
     reason = reason or adapter.supports(case, api, device, dtype)
     if reason:
-        rec.status, rec.message = Status.UNSUPPORTED.value, reason
+        rec.status, rec.message = Status.UNSUPPORTED, reason
         rec.seconds = time.perf_counter() - t0
         return rec
     x, w, b = memo_inputs(case, dtype)
@@ -154,8 +164,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             reject(rec, case, adapter, exc)
         else:
             if _misplaced(rec, out, device):
-                return _finish(rec, known, t0)
-            rec.status, rec.shape = Status.ACCEPTED_INVALID.value, list(out.array.shape)
+                return _finish(rec, known, t0, case)
+            rec.status, rec.shape = Status.ACCEPTED_INVALID, list(out.array.shape)
             rec.native_call = out.native_call.as_dict()
             rec.message = ("invalid configuration accepted; returned shape "
                            f"{list(out.array.shape)}. Why invalid: {'; '.join(case.invalid_reasons)}")
@@ -177,15 +187,16 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             out = adapter.run(case, api, device, dtype, x, w, b, **run_kw)
         except Exception as exc:
             msg = f"{type(exc).__name__}: {str(exc)[:800]}"
-            if _unsupported_by_framework(adapter, exc):
-                rec.status, rec.message = Status.UNSUPPORTED.value, f"the framework refuses it: {msg}"
+            refused, why = _refused(adapter, exc)
+            if refused:
+                rec.status, rec.message = Status.UNSUPPORTED, f"the framework refuses it: {msg}"
             else:
-                rec.status, rec.message, rec.traceback = Status.ERROR.value, msg, _traceback(exc)
+                rec.status, rec.message, rec.traceback = Status.ERROR, why + msg, _traceback(exc)
                 call = failed_call(exc)  # the adapter says what failed
                 rec.native_call = call.as_dict() if call is not None else None
         else:
             if _misplaced(rec, out, device):
-                return _finish(rec, known, t0)
+                return _finish(rec, known, t0, case)
             tol, info = derived_tolerance(magnitude, reference, dtype=dtype, device=device, precision=precision,
                                           n_terms=n_terms, override=override, bias_added=bias_added,
                                           compute_dtype=out.compute_dtype,
@@ -194,8 +205,8 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             # underflow and ULPs are that dtype's (tolerance: derived_tolerance's compute_dtype)
             out_dtype = out.compute_dtype or dtype
             cmp = compare(out.array, expected, tol, out_dtype, **range_arguments(magnitude, out_dtype, info))
-            rec.status = (Status.PASS if cmp.ok else Status.FAIL).value
-            rec.failure_kind = cmp.kind or None
+            rec.status = Status.PASS if cmp.ok else Status.FAIL
+            rec.failure_kind = cmp.kind
             rec.shape = list(out.array.shape)
             rec.max_abs_err, rec.max_rel_err = _float(cmp.max_abs_err), _float(cmp.max_rel_err)
             rec.max_ulp, rec.mismatched = cmp.max_ulp, cmp.mismatched
@@ -207,10 +218,10 @@ def run_check(case: Case, adapter: Adapter, api: str, device: str, dtype: str, p
             if cmp.ok and out.native_dtype != dtype and not out.compute_dtype:  # autocast states its own
                 # a float16 check answered in float64 says nothing about float16 (its values are
                 # far inside the float16 tolerance): the output dtype is part of the contract
-                rec.status, rec.failure_kind = Status.FAIL.value, "dtype"
+                rec.status, rec.failure_kind = Status.FAIL, FailureKind.DTYPE
                 rec.message = (f"the framework returned {out.native_dtype}, not the {dtype} asked for "
                                f"(values within the {dtype} tolerance: {cmp.message})")
-    return _finish(rec, known, t0)
+    return _finish(rec, known, t0, case)
 
 
 def _traceback(exc: BaseException) -> str:
@@ -219,20 +230,24 @@ def _traceback(exc: BaseException) -> str:
 
 def reject(rec: CheckRecord, case: Case, adapter: Adapter, exc: BaseException) -> None:
     """Record an exception on an ``expected.error`` case (README "Invalid configurations"): a
-    feature refusal (``adapter.unsupported_patterns``) is ``unsupported`` and says nothing about
+    feature refusal (the framework's ``rejections.yaml``, ``unsupported``) is ``unsupported`` and says nothing about
     the invalid rule; an exception raised by the adapter's own code is ``error``; anything else
     is ``rejected`` with ``rejection: {rule_named, expected_rules, kind}``, ``kind: internal``
     meaning stopped by an internal failure, not checked."""
     text = f"{type(exc).__name__}: {str(exc)[:500]}"
-    if _unsupported_by_framework(adapter, exc):
-        rec.status, rec.message = Status.UNSUPPORTED.value, f"feature refusal on an invalid case: {text}"
+    refused, why = _refused(adapter, exc)
+    if refused:
+        rec.status, rec.message = Status.UNSUPPORTED, f"feature refusal on an invalid case: {text}"
+        return
+    if why:
+        rec.status, rec.message, rec.traceback = Status.ERROR, why + text, _traceback(exc)
         return
     own = raised_by_adapter(exc, framework_modules(adapter.name, adapter.module), adapter_files(adapter))
     if own:
-        rec.status, rec.message = Status.ERROR.value, f"adapter failure, not a rejection ({own}): {text}"
+        rec.status, rec.message = Status.ERROR, f"adapter failure, not a rejection ({own}): {text}"
         rec.traceback = _traceback(exc)
         return
-    rec.status, rec.message = Status.REJECTED.value, text
+    rec.status, rec.message = Status.REJECTED, text
     rec.rejection = classify_rejection(adapter.name, text, rules_of_reasons(case.invalid_reasons))
 
 
@@ -241,37 +256,46 @@ def _misplaced(rec: CheckRecord, out: RunOutput, device: str) -> bool:
     fell back to the CPU for a "gpu" check) is an error, whatever its values: True then."""
     if out.placed_on == device:
         return False
-    rec.status, rec.native_call = Status.ERROR.value, out.native_call.as_dict()
+    rec.status, rec.native_call = Status.ERROR, out.native_call.as_dict()
     rec.message = (f"{rec.adapter}.{rec.api} returned its output on {out.placed_on!r}, not on the "
                    f"requested {device!r}: the result cannot stand for that device")
     return True
 
 
-def _finish(rec: CheckRecord, known: list[KnownDisagreement], t0: float) -> CheckRecord:
-    apply_known(rec, known)
+def _finish(rec: CheckRecord, known: list[KnownDisagreement], t0: float, case: Case) -> CheckRecord:
+    apply_known(rec, known, case)
     rec.seconds = time.perf_counter() - t0
     return rec
 
 
-def apply_known(rec: CheckRecord, known: list[KnownDisagreement]) -> None:
-    """Match a record against the known disagreements: a failing status (crash included)
-    becomes ``xfail``, a pass or rejection of a strict entry ``xpass``; the entry is kept."""
-    entry = find_known(known, case=rec.case, adapter=rec.adapter, api=rec.api, device=rec.device,
-                       dtype=rec.dtype, precision=rec.precision or "", kind=rec.failure_kind or rec.status)
-    if entry is None:
+def apply_known(rec: CheckRecord, known: list[KnownDisagreement], case: Case | None = None) -> None:
+    """Match a record against the known disagreements (loading/known.py): a failing check whose
+    outcome an entry expects on the installed releases becomes ``xfail``; a pass or rejection that
+    an in-scope strict entry names, ``xpass``; the entry is kept on the record. A failing check
+    that an entry names with another outcome or other releases stays as it is, its message saying
+    what the entry expected. ``case``: the case object (entries with ``where:`` need it)."""
+    status = rec.status
+    passing = status in (Status.PASS, Status.REJECTED)
+    if not (status.failing or passing):
         return
-    rec.known = {"reason": entry.reason, "issue": entry.issue, "entry": known.index(entry)}
-    status = status_of(rec.status)
+    outcome = outcome_of(status, rec.failure_kind)
+    m = match_known(known, rec.check, rec.precision or "", case, outcome, passing)
+    entry = m.entry
+    if entry is None:
+        if m.near is not None and status.failing:
+            rec.message = f"{m.near.expectation(outcome)}. {rec.message or ''}".rstrip(". ")
+        return
+    rec.known = {"reason": entry.reason, "issue": entry.issue, "entry": known.index(entry), "id": entry.id}
     if status.failing:
-        rec.underlying_status, rec.status = rec.status, Status.XFAIL.value
-    elif status in (Status.PASS, Status.REJECTED) and entry.strict:
-        rec.underlying_status, rec.status = rec.status, Status.XPASS.value
+        rec.underlying_status, rec.status = rec.status, Status.XFAIL
+    elif entry.strict:
+        rec.underlying_status, rec.status = rec.status, Status.XPASS
 
 
 _GRID_LIMIT = 16
 
 
-def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray) -> dict:
+def _arrays_for_report(actual: np.ndarray, expected: np.ndarray, tol: np.ndarray) -> dict[str, Any]:
     """Small outputs: full grids of the first (n, c) slices; large ones: an error map summary."""
     if actual.shape != expected.shape or actual.size == 0:
         return {}

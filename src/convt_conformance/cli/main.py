@@ -20,6 +20,7 @@ from convt_conformance.cli.commands import (
     cmd_validate,
 )
 from convt_conformance.cli.paths import held_locks, release_locks
+from convt_conformance.cli.releases import add_parsers as add_release_parsers
 from convt_conformance.cli.run import cmd_run, frameworks_without_gpu_checks
 
 __all__ = ["build_parser", "frameworks_without_gpu_checks", "main"]
@@ -84,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--check-timeout", type=check_timeout_seconds, default=300.0,
                    help="seconds one check may run before its worker is stopped and the check recorded "
                         "as crash/timeout (xdist only; 0: no limit)")
-    r.add_argument("--profile", default="default",
-                   help="which checks of each column run (convt_conformance/loading/profiles.yaml): quick, default, full")
+    r.add_argument("--profile", default=None,
+                   help="which checks of each column run: quick, default, full (default: default for the packaged "
+                        "library, full with --cases: your own cases run in full)")
     r.add_argument("--profiles-file", default="", help="a profiles file of your own instead of the built-in one")
     r.add_argument("--shard", default="", help="K/N: run shard K of N (deterministic, balanced by estimated cost); "
                                                "`conformance merge` joins the shards")
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--cases", nargs="+", help="case files or directories, replacing the packaged case library")
     pl.add_argument("--add-cases", nargs="+", default=[], help="case files or directories planned with the packaged library")
     pl.add_argument("--frameworks", default="")
-    pl.add_argument("--profile", default="default")
+    pl.add_argument("--profile", default=None, help="as for run (default: default; full with --cases)")
     pl.add_argument("--profiles-file", default="")
     pl.set_defaults(func=cmd_plan)
 
@@ -145,13 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("inputs", nargs="+")
     m.set_defaults(func=cmd_merge)
 
+    add_release_parsers(sub)
+
     return p
+
+
+def default_profile(cases: list[str] | None) -> str:
+    """The profile of a run or plan given none: ``full`` when ``--cases`` replaces the packaged
+    library (someone's own cases run in full), else ``default``."""
+    return "full" if cases else "default"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if getattr(args, "profile", "") is None:
+        args.profile = default_profile(args.cases)
     locks_before = held_locks()
     try:
         code = int(args.func(args))

@@ -4,7 +4,9 @@ Regressions: a passing (or rejected / xfail-as-expected) check that now fails, e
 crashes; a check that became unsupported; a still-passing check whose max error grew by more
 than ``error_growth`` x its tolerance (a precision regression that has not yet crossed the
 line); a check of the base run missing from the new run (listed as disappeared too: a check
-that no longer runs is never a pass). Improvements are the reverse. Checks present in the new
+that no longer runs is never a pass); known disagreements seen through: an ``xfail`` in both runs
+whose underlying outcome changed (a refusal that became wrong values, a wrong shape that became a
+crash), and an ``unsupported`` in both runs with another refusal. Improvements are the reverse. Checks present in the new
 file only are listed as appeared. A new run that is incomplete (``complete: false``) or holds
 no checks cannot pass a comparison: ``run_problems`` says why.
 """
@@ -13,62 +15,79 @@ from __future__ import annotations
 
 from typing import Any
 
+from convt_conformance.model.check_id import Check
+from convt_conformance.model.outcome import record_outcome
+from convt_conformance.model.record import CheckRecord, as_records
 from convt_conformance.model.status import Status
-from convt_conformance.results.store import result_key
 
 # what a check observed besides its status: compared for every status (run-to-run nondeterminism)
 _OBSERVED = ("max_abs_err", "max_rel_err", "max_ulp", "mismatched", "shape", "failure_kind")
-GOOD = tuple(s.value for s in Status if s.good)  # pass, rejected, xpass (convt_conformance/model/status.py)
-BAD = tuple(s.value for s in Status if s.failing)  # fail, error, accepted-invalid, crash
+GOOD = tuple(s for s in Status if s.good)  # pass, rejected, xpass (convt_conformance/model/status.py)
+BAD = tuple(s for s in Status if s.failing)  # fail, error, accepted-invalid, crash
+_WAS_NOT_GOOD = (*BAD, Status.XFAIL, Status.UNSUPPORTED)
+_WAS_NOT_BAD = (*GOOD, Status.XFAIL, Status.UNSUPPORTED)
 
 
-def _err_ratio(rec: dict) -> float | None:
-    tol = (rec.get("tolerance") or {}).get("max")
-    err = rec.get("max_abs_err")
+def _err_ratio(rec: CheckRecord) -> float | None:
+    tol = (rec.tolerance or {}).get("max")
+    err = rec.max_abs_err
     if tol is None or err is None or isinstance(err, str):
         return None
     return float(err) / float(tol) if tol else (0.0 if err == 0 else float("inf"))
 
 
-def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: str | None = None) -> dict[str, Any]:
+def _by_check(payload: dict[str, Any], device: str | None) -> dict[Check, CheckRecord]:
+    return {r.check: r for r in as_records(payload["results"]) if device is None or r.device == device}
+
+
+def compare_results(base: dict[str, Any], new: dict[str, Any], error_growth: float = 0.5,
+                    device: str | None = None) -> dict[str, Any]:
     """Classify every matched check; see the module docstring. ``device``: compare only the
     checks run on that device (``cpu`` / ``gpu``), e.g. a GPU-only rerun against a full run."""
-    b = {result_key(r): r for r in base["results"] if device is None or r["device"] == device}
-    n = {result_key(r): r for r in new["results"] if device is None or r["device"] == device}
-    out: dict[str, list] = {"regressions": [], "improvements": [], "appeared": [], "disappeared": [],
-                            "changed": [], "unchanged": []}
+    b, n = _by_check(base, device), _by_check(new, device)
+    out: dict[str, Any] = {"regressions": [], "improvements": [], "appeared": [], "disappeared": [],
+                           "changed": [], "unchanged": []}
     for key in sorted(set(b) | set(n)):
         if key not in b:
             rn = n[key]
-            out["appeared"].append({"key": list(key), "new": rn["status"], "message": rn.get("message", "")})
+            out["appeared"].append({"key": list(key), "new": rn.status, "message": rn.message})
             continue
         rb = b[key]
         if key not in n:
-            out["disappeared"].append({"key": list(key), "base": rb["status"]})
-            out["regressions"].append({"key": list(key), "base": rb["status"], "message": "",
-                                       "base_err": rb.get("max_abs_err"), "new_err": None,
-                                       "why": f"disappeared ({rb['status']} in the base run, absent from the new one)"})
+            out["disappeared"].append({"key": list(key), "base": rb.status})
+            out["regressions"].append({"key": list(key), "base": rb.status, "message": "",
+                                       "base_err": rb.max_abs_err, "new_err": None,
+                                       "why": f"disappeared ({rb.status} in the base run, absent from the new one)"})
             continue
         rn = n[key]
-        sb, sn = rb["status"], rn["status"]
-        entry = {"key": list(key), "base": sb, "new": sn, "message": rn.get("message", ""),
-                 "base_err": rb.get("max_abs_err"), "new_err": rn.get("max_abs_err")}
-        if sb != "unsupported" and sn == "unsupported":
+        sb, sn = rb.status, rn.status
+        entry: dict[str, Any] = {"key": list(key), "base": sb, "new": sn, "message": rn.message,
+                                 "base_err": rb.max_abs_err, "new_err": rn.max_abs_err}
+        ob, on = record_outcome(rb), record_outcome(rn)
+        if sb is not Status.UNSUPPORTED and sn is Status.UNSUPPORTED:
             entry["why"] = "newly unsupported"
             out["regressions"].append(entry)
-        elif sb in GOOD + ("xfail", "unsupported") and sn in BAD:
+        elif sb is sn is Status.XFAIL and ob != on:
+            # a known disagreement seen through: a refusal that became wrong values, a wrong shape
+            # that became a crash is a regression, not "unchanged"
+            entry["why"] = f"xfail, but the framework's outcome changed: {ob} -> {on}"
+            out["regressions"].append(entry)
+        elif sb is sn is Status.UNSUPPORTED and (rb.message or "") != (rn.message or ""):
+            entry["why"] = "unsupported, but with another refusal"
+            out["regressions"].append(entry)
+        elif sb in _WAS_NOT_BAD and sn in BAD:
             entry["why"] = f"{sb} -> {sn}"
             out["regressions"].append(entry)
-        elif sb in BAD + ("xfail", "unsupported") and sn in ("pass", "rejected", "xpass") and sb != sn:
+        elif sb in _WAS_NOT_GOOD and sn in GOOD and sb != sn:
             entry["why"] = f"{sb} -> {sn}"
             out["improvements"].append(entry)
-        elif sb == sn == "pass":
+        elif sb is sn is Status.PASS:
             rb_ratio, rn_ratio = _err_ratio(rb), _err_ratio(rn)
             if rb_ratio is not None and rn_ratio is not None and rn_ratio - rb_ratio > error_growth:
                 entry["why"] = (f"error grew from {rb_ratio:.3g} to {rn_ratio:.3g} of the tolerance "
                                 f"(limit +{error_growth:g})")
                 out["regressions"].append(entry)
-            elif rb.get("max_abs_err") != rn.get("max_abs_err"):
+            elif rb.max_abs_err != rn.max_abs_err:
                 entry["why"] = "error changed within the allowed growth"
                 out["changed"].append(entry)
             else:
@@ -76,10 +95,10 @@ def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: st
         elif sb != sn:
             entry["why"] = f"{sb} -> {sn}"
             out["changed"].append(entry)
-        elif any(rb.get(f) != rn.get(f) for f in _OBSERVED):
+        elif any(rb[f] != rn[f] for f in _OBSERVED):
             # same status, different observation (a failing or known-failing check whose error or
             # message moved): not a regression, but `--exact` (nondeterminism) must see it
-            entry["why"] = f"{sb}, but " + ", ".join(f for f in _OBSERVED if rb.get(f) != rn.get(f)) + " changed"
+            entry["why"] = f"{sb}, but " + ", ".join(f for f in _OBSERVED if rb[f] != rn[f]) + " changed"
             out["changed"].append(entry)
         else:
             out["unchanged"].append(entry)
@@ -89,7 +108,7 @@ def compare_results(base: dict, new: dict, error_growth: float = 0.5, device: st
     return out
 
 
-def run_problems(base: dict, new: dict, n_new: int, device: str | None = None) -> list[str]:
+def run_problems(base: dict[str, Any], new: dict[str, Any], n_new: int, device: str | None = None) -> list[str]:
     """Why the new run cannot pass any comparison (incomplete, or no checks), and a note when the
     base run is incomplete (its missing checks cannot be compared)."""
     out = []
@@ -102,19 +121,19 @@ def run_problems(base: dict, new: dict, n_new: int, device: str | None = None) -
     return out
 
 
-def refusals(comp: dict) -> list[str]:
+def refusals(comp: dict[str, Any]) -> list[str]:
     """The run problems that make a comparison fail (the notes aside)."""
     return [p for p in comp.get("run_problems", []) if not p.startswith("note:")]
 
 
-def run_to_run_differences(comp: dict) -> list[dict]:
+def run_to_run_differences(comp: dict[str, Any]) -> list[dict[str, Any]]:
     """For two runs of the same build (nondeterminism): every check whose status or error
     differs in either direction, or that ran in one run only; a deterministic pair has none."""
     rows = comp["regressions"] + comp["improvements"] + comp["changed"] + comp["appeared"] + comp["disappeared"]
     return list({tuple(e["key"]): e for e in rows}.values())
 
 
-def format_comparison(comp: dict, exact: bool = False) -> str:
+def format_comparison(comp: dict[str, Any], exact: bool = False) -> str:
     """Plain-text summary, regressions first (``exact``: list every changed check too)."""
     lines = [
         f"regressions: {len(comp['regressions'])}, improvements: {len(comp['improvements'])}, "
