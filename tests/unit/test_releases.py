@@ -15,8 +15,8 @@ from convt_conformance.releases.target import resolve_target
 from convt_conformance.results.release_matrix import ABSENT, outcome, release_matrix, transitions
 
 
-def _wheel(name: str, yanked: bool = False) -> dict:
-    return {"filename": name, "yanked": yanked}
+def _wheel(name: str, yanked: bool = False, requires_python: str | None = None) -> dict:
+    return {"filename": name, "yanked": yanked, "requires_python": requires_python}
 
 
 FILES = {
@@ -26,7 +26,9 @@ FILES = {
     "1.3.0rc1": [_wheel("fw-1.3.0rc1-py3-none-any.whl")],  # a pre-release
     "1.3.0": [_wheel("fw-1.3.0-cp27-cp27m-win32.whl")],  # no wheel for this interpreter
     "1.4.0": [_wheel("fw-1.4.0-cp27-cp27m-win32.whl"), _wheel("fw-1.4.0-py3-none-any.whl")],
-    "2.0.0": [_wheel("fw-2.0.0-py3-none-any.whl")],
+    "2.0.0": [_wheel("fw-2.0.0-py3-none-any.whl", requires_python=">=3.8")],
+    "2.1.0": [_wheel("fw-2.1.0-py3-none-any.whl", requires_python=">=4")],  # no wheel for this Python
+    "2.2.0": [_wheel("fw-2.2.0-py3-none-any.whl", requires_python="not a specifier")],
     "not-a-version": [_wheel("fw-x-py3-none-any.whl")],
 }
 

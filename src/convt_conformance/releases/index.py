@@ -1,17 +1,18 @@
 """The releases of a distribution on the package index that install here: final releases (no
 pre-, post- or dev-releases unless asked for by version) with a wheel this interpreter and
-platform take, read from the index's JSON API (``https://pypi.org/pypi/<name>/json``, or
+platform take (its tags, and its ``requires_python`` admitting this interpreter), read from the index's JSON API (``https://pypi.org/pypi/<name>/json``, or
 ``CONFORMANCE_INDEX_URL`` for a mirror of the same API)."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import sys_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -43,12 +44,24 @@ def fetch_release_files(distribution: str, timeout: float = 30.0) -> dict[str, l
     return {str(k): list(v) for k, v in releases.items() if isinstance(v, list)}
 
 
+def admits_this_python(requires_python: object) -> bool:
+    """Whether a file's ``requires_python`` (a PEP 440 specifier set; empty or absent: any) admits
+    this interpreter. An unreadable specifier admits nothing: the installer would refuse it too."""
+    if not requires_python:
+        return True
+    try:
+        return Version(platform.python_version()) in SpecifierSet(str(requires_python))
+    except InvalidSpecifier:
+        return False
+
+
 def installs_here(files: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether one of a release's files is a wheel, not yanked, that this interpreter takes."""
+    """Whether one of a release's files is a wheel, not yanked, that this interpreter takes: its
+    tags match this interpreter and platform and its ``requires_python`` admits this Python."""
     supported = set(sys_tags())
     for f in files:
         name = str(f.get("filename", ""))
-        if f.get("yanked") or not name.endswith(".whl"):
+        if f.get("yanked") or not name.endswith(".whl") or not admits_this_python(f.get("requires_python")):
             continue
         try:
             _, _, _, tags = parse_wheel_filename(name)
