@@ -81,7 +81,7 @@ def test_outputs_never_overwrite_inputs(tmp_path, capsys):
     before = (tmp_path / "b.json").read_text()
     for argv in (["report", a, "-o", a], ["compare", a, b, "--report", b], ["merge", a, a, b],
                  ["report", a, "--baseline", b, "-o", b]):
-        assert main(argv) == 1, argv
+        assert main(argv) == 2, argv
         assert "it would be overwritten" in capsys.readouterr().err
     assert (tmp_path / "b.json").read_text() == before
 
@@ -105,7 +105,7 @@ def test_run_checks_paths_before_running(tmp_path, capsys, monkeypatch):
         (tmp_path / "empty").mkdir(exist_ok=True)
         if "f.txt" in argv[-1]:
             (tmp_path / "f.txt").write_text("x")
-        assert main(["run", "--cases", CASE, "--frameworks", "numpy", *argv]) == 1, argv
+        assert main(["run", "--cases", CASE, "--frameworks", "numpy", *argv]) == 2, argv
         assert text in capsys.readouterr().err, argv
 
 
@@ -127,10 +127,10 @@ def test_run_uses_user_cache_for_jax_and_the_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(pytest_mod, "main", fake_main)
     monkeypatch.chdir(tmp_path)
     # (the JAX adapter's process_environment: set for a run that asks for JAX)
-    assert main(["run", "--cases", CASE, "--frameworks", "numpy,jax", "--setup-timeout", "0",
+    assert main(["run", "--cases", CASE, "--frameworks", "numpy,jax",
                  "--results", str(res)]) == 1
     assert seen["cache"] == str(tmp_path / "xdg" / "convt-conformance" / "jax")
-    assert seen["second"] == 1  # refused: the first run holds the lock
+    assert seen["second"] == 2  # refused (a usage error): the first run holds the lock
     assert not (tmp_path / ".jax_cache").exists()
     assert lock_output(str(res)) is None  # released when the first command returned
     release_locks()
@@ -151,9 +151,9 @@ def test_lock_refuses_a_second_writer(tmp_path):
 # -- item 12: argument types ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, text", [
-    (["run", "--check-timeout", "inf"], "finite number of seconds >= 0"),
-    (["run", "--check-timeout", "nan"], "finite number of seconds >= 0"),
-    (["run", "--check-timeout", "-5"], "finite number of seconds >= 0"),
+    (["run", "--check-timeout", "inf"], "finite number of seconds > 0"),
+    (["run", "--check-timeout", "nan"], "finite number of seconds > 0"),
+    (["run", "--check-timeout", "-5"], "finite number of seconds > 0"),
     (["run", "--check-timeout", "soon"], "is not a number of seconds"),
     (["run", "-n", "-3"], "whole number of workers >= 0"),
     (["run", "-n", "two"], "whole number of workers >= 0"),
@@ -167,8 +167,8 @@ def test_bad_numbers_are_usage_errors(argv, text, capsys):
 
 
 def test_good_numbers_pass():
-    args = cli.build_parser().parse_args(["run", "-n", "auto", "--check-timeout", "0"])
-    assert args.n == "auto" and args.check_timeout == 0.0
+    args = cli.build_parser().parse_args(["run", "-n", "auto", "--check-timeout", "0.5"])
+    assert args.n == "auto" and args.check_timeout == 0.5
     assert cli.build_parser().parse_args(["run", "-n", "4"]).n == "4"
 
 

@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 def test_a_check_is_one_call_report_and_progress_replaces_letters(tmp_path, workers):
     res, phases = tmp_path / "results.json", tmp_path / "phases.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PHASES_OUT": str(phases)}
-    p = subprocess.run([sys.executable, "-m", "convt_conformance", "run", "--results", str(res), "--setup-timeout", "0",
+    p = subprocess.run([sys.executable, "-m", "convt_conformance", "run", "--results", str(res),
                         "--cases", str(CASES_DIR / "documents"), "--frameworks", "numpy", "-n", workers,
                         "--", "-p", "tests.phase_plugin"], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=600)

@@ -166,12 +166,16 @@ def test_documents_pass_on_every_framework(tmp_path):
 
 
 def test_broken_framework_reported_unavailable(tmp_path):
-    """A framework that fails to import is reported as unavailable, and the run goes on."""
+    """A requested framework that fails to import is reported as unavailable, the run goes on, and
+    its verdict is not clean, naming the framework and why."""
     p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy,tensorflow", "-n", "2",
                    env={"PYTHONPATH": f"{DATA / 'broken_framework'}{os.pathsep}{ROOT}"})
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
     assert "simulated broken tensorflow install" in data["environment"]["unavailable"]["tensorflow"]
     assert {r["adapter"] for r in data["results"]} == {"numpy"}
+    verdict = p.stdout.strip().splitlines()[-1]
+    assert verdict.startswith("verdict: NOT CLEAN: 1 requested framework(s) cannot run: tensorflow ("), verdict
+    assert "simulated broken tensorflow install" in verdict
 
 
 def test_precision_default_is_recorded(tmp_path):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 from convt_conformance.library import CASES_DIR
 from convt_conformance.results.store import read_results
@@ -20,7 +21,7 @@ CASES_DOC = str(CASES_DIR / "documents")
 
 
 def _cmd(results, *args):
-    return [sys.executable, "-m", "convt_conformance", "run", "--results", str(results), "--setup-timeout", "0", *args]
+    return [sys.executable, "-m", "convt_conformance", "run", "--results", str(results), *args]
 
 
 def _env():
@@ -66,12 +67,16 @@ def test_collected_checks_without_records_make_the_run_incomplete():
         workerinput = None
 
     c = ResultsCollector.__new__(ResultsCollector)
-    c.records, c.expected = {}, None
+    c.records, c.expected, c.state = {}, None, SimpleNamespace(unavailable={})
     assert c.missing() == ["<collection did not finish>"]
     c._expect(["cases/a.yaml::a[numpy.recipe-cpu-float32]", "cases/a.yaml::convention-probes"])
     c.records["cases/a.yaml::a[numpy.recipe-cpu-float32]"] = {}
     assert c.missing() == []
-    c._expect(["cases/a.yaml::b[numpy.recipe-cpu-float32]"])
+    c._expect(["cases/a.yaml::b[numpy.recipe-cpu-float32]", "cases/a.yaml::b[torch.conv_transpose1d-cpu-float32]"])
+    assert c.missing() == ["cases/a.yaml::b[numpy.recipe-cpu-float32]",
+                           "cases/a.yaml::b[torch.conv_transpose1d-cpu-float32]"]
+    # the checks of a framework left out as unavailable are not missing (the verdict weighs it)
+    c.state.unavailable["torch"] = "the worker setting it up died"
     assert c.missing() == ["cases/a.yaml::b[numpy.recipe-cpu-float32]"]
 
 
@@ -117,6 +122,8 @@ def test_framework_that_dies_or_hangs_while_setting_up_is_left_out(tmp_path):
         assert why in data["environment"]["unavailable"]["crashy"], (p.stdout[-1500:], p.stderr[-1500:])
         assert {r["adapter"] for r in data["results"]} == {"numpy"} and data["complete"]
         assert "crashy is left out of this run" in p.stderr
+        # crashy was named in --frameworks: not clean, the verdict says which and why
+        assert p.returncode == 1 and "requested framework(s) cannot run: crashy (" in p.stdout, p.stdout[-1500:]
 
 
 def test_checks_lost_with_a_worker_are_run_again(tmp_path):

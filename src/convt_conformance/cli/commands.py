@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from convt_conformance.cli.common import (
     DEFAULT_CASES,
     case_paths,
     check_paths,
-    refuse,
+    refuse_usage,
     requested_frameworks,
     write_ci_outputs,
 )
+from convt_conformance.model.terminal import printable
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -93,12 +93,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     errors = check_paths("report", args)
     if errors:
-        return refuse("report", errors)
+        return refuse_usage("report", errors)
     try:
         data = read_results(args.results)
         base = read_results(args.baseline) if args.baseline else None
     except ResultsFileError as exc:
-        print(f"conformance report: {exc}", file=sys.stderr)
+        print(f"conformance report: {printable(exc)}", file=sys.stderr)
         return 1
     write_report(args.output, data, baseline=base, baseline_path=args.baseline)
     print(f"report: {args.output}")
@@ -110,10 +110,13 @@ def cmd_repro(args: argparse.Namespace) -> int:
     from convt_conformance.repro.scripts import find_record, script_for
     from convt_conformance.results.store import ResultsFileError, read_results
 
+    errors = check_paths("repro", args)
+    if errors:
+        return refuse_usage("repro", errors)
     try:
         data = read_results(args.results)
     except ResultsFileError as exc:
-        print(f"conformance repro: {exc}", file=sys.stderr)
+        print(f"conformance repro: {printable(exc)}", file=sys.stderr)
         return 1
     rec = find_record(data, args.check_id)
     if rec is None:
@@ -122,7 +125,9 @@ def cmd_repro(args: argparse.Namespace) -> int:
         return 1
     script = script_for(data, rec)
     if args.output:
-        Path(args.output).write_text(script, encoding="utf-8")
+        from convt_conformance.results.files import write_atomic
+
+        write_atomic(args.output, script)
         print(f"reproducer: {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(script)
@@ -140,11 +145,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     errors = check_paths("compare", args)
     if errors:
-        return refuse("compare", errors)
+        return refuse_usage("compare", errors)
     try:
         base, new = read_results(args.base), read_results(args.new)
     except ResultsFileError as exc:
-        print(f"conformance compare: {exc}", file=sys.stderr)
+        print(f"conformance compare: {printable(exc)}", file=sys.stderr)
         return 1
     comp = compare_results(base, new, error_growth=args.error_growth, device=args.device)
     print(format_comparison(comp, exact=args.exact))
@@ -155,7 +160,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"report: {args.report}")
     refused = refusals(comp)
     for why in refused:
-        print(f"conformance compare: {args.new}: {why}", file=sys.stderr)
+        print(f"conformance compare: {args.new}: {printable(why)}", file=sys.stderr)
     if comp["disappeared"]:
         print(f"conformance compare: {len(comp['disappeared'])} check(s) of {args.base} are missing from "
               f"{args.new} (counted as regressions)", file=sys.stderr)
@@ -170,16 +175,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from convt_conformance.cli.paths import lock_output
     from convt_conformance.results.merge import MergeError, merge_results
     from convt_conformance.results.store import ResultsFileError, read_results, write_results
 
     errors = check_paths("merge", args)
+    if not errors:  # held while merging: a run started on OUTPUT meanwhile is refused
+        why = lock_output(args.output)
+        errors += [f"OUTPUT {why}"] if why else []
     if errors:
-        return refuse("merge", errors)
+        return refuse_usage("merge", errors)
     try:
         payload = merge_results([read_results(f) for f in args.inputs], list(args.inputs))
     except (ResultsFileError, MergeError) as exc:
-        print(f"conformance merge: {exc}", file=sys.stderr)
+        print(f"conformance merge: {printable(exc)}", file=sys.stderr)
         return 1
     write_results(args.output, payload)
     print(f"merged {len(payload['results'])} results from {len(args.inputs)} file(s) into {args.output}")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from convt_conformance.cli.paths import output_problem, same_file
+from convt_conformance.cli.paths import Named, output_problems
 from convt_conformance.library import CASES_DIR, KNOWN_FILE
 
 #: the packaged case library and known disagreements: what a run uses unless ``--cases`` / ``--known``
@@ -30,10 +30,10 @@ def requested_frameworks(option: str) -> list[str]:
 
 
 def check_paths(command: str, args: argparse.Namespace) -> list[str]:
-    """Path problems of a command, found before it starts: inputs exist, outputs are writable
-    files, and no output would overwrite an input or another output."""
-    inputs: list[tuple[str, str]] = []
-    outputs: list[tuple[str, str]] = []
+    """Path problems of a command, found before it starts: inputs exist, and every output
+    follows the output policy (:mod:`convt_conformance.cli.paths`)."""
+    inputs: list[Named] = []
+    outputs: list[Named] = []
     errors: list[str] = []
     if command == "run":
         from convt_conformance.loading.cases import discover
@@ -52,7 +52,12 @@ def check_paths(command: str, args: argparse.Namespace) -> list[str]:
             inputs.append(("--known", args.known))
         else:
             inputs.append(("--known", DEFAULT_KNOWN))
-        outputs += [("--results", args.results)] + ([("--report", args.report)] if args.report else [])
+        if args.profiles_file:
+            inputs.append(("--profiles-file", args.profiles_file))
+        from convt_conformance.run.collector import stream_path
+
+        outputs += [("--results", args.results), ("--results (its record stream)", str(stream_path(args.results)))]
+        outputs += [("--report", args.report)] if args.report else []
     elif command == "report":
         inputs += [("RESULTS", args.results)] + ([("--baseline", args.baseline)] if args.baseline else [])
         outputs.append(("--output", args.output))
@@ -62,26 +67,33 @@ def check_paths(command: str, args: argparse.Namespace) -> list[str]:
     elif command == "merge":
         inputs += [("INPUT", i) for i in args.inputs]
         outputs.append(("OUTPUT", args.output))
+    elif command == "repro":
+        inputs.append(("--results", args.results))
+        outputs += [("--output", args.output)] if args.output else []
+    for flag in ("--junit-xml", "--markdown-summary"):
+        path = getattr(args, flag[2:].replace("-", "_"), None)
+        if path is not None:
+            outputs.append((flag, path))
     for flag, path in inputs:
         if flag != "--cases" and not Path(path).is_file():
             errors.append(f"{flag} {path}: no such file")
-    for i, (flag, path) in enumerate(outputs):
-        why = output_problem(flag, path)
-        if why:
-            errors.append(why)
-        for iflag, ipath in inputs:
-            if same_file(path, ipath):
-                errors.append(f"{flag} {path}: is also the input {iflag} {ipath}; it would be overwritten")
-        for oflag, opath in outputs[:i]:
-            if same_file(path, opath):
-                errors.append(f"{flag} {path}: is also the output {oflag}; one would overwrite the other")
-    return errors
+    return errors + output_problems(outputs, inputs)
 
 
-def refuse(command: str, errors: list[str]) -> int:
+#: the exit code of a usage error (argparse's): a bad argument, a path the policy refuses
+EXIT_USAGE = 2
+
+
+def refuse(command: str, errors: list[str], code: int = 1) -> int:
+    """Print each error as ``conformance <command>: <error>`` and return ``code``."""
     for e in errors:
         print(f"conformance {command}: {e}", file=sys.stderr)
-    return 1
+    return code
+
+
+def refuse_usage(command: str, errors: list[str]) -> int:
+    """:func:`refuse` with the usage-error exit code (:data:`EXIT_USAGE`)."""
+    return refuse(command, errors, EXIT_USAGE)
 
 
 def write_ci_outputs(args: argparse.Namespace, data: dict[str, Any], report: str | None, results: str | None) -> None:

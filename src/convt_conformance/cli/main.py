@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 
+from convt_conformance.cli.arguments import (
+    MAX_SETUP_TIMEOUT_S,
+    check_timeout_seconds,
+    error_growth_fraction,
+    setup_timeout_seconds,
+    shard_spec,
+    worker_count,
+)
 from convt_conformance.cli.commands import (
     cmd_compare,
     cmd_devices,
@@ -24,39 +31,6 @@ from convt_conformance.cli.releases import add_parsers as add_release_parsers
 from convt_conformance.cli.run import cmd_run, frameworks_without_gpu_checks
 
 __all__ = ["build_parser", "frameworks_without_gpu_checks", "main"]
-
-
-def _finite_non_negative(text: str, noun: str, wanted: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give {wanted}")
-    return value
-
-
-def check_timeout_seconds(text: str) -> float:
-    """argparse type of ``--check-timeout``: a finite number of seconds >= 0 (0: no limit)."""
-    return _finite_non_negative(text, "number of seconds", "a finite number of seconds >= 0 (0: no limit)")
-
-
-def worker_count(text: str) -> str:
-    """argparse type of ``-n``: ``auto``, ``logical`` or a whole number >= 0 (0: in-process)."""
-    if text in ("auto", "logical"):
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of workers >= 0, or auto") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of workers >= 0, or auto")
-    return str(value)
-
-
-def error_growth_fraction(text: str) -> float:
-    """argparse type of ``compare --error-growth``: a finite fraction >= 0."""
-    return _finite_non_negative(text, "number", "a finite fraction >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,16 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="known-disagreements file, replacing the packaged one (a given file must exist)")
     r.add_argument("--check-timeout", type=check_timeout_seconds, default=300.0,
                    help="seconds one check may run before its worker is stopped and the check recorded "
-                        "as crash/timeout (xdist only; 0: no limit)")
+                        "as crash/timeout (xdist only; > 0, at most a day)")
     r.add_argument("--profile", default=None,
                    help="which checks of each column run: quick, default, full (default: default for the packaged "
                         "library, full with --cases: your own cases run in full)")
     r.add_argument("--profiles-file", default="", help="a profiles file of your own instead of the built-in one")
-    r.add_argument("--shard", default="", help="K/N: run shard K of N (deterministic, balanced by estimated cost); "
+    r.add_argument("--shard", default="", type=shard_spec, help="K/N: run shard K of N (deterministic, balanced by estimated cost); "
                                                "`conformance merge` joins the shards")
-    r.add_argument("--setup-timeout", type=float, default=180.0,
+    r.add_argument("--setup-timeout", type=setup_timeout_seconds, default=180.0,
                    help="seconds a framework may take to set up (import, configure, devices) in the preflight "
-                        "before it is left out of the run as unavailable (0: no preflight)")
+                        f"before it is left out of the run as unavailable (> 0, at most {MAX_SETUP_TIMEOUT_S:g})")
     r.add_argument("--no-probes", action="store_true",
                    help="skip the convention probes (e.g. in a rerun whose first run had them)")
     r.add_argument("--require-gpu", action="store_true",

@@ -7,7 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from convt_conformance.cli.common import refuse
+from convt_conformance.cli.arguments import release_count, shard_spec, worker_count
+from convt_conformance.cli.common import refuse, refuse_usage
+from convt_conformance.cli.paths import Named, folder_problem, output_problems
+from convt_conformance.model.terminal import printable
 
 
 def _releases_of(args: argparse.Namespace, target_dist: str) -> list[str]:
@@ -16,6 +19,21 @@ def _releases_of(args: argparse.Namespace, target_dist: str) -> list[str]:
     versions = installable_versions(fetch_release_files(target_dist))
     chosen = choose(versions, last=args.last, spec=args.spec, listed=args.versions or ())
     return [str(v) for v in chosen]
+
+
+def _out_problems(out_dir: Path, outputs: list[str], inputs: list[Named], results: list[str]) -> list[str]:
+    """The output policy (:mod:`convt_conformance.cli.paths`) for what a command writes in
+    ``--out``: the folder itself, the files ``outputs`` (checked as outputs), and the release
+    results files ``results`` (written by each release's own run: regular files or absent)."""
+    folder = folder_problem("--out", str(out_dir))
+    if folder:
+        return [folder]
+    named = [("--out", str(out_dir / name)) for name in outputs + results]
+    return output_problems(named, inputs)
+
+
+def _inputs(args: argparse.Namespace) -> list[Named]:
+    return [("--cases", c) for c in args.cases or []] + ([("--known", args.known)] if getattr(args, "known", None) else [])
 
 
 def _run_args(args: argparse.Namespace) -> list[str]:
@@ -35,6 +53,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
     from convt_conformance.releases.index import ReleaseIndexError
     from convt_conformance.releases.runs import existing_run, run_release, write_outputs
     from convt_conformance.releases.target import resolve_target
+    from convt_conformance.results.store import ResultsFileError
 
     try:
         target = resolve_target(args.target, args.distribution)
@@ -44,12 +63,21 @@ def cmd_releases(args: argparse.Namespace) -> int:
     if not versions:
         return refuse("releases", [f"no installable release of {target.distribution} matches"])
     out_dir = Path(args.out or f"reports/releases/{target.distribution}")
+    from convt_conformance.releases.runs import MATRIX_FILES, results_path
+
+    per_release = [results_path(out_dir, target, v).name for v in versions]
+    errors = _out_problems(out_dir, list(MATRIX_FILES), _inputs(args), [] if args.matrix_only else per_release)
+    if errors:
+        return refuse_usage("releases", errors)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"conformance releases: {target.framework} ({target.distribution}) {', '.join(versions)} -> {out_dir}",
           file=sys.stderr, flush=True)
     start = time.perf_counter()
     if args.matrix_only:  # the results are there already (e.g. merged from a CI matrix of releases x shards)
-        matrix, page = write_outputs(out_dir, target, [existing_run(out_dir, target, v) for v in versions])
+        try:
+            matrix, page = write_outputs(out_dir, target, [existing_run(out_dir, target, v) for v in versions])
+        except ResultsFileError as exc:
+            return refuse("releases", [printable(exc)])
         print(f"release matrix: {page} ({len(matrix.rows)} check(s) differ across {len(matrix.releases)} releases)")
         return 0 if len(matrix.releases) == len(versions) else 1
     runs, failed = [], []
@@ -59,7 +87,10 @@ def cmd_releases(args: argparse.Namespace) -> int:
         except EnvError as exc:
             failed.append(f"{target.distribution} {v}: {exc}")
             print(f"conformance releases: {failed[-1]}", file=sys.stderr, flush=True)
-    matrix, page = write_outputs(out_dir, target, runs)
+    try:
+        matrix, page = write_outputs(out_dir, target, runs)
+    except ResultsFileError as exc:
+        return refuse("releases", [printable(exc)])
     total = time.perf_counter() - start
     print(f"release matrix: {page} ({len(matrix.rows)} check(s) differ across {len(matrix.releases)} releases; "
           f"{total:.0f} s in all, environments {sum(r.env.created_s for r in runs):.0f} s)")
@@ -79,9 +110,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from convt_conformance.releases.index import ReleaseIndexError, between, fetch_release_files, installable_versions
     from convt_conformance.releases.target import resolve_target
     from convt_conformance.repro.scripts import script_for
-    from convt_conformance.results.store import read_results
+    from convt_conformance.results.store import ResultsFileError, read_results
 
-    check = Check.parse(args.check_id.split("::", 1)[-1])
+    check = Check.parse(args.check_id.rsplit("::", 1)[-1])
     if check is None:
         return refuse("bisect", [f"CHECK_ID {args.check_id!r}: not a check id (<case>[<adapter>.<api>-<device>-<dtype>])"])
     try:
@@ -98,32 +129,48 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if versions.index(args.good) > versions.index(args.bad):
         versions.reverse()
     out_dir = Path(args.out or f"reports/bisect/{target.distribution}")
+    from convt_conformance.releases.runs import results_path
+
+    errors = _out_problems(out_dir, [_bisect_repro_name(target.distribution, v) for v in versions], _inputs(args),
+                           [results_path(out_dir, target, v).name for v in versions])
+    if errors:
+        return refuse_usage("bisect", errors)
     out_dir.mkdir(parents=True, exist_ok=True)
     runner = CheckRunner(target, check, out_dir, (["--cases", *args.cases] if args.cases else []),
                          index_args=args.index_arg)
     try:
         found = bisect_outcomes(versions, runner.outcome)
-    except EnvError as exc:
-        return refuse("bisect", [str(exc)])
+        # the boundary's records and the first bad run (read here: a results file may be refused)
+        first_bad = found.first_bad
+        records = {v: runner.record(v) for v in (found.last_good, first_bad)} if first_bad else {}
+        bad_run = read_results(out_dir / f"results-{target.distribution}-{first_bad}.json") \
+            if first_bad and records.get(first_bad) is not None else None
+    except (EnvError, ResultsFileError) as exc:
+        return refuse("bisect", [printable(exc)])
     print(f"{check.id} on {target.distribution}: {' '.join(f'{v}={o}' for v, o in found.evaluated)}")
     if found.first_bad is None:
         print(f"no change: {args.bad} has {args.good}'s outcome ({found.good_outcome})")
         return 1
     print(f"boundary: {found.last_good} ({found.good_outcome}) -> {found.first_bad} ({found.bad_outcome})")
     for v in (found.last_good, found.first_bad):
-        rec = runner.record(v)
+        rec = records.get(v)
         msg = (rec or {}).get("message") or ""
-        print(f"  {v}: status {(rec or {}).get('status', 'absent')}"
-              f"{'/' + str(rec['failure_kind']) if rec and rec.get('failure_kind') else ''}"
-              f"{': ' + str(msg)[:300] if msg else ''}")
-    bad_path = out_dir / f"results-{target.distribution}-{found.first_bad}.json"
-    rec = runner.record(found.first_bad)
-    if rec is not None and rec.get("status") not in ("pass", "rejected"):
-        script = script_for(read_results(bad_path), dict(rec))
-        repro = out_dir / f"repro-{target.distribution}-{found.first_bad}.py"
-        repro.write_text(script, encoding="utf-8")
+        print(printable(f"  {v}: status {(rec or {}).get('status', 'absent')}"
+                        f"{'/' + str(rec['failure_kind']) if rec and rec.get('failure_kind') else ''}"
+                        f"{': ' + str(msg)[:300] if msg else ''}"))
+    rec = records.get(found.first_bad)
+    if rec is not None and bad_run is not None and rec.get("status") not in ("pass", "rejected"):
+        script = script_for(bad_run, dict(rec))
+        from convt_conformance.results.files import write_atomic
+
+        repro = out_dir / _bisect_repro_name(target.distribution, found.first_bad)
+        write_atomic(repro, script)
         print(f"reproducer of {found.first_bad}: {repro}")
     return 0
+
+
+def _bisect_repro_name(distribution: str, version: str) -> str:
+    return f"repro-{distribution}-{version}.py"
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -132,12 +179,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     r.add_argument("target", help="a framework (its name in --frameworks) or one of the distributions it declares")
     r.add_argument("--distribution", help="the distribution whose releases vary (default: the framework's first)")
     pick = r.add_mutually_exclusive_group(required=True)
-    pick.add_argument("--last", type=int, help="the last N installable final releases on the package index")
+    pick.add_argument("--last", type=release_count, help="the last N installable final releases on the package index")
     pick.add_argument("--versions", nargs="+", help="these releases")
     pick.add_argument("--spec", help="every installable release matching a PEP 440 specifier, e.g. '>=3.12,<3.16'")
     r.add_argument("--profile", default="default")
-    r.add_argument("-n", default="auto", help="workers of each run (as for run)")
-    r.add_argument("--shard", help="K/N: each release runs shard K of N (results-<dist>-<version>.json in --out: "
+    r.add_argument("-n", default="auto", type=worker_count, help="workers of each run (as for run)")
+    r.add_argument("--shard", type=shard_spec, help="K/N: each release runs shard K of N (results-<dist>-<version>.json in --out: "
                                    "merge the shards of a release there, then --matrix-only)")
     r.add_argument("--matrix-only", action="store_true",
                    help="run nothing: draw the matrix from the results files already in --out")

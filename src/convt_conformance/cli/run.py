@@ -13,20 +13,25 @@ from pathlib import Path
 
 from convt_conformance.cli.common import (
     DEFAULT_KNOWN,
+    EXIT_USAGE,
     case_paths,
     check_paths,
-    refuse,
+    refuse_usage,
     requested_frameworks,
     write_ci_outputs,
 )
 from convt_conformance.cli.paths import lock_output
 from convt_conformance.library import LIBRARY_DIR
 
+PLUGIN_MODULE = "convt_conformance.run.plugin"  # the pytest plugin behind `conformance run`
+
 
 def build_pytest_args(args: argparse.Namespace) -> list[str]:
     """The pytest command line behind ``conformance run``. The case files are found by
-    :func:`convt_conformance.loading.cases.discover` (the walker of ``validate`` too) and passed to pytest one by
-    one, so both commands read the same files (pytest's own walk follows symlink loops)."""
+    :func:`convt_conformance.loading.cases.discover` (the walker of ``validate`` too), so both
+    commands read the same files (pytest's own walk follows symlink loops), and handed to pytest
+    as a list in a file (``--case-list``, also pytest's one argument): a file name is never parsed
+    by pytest as a node id (``a::b.yaml``, ``x[1].yaml``) or an option (``-dash.yaml``)."""
     from convt_conformance.loading.cases import discover
 
     given = case_paths(args)
@@ -34,7 +39,8 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
     # check ids name a file relative to pytest's rootdir: the library's own files as ``cases/...``
     # wherever the package is installed, anyone else's relative to the working directory
     library = all(Path(f).resolve().is_relative_to(LIBRARY_DIR) for f in files)
-    pa = [*files, "-p", "convt_conformance.run.plugin", "-p", "no:cacheprovider",
+    listed = _case_list(args, files)
+    pa = [listed, "--case-list", listed, "-p", PLUGIN_MODULE, "-p", "no:cacheprovider",
           "-o", "addopts=", "-o", "testpaths=", "--rootdir", str(LIBRARY_DIR) if library else os.getcwd(),
           "--frameworks", args.frameworks, "--device", args.device, "--precision", args.precision,
           "--results", args.results, "--known", args.known if args.known is not None else DEFAULT_KNOWN,
@@ -52,7 +58,7 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
         pa += ["--profiles-file", args.profiles_file]
     if args.shard:
         pa += ["--shard", args.shard]
-    pa += ["--check-timeout", str(args.check_timeout)]
+    pa += ["--check-timeout", str(args.check_timeout), "--setup-timeout", str(args.setup_timeout)]
     if getattr(args, "preflight_json", ""):
         pa += ["--preflight-json", args.preflight_json]
     if getattr(args, "only_checks", ""):
@@ -78,6 +84,20 @@ def build_pytest_args(args: argparse.Namespace) -> list[str]:
 
 
 MAX_WORKER_RESTARTS = 200
+
+
+def _case_list(args: argparse.Namespace, files: list[str]) -> str:
+    """Write ``files`` as the run's case list, in a temporary folder of the run
+    (``args.case_list_dir``, made at the first call; :func:`cmd_run` removes it): its path."""
+    import tempfile
+
+    from convt_conformance.loading.cases import write_case_list
+
+    if not getattr(args, "case_list_dir", ""):
+        args.case_list_dir = tempfile.mkdtemp(prefix="conformance-cases-")
+    path = Path(args.case_list_dir) / "case-files.json"
+    write_case_list(path, files)
+    return str(path)
 
 
 def _gpu_capable(name: str) -> bool:
@@ -126,7 +146,7 @@ def run_preflight(args: argparse.Namespace) -> list[str]:
     if not errors:
         why = lock_output(args.results)
         if why:
-            errors.append(why)
+            errors.append(f"--results {why}")
     return errors
 
 
@@ -141,10 +161,36 @@ def worker_threads(n: str, cpus: int) -> int | None:
     return None if workers < 2 else max(1, cpus // workers)
 
 
+def passthrough_problems(extra: list[str]) -> list[str]:
+    """Why pytest arguments given after ``--`` cannot be passed on: an option of the run's plugin
+    (``--results``, ``--frameworks``, ...: ``conformance run`` sets each from its own options, and
+    one given again after ``--`` would win, so the run would write, or select, other than what it
+    then reads its verdict from), or one unloading the plugin (``-p no:...``)."""
+    from convt_conformance.run.plugin_options import plugin_option_names
+
+    own = set(plugin_option_names())
+    out: list[str] = []
+    for i, arg in enumerate(extra):
+        name = arg.split("=", 1)[0]
+        if name in own:
+            out.append(f"pytest argument {arg!r} after --: {name} configures the run's plugin, which "
+                       "`conformance run` sets from its own options (see `conformance run --help`)")
+        given = f"-p {extra[i + 1]}" if arg == "-p" and i + 1 < len(extra) else arg
+        if given.startswith("-p") and given[2:].lstrip(" =") == f"no:{PLUGIN_MODULE}":
+            out.append(f"pytest argument {given!r} after --: it unloads the run's plugin, which writes the "
+                       "results the verdict is read from")
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """``conformance run``: refuse bad arguments and paths, then the run (:func:`_run`) with the
+    preflight beside it; the exit code is the verdict's, read from the results file written."""
+    errors = passthrough_problems(list(args.pytest_args or []))
+    if errors:
+        return refuse_usage("run", errors)
     errors = run_preflight(args)
     if errors:
-        return refuse("run", errors)
+        return refuse_usage("run", errors)
     set_framework_environment(requested_frameworks(args.frameworks))
     threads = worker_threads(args.n, os.cpu_count() or 1)
     set_threads = threads is not None and "OMP_NUM_THREADS" not in os.environ
@@ -160,6 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             preflight_done.join()
         if args.preflight_json:
             shutil.rmtree(Path(args.preflight_json).parent, ignore_errors=True)
+        if getattr(args, "case_list_dir", ""):
+            shutil.rmtree(args.case_list_dir, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -169,7 +217,9 @@ def _run(args: argparse.Namespace) -> int:
     from convt_conformance.results.store import results_of_run
 
     code = pytest.main(build_pytest_args(args))
-    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+    if code == pytest.ExitCode.USAGE_ERROR:  # e.g. --shard N above the checks selected
+        return EXIT_USAGE
+    if code == pytest.ExitCode.INTERNAL_ERROR:
         return 1
     data = results_of_run(args.results) if Path(args.results).exists() else {"results": [], "problems": [],
                                                                             "environment": {}}

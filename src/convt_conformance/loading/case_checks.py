@@ -16,16 +16,14 @@ import jsonschema
 import numpy as np
 
 from convt_conformance.loading.schema import strict_validator, with_defs
-from convt_conformance.model.case import Case, CaseProblem, TensorSpec
+from convt_conformance.model.case import NORMAL_SIGMAS, Case, CaseProblem, TensorSpec
 from convt_conformance.model.limits import elements, fmt_count, over_limit
 from convt_conformance.model.spec import ConvSpec, pad_pairs, per_axis
 from convt_conformance.model.string_padding import resolve_case_padding
+from convt_conformance.oracle.forward import work_buffers
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 _INT64 = (-(2**63), 2**63 - 1)
-# A normal draw beyond mean +- 64 std has probability far below 1e-300: within that band and
-# float64 range, random values are finite.
-_NORMAL_SIGMAS = 64
 
 
 def json_path(prefix: str, path: Iterable[Any]) -> str:
@@ -105,8 +103,8 @@ def random_problems(r: dict[str, Any]) -> list[str]:
                 out.append(f"the range high - low of distribution integers must be below 2**63, got {low}..{high}")
     else:
         mean, std = float(params.get("mean", 0.0)), float(params.get("std", 1.0))
-        if not math.isfinite(abs(mean) + _NORMAL_SIGMAS * std) or abs(mean) + _NORMAL_SIGMAS * std > _FLOAT_MAX:
-            out.append(f"mean +- {_NORMAL_SIGMAS} std must stay within float64's range (mean {mean}, std {std})")
+        if not math.isfinite(abs(mean) + NORMAL_SIGMAS * std) or abs(mean) + NORMAL_SIGMAS * std > _FLOAT_MAX:
+            out.append(f"mean +- {NORMAL_SIGMAS} std must stay within float64's range (mean {mean}, std {std})")
     if not out:  # the recipe is sound: a one-element draw confirms NumPy accepts it
         try:
             TensorSpec(shape=(1,), random=dict(r)).generate()
@@ -232,6 +230,14 @@ def case_from_raw(raw: dict[str, Any], file: str, base: str, problems: list[Case
             if msg:
                 problems.append(CaseProblem(file, cid, base, msg.replace(
                     "output shape elements", f"output shape {list(out) if elements(out).bit_length() < 128 else '(huge)'} elements")))
+    if len(problems) == n_before and not spec.structure_problems():
+        # what the reference allocates beyond the tensors above (an invalid case too: a framework
+        # that accepts it computes it), under the same limit: a 150-byte case with a huge
+        # dilation, cropped back by its padding, made the scatter buffer gigabytes
+        for name, shape in work_buffers(spec).items():
+            msg = over_limit("elements", f"{name} {_shape_text(shape)} elements", elements(shape))
+            if msg:
+                problems.append(CaseProblem(file, cid, base, msg))
     if "frameworks" in raw and not raw.get("reason"):
         problems.append(CaseProblem(file, cid, f"{base}.reason", "`frameworks` needs a `reason`"))
     if len(problems) > n_before:
@@ -245,6 +251,11 @@ def case_from_raw(raw: dict[str, Any], file: str, base: str, problems: list[Case
         frameworks_reason=raw.get("reason", ""), invalid_reasons=tuple(invalid),
         padding_mode=mode, mode_output_padding=mode_op,
     )
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """A shape for a message (``(huge)`` when an extent has more digits than Python prints)."""
+    return str(list(shape)) if all(n.bit_length() < 128 for n in shape) else "(huge)"
 
 
 @cache

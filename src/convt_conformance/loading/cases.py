@@ -8,6 +8,7 @@ becomes a located problem "internal error while loading: ..." of that file.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -50,6 +51,9 @@ def load_file(path: str | os.PathLike[str], display: str | None = None) -> LoadR
 
     Never raises: every failure, foreseen or not, is a located problem of this file."""
     file = display or str(path)
+    why = case_file_name_problem(Path(path))
+    if why:
+        return LoadResult([], [CaseProblem(file, "", "", why)], [file])
     try:
         return _load_file(path, file)
     except LimitSettingError as exc:
@@ -149,9 +153,37 @@ def _load_file(path: str | os.PathLike[str], file: str) -> LoadResult:
 PYTEST_NORECURSE = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}")
 
 
+#: how the names of known-disagreements files begin: a directory walk leaves them out
+KNOWN_FILE_PREFIX = "known_disagreements"
+
+
+def case_file_name_problem(path: Path) -> str | None:
+    """Why a file is not a case file by its name (None: it is one): it must end in ``.yaml`` or
+    ``.yml`` and not be a known-disagreements file. A file given explicitly is loaded whatever
+    its name, and this is then its problem rather than a silent skip."""
+    if path.suffix not in CASE_SUFFIXES:
+        return "not a case file: the name must end in .yaml or .yml"
+    if path.name.startswith(KNOWN_FILE_PREFIX):
+        return (f"this is a known-disagreements file (its name starts with {KNOWN_FILE_PREFIX}), "
+                "not a case file; pass it with --known")
+    return None
+
+
 def is_case_file_name(path: Path) -> bool:
     """Whether a directory walk picks ``path`` up as a case file (the pytest plugin's rule)."""
-    return path.suffix in CASE_SUFFIXES and not path.name.startswith("known_disagreements")
+    return case_file_name_problem(path) is None
+
+
+def write_case_list(path: str | os.PathLike[str], files: Sequence[str | os.PathLike[str]]) -> None:
+    """Write the case files of a run as a JSON list of absolute paths: ``conformance run`` hands
+    pytest this list (read back by :func:`read_case_list`) rather than the files themselves, which
+    pytest would parse as node ids or options (``a::b.yaml``, ``x[1].yaml``, ``-dash.yaml``)."""
+    Path(path).write_text(json.dumps([os.path.abspath(f) for f in files]), encoding="utf-8")
+
+
+def read_case_list(path: str | os.PathLike[str]) -> list[Path]:
+    """The case files :func:`write_case_list` wrote to ``path``, in order."""
+    return [Path(f) for f in json.loads(Path(path).read_text(encoding="utf-8"))]
 
 
 def _skip_dir(path: Path) -> bool:
@@ -217,9 +249,6 @@ def load_cases(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
     for f in discover(paths):
         if not f.exists():
             result.problems.append(CaseProblem(str(f), "", "", "no such file or directory"))
-            continue
-        if f.suffix not in CASE_SUFFIXES:
-            result.problems.append(CaseProblem(str(f), "", "", "not a case file: the name must end in .yaml or .yml"))
             continue
         r = load_file(f)
         result.files.extend(r.files)

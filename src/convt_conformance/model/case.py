@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from convt_conformance.model.dtypes import round_to
+from convt_conformance.model.dtypes import finfo, round_to
 from convt_conformance.model.spec import ConvSpec, PadPairs
 
 
@@ -26,6 +27,11 @@ class CaseProblem:
         if self.case:
             where += f": case {self.case}"
         return f"{where}: {self.key or '<file>'}: {self.message}"
+
+
+#: a normal draw beyond mean +- 64 std has probability far below 1e-300: within that band, every
+#: draw of a ``normal`` recipe lies (case validation and the range checks below rely on it)
+NORMAL_SIGMAS = 64
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,27 @@ class TensorSpec:
             return rng.normal(r.get("mean", 0.0), r.get("std", 1.0), self.shape)
         ints = rng.integers(int(r.get("low", -4)), int(r.get("high", 4)), self.shape, endpoint=True)
         return np.asarray(ints, dtype=np.float64)
+
+    def magnitude_bound(self) -> float:
+        """An upper bound of ``|value|`` over the tensor without generating it (Inf when a literal
+        value is not finite): the literal values' maximum, a uniform or integers recipe's larger
+        end, a normal recipe's ``|mean| + NORMAL_SIGMAS * std``."""
+        if self.values is not None:
+            return float(np.max(np.abs(self.values), initial=0.0)) if np.isfinite(self.values).all() else math.inf
+        r = self.random or {}
+        dist = r["distribution"]
+        if dist == "normal":
+            return abs(float(r.get("mean", 0.0))) + NORMAL_SIGMAS * float(r.get("std", 1.0))
+        low, high = (r.get("low", -1.0), r.get("high", 1.0)) if dist == "uniform" else (r.get("low", -4), r.get("high", 4))
+        return max(abs(float(low)), abs(float(high)))
+
+    def nonfinite_in(self, dtype: str) -> bool:
+        """Whether the tensor holds NaN or ±Inf once rounded to ``dtype``: a literal non-finite
+        value, or a finite one beyond the dtype's range (1e5 in float16 is Inf). Generated only
+        when :meth:`magnitude_bound` exceeds the dtype's largest value."""
+        if self.magnitude_bound() <= float(finfo(dtype).max):
+            return False
+        return not bool(np.isfinite(round_to(self.generate(), dtype)).all())
 
 
 @dataclass(frozen=True)
@@ -131,6 +158,12 @@ class Case:
         """Whether a literal tensor holds NaN or ±Inf (random tensors are always finite)."""
         return any(t is not None and t.values is not None and not np.isfinite(t.values).all()
                    for t in (self.input, self.weight, self.bias))
+
+    def nonfinite_tensors(self, dtype: str) -> tuple[str, ...]:
+        """The tensors (``input``, ``weight``, ``bias``) that hold NaN or ±Inf in ``dtype``: as
+        written, or once rounded to it (:meth:`TensorSpec.nonfinite_in`)."""
+        return tuple(name for name, t in (("input", self.input), ("weight", self.weight), ("bias", self.bias))
+                     if t is not None and t.nonfinite_in(dtype))
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters as plain data (for records and reports)."""

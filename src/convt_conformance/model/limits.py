@@ -66,28 +66,3 @@ def fmt_count(count: int) -> str:
 def elements(shape: Sequence[int]) -> int:
     """Number of elements of ``shape`` (exact integer arithmetic, no overflow)."""
     return math.prod(int(s) for s in shape)
-
-
-def expanded_nodes(obj: object, cap: int) -> int:
-    """Nodes of a loaded YAML document counted as if every alias were copied out (PyYAML shares
-    aliased objects, so the document is a DAG whose expansion can be exponential in its size).
-    Linear in the DAG; stops counting once past ``cap``."""
-    memo: dict[int, int] = {}
-
-    def size(o: object) -> int:
-        if not isinstance(o, (list, dict)):
-            return 1
-        k = id(o)
-        if k in memo:
-            return memo[k]
-        memo[k] = cap + 1  # a cycle (a recursive alias) counts as over the cap
-        children = o.values() if isinstance(o, dict) else o
-        total = 1
-        for c in children:
-            total += size(c)
-            if total > cap:
-                break
-        memo[k] = total
-        return total
-
-    return size(obj)

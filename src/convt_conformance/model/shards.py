@@ -4,6 +4,8 @@ same environment, disjoint, and together complete; a missing shard is named."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 
@@ -11,6 +13,13 @@ def _env_identity(p: dict[str, Any]) -> tuple[Any, ...]:
     env = p.get("environment") or {}
     return (tuple(sorted((env.get("frameworks") or {}).items())), env.get("precision"), env.get("python"),
             env.get("platform"))
+
+
+def _missing(count: int, seen: Iterable[int], listed: int = 10) -> tuple[int, list[int]]:
+    """How many of shards 1..``count`` are not in ``seen``, and the first ``listed`` of them: time
+    and memory in proportion to ``seen``, whatever ``count`` (a file may claim a billion shards)."""
+    present = {k for k in seen if 1 <= k <= count}
+    return count - len(present), list(islice((k for k in range(1, count + 1) if k not in present), listed))
 
 
 def shard_problems(payloads: list[dict[str, Any]], names: list[str]) -> list[str]:
@@ -45,9 +54,10 @@ def shard_problems(payloads: list[dict[str, Any]], names: list[str]) -> list[str
         seen[idx] = n
         if not p.get("complete"):
             problems.append(f"{n}: shard {idx}/{count} is incomplete")
-    missing = sorted(set(range(1, count + 1)) - set(seen))
-    if missing:
-        problems.append(f"missing shard(s) {', '.join(f'{k}/{count}' for k in missing)}")
+    n_missing, missing = _missing(count, seen)
+    if n_missing:
+        more = f" and {n_missing - len(missing)} more" if n_missing > len(missing) else ""
+        problems.append(f"missing shard(s) {', '.join(f'{k}/{count}' for k in missing)}{more}")
     total = sum(len(p["results"]) for p, _ in sharded)
     if not missing and not problems and total != sel0.get("selected_checks"):
         problems.append(f"the shards hold {total} checks, the run selected {sel0.get('selected_checks')}")

@@ -27,7 +27,7 @@ from convt_conformance.model.spec import ConvSpec, PadPairs
 
 __all__ = [
     "ConfigurationError", "conv_transpose_scatter", "conv_transpose_recipe",
-    "conv_transpose_matrix", "conv_forward", "forward_matrix",
+    "conv_transpose_matrix", "conv_forward", "forward_matrix", "work_buffers",
 ]
 
 
@@ -48,6 +48,39 @@ def _prepare(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Sequenc
     if problems:
         raise ConfigurationError("; ".join(problems))
     return x, w, spec
+
+
+def _scatter_extent(spec: ConvSpec) -> tuple[int, ...]:
+    """Per axis, the scatter's buffer before cropping: ``(in-1)*stride + dilation*(k-1) + 1 +
+    output_padding``."""
+    return tuple(f + op for f, op in zip(spec.full_extent, spec.output_padding))
+
+
+def _recipe_geometry(spec: ConvSpec) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
+    """The recipe's zero-inserted input extent per axis, ``(in-1)*stride + 1``, and its pads per
+    axis, ``(d*(k-1) - pad_begin, d*(k-1) - pad_end + output_padding)`` (negative: a crop)."""
+    dil_len = tuple((sz - 1) * st + 1 for sz, st in zip(spec.in_spatial, spec.stride))
+    pads = [(d * (k - 1) - pb, d * (k - 1) - pe + op)
+            for d, k, (pb, pe), op in zip(spec.dilation, spec.kernel, spec.padding, spec.output_padding)]
+    return dil_len, pads
+
+
+def work_buffers(spec: ConvSpec) -> dict[str, tuple[int, ...]]:
+    """The arrays the formulations below allocate for a call of ``spec`` besides its input,
+    weight and output (whose shapes a case states), by what they are: the scatter's uncropped
+    buffer, the recipe's zero-inserted input and that input padded. Written from the same helpers
+    the formulations allocate with, so case validation bounds exactly what is allocated; the
+    matrix form's ``V`` is bounded by the NumPy adapter, which leaves a case out of that column
+    beyond its size. Extents of an invalid configuration are taken as 0 where negative."""
+    n, cin, cout = spec.input_shape[0], spec.in_channels, spec.out_channels
+    dil_len, pads = _recipe_geometry(spec)
+    padded = tuple(length + max(a, 0) + max(c, 0) for length, (a, c) in zip(dil_len, pads))
+    return {
+        "scatter buffer (uncropped: (in-1)*stride + dilation*(k-1) + 1 + output_padding per axis)":
+            (n, cout, *(max(e, 0) for e in _scatter_extent(spec))),
+        "zero-inserted input ((in-1)*stride + 1 per axis)": (n, cin, *(max(e, 0) for e in dil_len)),
+        "padded zero-inserted input (plus dilation*(k-1) - padding at each end)": (n, cin, *(max(e, 0) for e in padded)),
+    }
 
 
 def _grouped(x: np.ndarray, w: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +108,7 @@ def conv_transpose_scatter(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     x, w, spec = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     xg, wg = _grouped(x, w, groups)
     n, s = x.shape[0], x.shape[2:]
-    full = spec.full_extent
-    buf_len = tuple(f + op for f, op in zip(full, spec.output_padding))
+    buf_len = _scatter_extent(spec)
     buf = np.zeros((n, groups, w.shape[1], *buf_len))
     for tap in np.ndindex(*spec.kernel):
         # (N, G, Cg_in, *S) x (G, Cg_in, Cg_out) -> (N, G, Cg_out, *S)
@@ -97,12 +129,10 @@ def conv_transpose_recipe(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
     ``d*(k-1)-p+output_padding`` (end; negative pads crop), flip the kernel, correlate."""
     x, w, spec = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     xg, wg = _grouped(x, w, groups)
-    n, s = x.shape[0], x.shape[2:]
-    dil_len = tuple((sz - 1) * st + 1 for sz, st in zip(s, spec.stride))
+    n = x.shape[0]
+    dil_len, pads = _recipe_geometry(spec)
     xd: np.ndarray = np.zeros(xg.shape[:3] + dil_len)
     xd[(slice(None),) * 3 + tuple(slice(None, None, st) for st in spec.stride)] = xg
-    pads = [(d * (k - 1) - pb, d * (k - 1) - pe + op)
-            for d, k, (pb, pe), op in zip(spec.dilation, spec.kernel, spec.padding, spec.output_padding)]
     # Apply positive pads with np.pad, negative ones by slicing.
     xd = np.pad(xd, [(0, 0)] * 3 + [(max(a, 0), max(c, 0)) for a, c in pads])
     xd = xd[(slice(None),) * 3 + tuple(
@@ -177,7 +207,11 @@ def forward_matrix(w: np.ndarray, *, in_spatial: Sequence[int], out_spatial: Seq
 def conv_transpose_matrix(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                           stride: Sequence[int], padding: PadPairs, output_padding: Sequence[int],
                           dilation: Sequence[int], groups: int = 1) -> np.ndarray:
-    """Formulation 2: ``convT(x) = V.T @ x`` with ``V`` the forward convolution's matrix."""
+    """Formulation 2: ``convT(x) = V.T @ x`` with ``V`` the forward convolution's matrix.
+
+    The definition's equal for finite values only: ``V``'s structural zeros times an Inf or NaN of
+    ``x`` give NaN where the scatter adds nothing (the NumPy adapter leaves such a check out,
+    values that overflow the dtype under test included)."""
     x, w, spec = _prepare(x, w, b, stride, padding, output_padding, dilation, groups)
     out_sp = spec.out_spatial
     v = forward_matrix(w, in_spatial=x.shape[2:], out_spatial=out_sp, stride=spec.stride,

@@ -14,6 +14,7 @@ from pathlib import Path
 from convt_conformance.releases.envs import ReleaseEnv, release_env
 from convt_conformance.releases.target import Target
 from convt_conformance.report.releases_page import write_release_matrix
+from convt_conformance.results.files import write_atomic
 from convt_conformance.results.release_matrix import ReleaseMatrix, release_matrix
 from convt_conformance.results.store import read_results
 
@@ -70,15 +71,19 @@ def matrix_of(target: Target, runs: Sequence[ReleaseRun]) -> ReleaseMatrix:
     return release_matrix(target.framework, target.distribution, [r.version for r in done], payloads)
 
 
+#: the files :func:`write_outputs` writes in the output folder: the page, its data
+MATRIX_FILES = ("matrix.html", "matrix.json")
+
+
 def write_outputs(out_dir: Path, target: Target, runs: Sequence[ReleaseRun]) -> tuple[ReleaseMatrix, Path]:
-    """The matrix page (``<out>/matrix.html``) and its data (``<out>/matrix.json``)."""
+    """The matrix page (``<out>/matrix.html``) and its data (``<out>/matrix.json``): :data:`MATRIX_FILES`."""
     matrix = matrix_of(target, runs)
     info = [{"results": r.results.name, "wall_s": r.wall_s, "mode": r.env.mode, "env_s": r.env.created_s,
              "returncode": r.returncode} for r in runs if r.results.is_file()]
-    page = out_dir / "matrix.html"
+    page = out_dir / MATRIX_FILES[0]
     write_release_matrix(page, matrix, info)
     data = {"framework": matrix.framework, "distribution": matrix.distribution, "releases": matrix.releases,
             "checks_per_release": matrix.checks_per_release, "same": matrix.same, "runs": info,
             "rows": [{"check": row.check.id, "outcomes": row.outcomes, "spans": row.spans} for row in matrix.rows]}
-    (out_dir / "matrix.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    write_atomic(out_dir / MATRIX_FILES[1], json.dumps(data, indent=1))
     return matrix, page

@@ -7,6 +7,7 @@ Both read only the payload (README "Results file"); statuses are interpreted thr
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -18,6 +19,7 @@ from convt_conformance.adapters.registry import display_order
 from convt_conformance.model.record import CheckRecord, as_records
 from convt_conformance.model.selection import selection_line
 from convt_conformance.model.status import SEVERITY, Status
+from convt_conformance.results.files import write_atomic
 from convt_conformance.results.findings import group_findings
 from convt_conformance.results.verdict import run_verdict
 
@@ -80,12 +82,12 @@ def junit_tree(payload: dict[str, Any]) -> ET.ElementTree:
 
 
 def write_junit_xml(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write :func:`junit_tree` of ``payload`` to ``path`` (UTF-8, parent directories created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write :func:`junit_tree` of ``payload`` to ``path`` atomically (UTF-8, parent directories created)."""
     tree = junit_tree(payload)
     ET.indent(tree)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
+    buf = io.BytesIO()
+    tree.write(buf, encoding="utf-8", xml_declaration=True)
+    write_atomic(path, buf.getvalue())
 
 
 def _md(text: Any, limit: int = 240) -> str:
@@ -149,10 +151,11 @@ def markdown_summary(payload: dict[str, Any], report_path: str | None = None,
 def write_markdown_summary(path: str | os.PathLike[str], payload: dict[str, Any], report_path: str | None = None,
                            results_path: str | None = None) -> None:
     """Write :func:`markdown_summary` to ``path``; appended when ``path`` is the job summary
-    file GitHub Actions names in ``$GITHUB_STEP_SUMMARY`` (other steps write there too)."""
+    file GitHub Actions names in ``$GITHUB_STEP_SUMMARY`` (other steps write there too). Written
+    atomically, the earlier steps' text included."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     step = os.environ.get("GITHUB_STEP_SUMMARY")
-    mode = "a" if step and Path(step).resolve() == path.resolve() else "w"
-    with path.open(mode, encoding="utf-8") as fh:
-        fh.write(markdown_summary(payload, report_path, results_path))
+    before = ""
+    if step and Path(step).resolve() == path.resolve() and path.is_file():
+        before = path.read_text(encoding="utf-8", errors="replace")
+    write_atomic(path, before + markdown_summary(payload, report_path, results_path))

@@ -29,6 +29,7 @@ from convt_conformance.report.margins import (
     margin_svg,
 )
 from convt_conformance.repro.scripts import COMMON_TAIL, report_scripts, split_common
+from convt_conformance.results.files import write_atomic
 from convt_conformance.results.findings import (
     api_family,
     framework_dtype_summary,
@@ -229,7 +230,5 @@ def render_report(payload: dict[str, Any], baseline: dict[str, Any] | None = Non
 
 def write_report(path: str | Path, payload: dict[str, Any], baseline: dict[str, Any] | None = None,
                  baseline_path: str | None = None) -> None:
-    """Render the report and write it to ``path`` (parent directories created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(payload, baseline, baseline_path), encoding="utf-8")
+    """Render the report and write it to ``path`` atomically (parent directories created)."""
+    write_atomic(path, render_report(payload, baseline, baseline_path))

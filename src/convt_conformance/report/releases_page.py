@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 
 from convt_conformance.model.status import Status
+from convt_conformance.results.files import write_atomic
 from convt_conformance.results.release_matrix import ABSENT, ReleaseMatrix, transitions
 
 _COLOURS = {s.value: s.colour for s in Status} | {ABSENT: "#bdbdbd"}
@@ -31,9 +32,5 @@ def render_release_matrix(matrix: ReleaseMatrix, runs: list[dict[str, object]] |
 
 
 def write_release_matrix(path: str | Path, matrix: ReleaseMatrix, runs: list[dict[str, object]] | None = None) -> None:
-    """Render the page and write it to ``path`` (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_release_matrix(matrix, runs), encoding="utf-8")
-    tmp.replace(path)
+    """Render the page and write it to ``path`` atomically (parent folders created)."""
+    write_atomic(path, render_release_matrix(matrix, runs))

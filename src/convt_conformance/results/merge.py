@@ -39,8 +39,10 @@ def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str,
         raise MergeError(f"runs of different precision modes cannot be merged: {sorted(map(str, precisions))}")
     env = dict(envs[0])
     env["frameworks"] = {k: v for e in envs for k, v in (e.get("frameworks") or {}).items() if v}
-    env["unavailable"] = {k: v for e in envs for k, v in (e.get("unavailable") or {}).items()
-                          if k not in env["frameworks"]}
+    # a framework one input could not run stays unavailable unless another input ran its checks
+    # (installed is not enough: one that died while setting up has a version too)
+    ran = {r.adapter for r in results}
+    env["unavailable"] = {k: v for e in envs for k, v in (e.get("unavailable") or {}).items() if k not in ran}
     env["devices"] = sorted({d for e in envs for d in e.get("devices") or []})
     for key in ("framework_devices", "framework_settings"):
         env[key] = {k: v for e in envs for k, v in (e.get(key) or {}).items()}
@@ -61,8 +63,12 @@ def merge_results(payloads: list[dict[str, Any]], names: list[str]) -> dict[str,
 
 def _merged_selection(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     """The selection of the merged run: the shards' common one without the shard, or the first
-    input's for merges of disjoint runs (e.g. one per framework)."""
+    input's for merges of disjoint runs (e.g. one per framework), naming every framework any
+    input named in ``--frameworks`` (the verdict holds each of them to having run)."""
     sel = dict(payloads[0].get("selection") or {})
     if sel.get("shard"):
         sel["shard"] = None
+    named = [f for p in payloads for f in (p.get("selection") or {}).get("requested_frameworks") or []]
+    if named:
+        sel["requested_frameworks"] = list(dict.fromkeys(named))
     return sel

@@ -19,6 +19,7 @@ from convt_conformance.model.check_id import Check
 from convt_conformance.model.outcome import record_outcome
 from convt_conformance.model.record import CheckRecord, as_records
 from convt_conformance.model.status import Status
+from convt_conformance.model.terminal import printable
 
 # what a check observed besides its status: compared for every status (run-to-run nondeterminism)
 _OBSERVED = ("max_abs_err", "max_rel_err", "max_ulp", "mismatched", "shape", "failure_kind")
@@ -134,7 +135,10 @@ def run_to_run_differences(comp: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_comparison(comp: dict[str, Any], exact: bool = False) -> str:
-    """Plain-text summary, regressions first (``exact``: list every changed check too)."""
+    """Plain-text summary, regressions first (``exact``: list every changed check too). Every line
+    holds text of the results files (ids, messages, framework versions): each is
+    :func:`convt_conformance.model.terminal.printable`, so a control character or a line break in
+    a file prints escaped, on its own line."""
     lines = [
         f"regressions: {len(comp['regressions'])}, improvements: {len(comp['improvements'])}, "
         f"appeared: {len(comp['appeared'])}, disappeared: {len(comp['disappeared'])}, "
@@ -155,4 +159,4 @@ def format_comparison(comp: dict[str, Any], exact: bool = False) -> str:
                              + (f" ({e['message'][:160]})" if e.get("message") and title == "regressions" else ""))
             if len(rows) > 200:
                 lines.append(f"  ... {len(rows) - 200} more")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

@@ -14,7 +14,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from typing import Any
 from convt_conformance.model.check_id import Check
 from convt_conformance.model.env_facts import ISA_FLAGS, cpu_flags, onednn_cap_setting
 from convt_conformance.model.record import as_records
-from convt_conformance.model.status import FailureKind, Status
 from convt_conformance.results.compact import COMPACT_SCHEMA, COMPACT_SCHEMAS, compact, expand
+from convt_conformance.results.files import write_atomic
+from convt_conformance.results.schema import document_problems, one_line, record_problems, semantic_problems
 
 SCHEMA = COMPACT_SCHEMA  # what this version writes (convt_conformance/results/compact.py)
 SUPPORTED_SCHEMAS = ("conformance-results/1", *COMPACT_SCHEMAS)
@@ -34,85 +34,12 @@ class ResultsFileError(ValueError):
     with missing or mistyped fields)."""
 
 
-_STR, _NUM, _OBJ, _LIST, _BOOL, _NONE = str, (int, float), dict, list, bool, type(None)
-#: field -> accepted types, for each record (required ones first); bool is refused where a number is
-#: wanted. A non-finite error is written as a string ('inf', 'nan'), hence str in the error fields.
-RECORD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "case": ((_STR,), True), "adapter": ((_STR,), True), "api": ((_STR,), True),
-    "device": ((_STR,), True), "dtype": ((_STR,), True), "status": ((_STR,), True),
-    "message": ((_STR, _NONE), False), "file": ((_STR, _NONE), False),
-    "tags": ((_LIST, _NONE), False), "params": ((_OBJ, _NONE), False),
-    "tolerance": ((_OBJ, _NONE), False), "known": ((_OBJ, _NONE), False),
-    "native_call": ((_OBJ, _NONE), False), "failure_kind": ((_STR, _NONE), False),
-    "underlying_status": ((_STR, _NONE), False),
-    "max_abs_err": ((*_NUM, _STR, _NONE), False), "max_rel_err": ((*_NUM, _STR, _NONE), False),
-    "framework_version": ((_STR, _NONE), False), "source": ((_STR, _NONE), False),
-    "description": ((_STR, _NONE), False),
-}
-TOP_FIELDS: dict[str, tuple[type, ...]] = {
-    "environment": (_OBJ,), "problems": (_LIST,), "complete": (_BOOL,), "command": (_STR,),
-    "convention_probes": (_LIST, _NONE), "started": (_STR,), "finished": (_STR,),
-    "duration_s": (*_NUM, _NONE), "merged_from": (_LIST,),
-}
-ENVIRONMENT_FIELDS: dict[str, tuple[type, ...]] = {
-    "frameworks": (_OBJ, _NONE), "unavailable": (_OBJ, _NONE), "framework_devices": (_OBJ, _NONE),
-    "framework_settings": (_OBJ, _NONE), "devices": (_LIST, _NONE), "gpus": (_LIST, _NONE),
-    "precision": (_STR, _NONE),
-}
-#: fields whose string value must be one of a vocabulary: (what it is, the values)
-RECORD_VALUES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "status": ("status", tuple(s.value for s in Status)),
-    "underlying_status": ("status", tuple(s.value for s in Status)),
-    "failure_kind": ("failure kind", tuple(k.value for k in FailureKind)),
-}
-MAX_REPORTED = 10
-
-
-def _type_names(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list",
-             bool: "true/false", type(None): "null"}
-    return " or ".join(dict.fromkeys(names[t] for t in types))
-
-
-def _wrong_type(value: Any, types: tuple[type, ...]) -> bool:
-    if isinstance(value, bool) and bool not in types:
-        return True
-    return not isinstance(value, types)
-
-
 def results_problems(data: dict[str, Any]) -> list[str]:
-    """What is wrong with a parsed results payload: ``results[i].field: ...`` (first few only)."""
-    out: list[str] = []
-    for key, types in TOP_FIELDS.items():
-        if key in data and _wrong_type(data[key], types):
-            out.append(f"{key}: must be {_type_names(types)}, got {type(data[key]).__name__}")
-    env = data.get("environment")
-    for key, types in ENVIRONMENT_FIELDS.items():
-        if isinstance(env, dict) and key in env and _wrong_type(env[key], types):
-            out.append(f"environment.{key}: must be {_type_names(types)}, got {type(env[key]).__name__}")
-    if isinstance(data.get("problems"), list) and not all(isinstance(p, str) for p in data["problems"]):
-        out.append("problems: must be a list of strings")
-    for i, rec in enumerate(data["results"]):
-        if len(out) >= MAX_REPORTED:
-            out.append("... (more problems not listed)")
-            break
-        if not isinstance(rec, dict):
-            out.append(f"results[{i}]: must be an object, got {type(rec).__name__}")
-            continue
-        for key, (types, required) in RECORD_FIELDS.items():
-            if key not in rec:
-                if required:
-                    out.append(f"results[{i}].{key}: missing")
-            elif _wrong_type(rec[key], types):
-                out.append(f"results[{i}].{key}: must be {_type_names(types)}, got {type(rec[key]).__name__}")
-        for key, (what, values) in RECORD_VALUES.items():
-            value = rec.get(key)
-            if isinstance(value, str) and (value or key == "status") and value not in values:
-                out.append(f"results[{i}].{key}: unknown {what} {value!r}; known: {', '.join(values)}")
-        tol = rec.get("tolerance")
-        if isinstance(tol, dict) and "max" in tol and _wrong_type(tol["max"], (*_NUM, _STR, _NONE)):
-            out.append(f"results[{i}].tolerance.max: must be a number or null, got {type(tol['max']).__name__}")
-    return out
+    """What is wrong with a parsed version-1 results payload (records as dicts): the document, each
+    record and the duplicates (:mod:`convt_conformance.results.schema`), one line each, the first
+    few only."""
+    problems = document_problems(data, compact=False)
+    return problems + (record_problems(data["results"]) if isinstance(data.get("results"), list) else [])
 
 
 def _cpu_model() -> str:
@@ -206,25 +133,9 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_results(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same directory, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(results_json(payload))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give what open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (:func:`convt_conformance.results.files.write_atomic`)."""
+    path = write_atomic(path, results_json(payload))
     _WRITTEN.clear()  # one run's file at a time: the payload is large
     _WRITTEN[str(path.resolve())] = (_signature(path), payload)
 
@@ -257,12 +168,13 @@ def results_of_run(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a results file, refusing schemas this version does not know and records with missing
-    or mistyped fields (see :data:`RECORD_FIELDS`) or an unknown status or failure kind (see
-    :data:`RECORD_VALUES`), with a message naming file, record and field. Its ``results`` are
+    """Read a results file, refusing what :mod:`convt_conformance.results.schema` refuses (a schema
+    this version does not know; a document, table or record with a missing, mistyped or unknown
+    value: a status or failure kind outside the enums; a table index out of range; two records of
+    one check) with one line naming the file, the record and the key. Its ``results`` are
     :class:`convt_conformance.model.record.CheckRecord`."""
     try:
-        data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+        data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot read results file: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -270,32 +182,47 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise ResultsFileError(f"{path}: not a JSON results file: {str(exc)[:300]}") from exc
     schema = data.get("schema") if isinstance(data, dict) else None
-    if schema not in SUPPORTED_SCHEMAS:
+    if not isinstance(schema, str) or schema not in SUPPORTED_SCHEMAS:
+        shown = repr(schema) if len(repr(schema)) <= 80 else repr(schema)[:77] + "..."
         raise ResultsFileError(
-            f"{path}: results schema {schema!r} is not supported by this version "
+            f"{path}: results schema {shown} is not supported by this version "
             f"(supported: {', '.join(SUPPORTED_SCHEMAS)}); re-run the suite to produce a new file")
-    if not isinstance(data.get("results"), list):
-        raise ResultsFileError(f"{path}: `results` must be a list")
-    if schema in COMPACT_SCHEMAS:
+    compact_form = schema in COMPACT_SCHEMAS
+    problems = document_problems(data, compact_form)
+    if not compact_form and not data.get("in_progress") and isinstance(data.get("results"), list):
+        problems += record_problems(data["results"])
+    if problems:
+        raise ResultsFileError(f"{path}: not a valid results file: {one_line(problems)}")
+    if compact_form:
         data = expand(data)
     if data.get("in_progress"):
-        data["results"] = _streamed(Path(path), data)
-    problems = results_problems(data)
+        stream = _stream_of(Path(path), data)
+        data["results"] = _streamed(stream)
+        problems = record_problems(data["results"], prefix=f"{stream.name} records")
+    else:
+        problems = semantic_problems(data["results"]) if compact_form else []
     if problems:
-        raise ResultsFileError(f"{path}: not a valid results file:\n  " + "\n  ".join(problems))
+        raise ResultsFileError(f"{path}: not a valid results file: {one_line(problems)}")
     data["results"] = as_records(data["results"])
-    return data
+    payload: dict[str, Any] = data
+    return payload
 
 
-def _streamed(path: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records a run still in progress (or whose controller died) streamed so far."""
-    stream = path.with_name(str(data.get("stream") or path.name + ".stream.jsonl"))
+def _stream_of(path: Path, data: dict[str, Any]) -> Path:
+    """Where a run in progress streams its records: ``stream`` (a file name, checked by the schema)
+    next to the results file."""
+    return path.with_name(str(data.get("stream") or path.name + ".stream.jsonl"))
+
+
+def _streamed(stream: Path) -> list[Any]:
+    """The records a run still in progress (or whose controller died) streamed so far, non-finite
+    floats as the results file stores them (``'nan'``, ``'inf'``)."""
     out = []
     try:
         for line in stream.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+                out.append(_json_safe(json.loads(line)))
+            except (json.JSONDecodeError, RecursionError, ValueError):
                 break  # the last line of a process that died mid-write
     except OSError:
         pass

@@ -2,9 +2,12 @@
 report's badge and summary, and (through the exit code) ``scripts/gpu.sh``'s outcome.
 
 A run is clean when it is complete, has no case-file or known-disagreements problem, no
-convention probe disagrees with its adapter's declaration, and no check has an unexpected
+convention probe disagrees with its adapter's declaration, no check has an unexpected
 status (:attr:`convt_conformance.model.status.Status.unexpected`: fail, error, accepted-invalid, crash,
-xpass).
+xpass), and every framework named in ``--frameworks`` could run (the results file's
+``selection.requested_frameworks``; one that is not installed, fails to import, or dies or hangs
+while setting up is in ``environment.unavailable``). A run given no ``--frameworks`` (every
+installed one) may leave out a framework that cannot run; the verdict lists those as skipped.
 """
 
 from __future__ import annotations
@@ -28,11 +31,15 @@ class Verdict:
     unexpected: list[CheckRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     probe_disagreements: list[dict[str, Any]] = field(default_factory=list)
+    #: frameworks named in ``--frameworks`` that cannot run, with why: the run is not clean
+    unavailable: dict[str, str] = field(default_factory=dict)
+    #: frameworks a run of every installed framework left out, with why: listed, still clean
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
         return (self.complete and self.checks > 0 and not self.unexpected and not self.problems
-                and not self.probe_disagreements)
+                and not self.probe_disagreements and not self.unavailable)
 
     @property
     def exit_code(self) -> int:
@@ -43,6 +50,8 @@ class Verdict:
         """One word for the report's header."""
         if not self.complete:
             return "INCOMPLETE run"
+        if self.unavailable and not (self.unexpected or self.problems or self.probe_disagreements):
+            return "FRAMEWORK UNAVAILABLE"
         return "clean run" if self.clean else "UNEXPECTED results"
 
     def reasons(self) -> list[str]:
@@ -50,6 +59,9 @@ class Verdict:
         out = []
         if not self.complete:
             out.append("the run is incomplete: not every collected check has a record")
+        if self.unavailable:
+            out.append(f"{len(self.unavailable)} requested framework(s) cannot run: "
+                       + "; ".join(f"{name} ({why})" for name, why in sorted(self.unavailable.items())))
         if self.checks == 0:
             out.append("no check ran")
         if self.unexpected:
@@ -65,20 +77,26 @@ class Verdict:
 
     def line(self) -> str:
         """The last line a run prints."""
+        skipped = (f"; skipped (not available here): {', '.join(sorted(self.skipped))}"
+                   if self.skipped else "")
         if self.clean:
-            return f"verdict: CLEAN ({self.checks} checks, no unexpected result)"
-        return "verdict: NOT CLEAN: " + "; ".join(self.reasons())
+            return f"verdict: CLEAN ({self.checks} checks, no unexpected result{skipped})"
+        return "verdict: NOT CLEAN: " + "; ".join(self.reasons()) + skipped
 
 
 def run_verdict(payload: dict[str, Any]) -> Verdict:
     """The verdict of a results payload (as written by the run, or read from a results file)."""
     results = as_records(payload.get("results") or [])
+    unavailable = {str(k): str(v) for k, v in ((payload.get("environment") or {}).get("unavailable") or {}).items()}
+    requested = set((payload.get("selection") or {}).get("requested_frameworks") or ())
     return Verdict(
         complete=bool(payload.get("complete")),
         checks=len(results),
         unexpected=[r for r in results if r.status.unexpected],
         problems=list(payload.get("problems") or []),
         probe_disagreements=[p for p in payload.get("convention_probes") or [] if not p.get("agrees")],
+        unavailable={k: v for k, v in unavailable.items() if k in requested},
+        skipped={k: v for k, v in unavailable.items() if k not in requested},
     )
 
 

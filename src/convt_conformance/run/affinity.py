@@ -12,6 +12,11 @@ from their end, so the run still ends balanced (the checks estimated at a second
 first). Which worker runs a check does not change its
 record. Used for ``--dist load`` (what ``-n N`` means) when the plugin is loaded; ``--dist`` with
 any other mode keeps xdist's own scheduler.
+
+This subclasses xdist's ``LoadScheduling`` and uses its internals (``pending``, ``node2pending``,
+``collection``, ``_send_tests``, ``check_schedule``), which no release promises to keep: the
+project pins pytest-xdist exactly (pyproject.toml), and ``tests/unit/test_xdist_surface.py``
+fails when the installed release is another or lacks what is used here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
 """The controller's side of a run: it receives every item's report, keeps one record per check,
 streams each record to disk as it arrives (so a controller that dies leaves what was done), turns
 a worker that died into a ``crash`` record, and knows which checks were collected (so a run is
-``complete`` only when every collected check has a record)."""
+``complete`` only when every collected check has a record, or belongs to a framework left out of
+the run as unavailable, which the verdict weighs).
+
+A dead worker is told apart by xdist's hook ``pytest_handlecrashitem`` (:meth:`ResultsCollector.
+pytest_handlecrashitem`), which xdist calls for the item a dead worker was running before it logs
+that item's report; it is xdist's one path for such a report (``DSession.handle_crashitem``), so
+no wording of its message is matched. A worker that died setting a framework up (import,
+``configure``; the watchdog's file says so) leaves that framework out of the run instead: its
+report becomes a skip naming the framework and why."""
 
 from __future__ import annotations
 
@@ -19,12 +27,17 @@ from convt_conformance.model.check_id import Check, parse_check_id
 from convt_conformance.model.record import CheckRecord
 from convt_conformance.model.status import FailureKind, Status
 from convt_conformance.run.state import RunState
-from convt_conformance.run.watchdog import crash_output, timed_out
+from convt_conformance.run.watchdog import crash_output, mark_unavailable, setup_failure, timed_out
 
 RECORD_KEY = "conformance_record"
 PROBES_KEY = "conformance_probes"
 PROBLEM_KEY = "conformance_problem"
 SELECTION_KEY = "conformance_selection"
+#: a report's user property: ``{framework: why}``, a framework that cannot run in the process that
+#: tried to set it up (the check was skipped), the run leaves it out
+UNAVAILABLE_KEY = "conformance_unavailable"
+#: a report's user property set by the controller: xdist reported the worker running it dead
+CRASHED_KEY = "conformance_worker_died"
 
 
 def stream_path(results: str | os.PathLike[str]) -> Path:
@@ -33,15 +46,30 @@ def stream_path(results: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".stream.jsonl")
 
 
+def run_case_files(config: pytest.Config) -> list[Path] | None:
+    """The case files of a run: its ``--case-list`` (``conformance run``), else the files under
+    its arguments (:func:`convt_conformance.loading.cases.discover`); None when an argument is
+    not an existing path (a node id ``path::name``: pytest's own collection then)."""
+    from convt_conformance.loading.cases import CASE_SUFFIXES, discover, read_case_list
+
+    listed = config.getoption("case_list")
+    if listed:
+        return read_case_list(listed)
+    args = [str(a) for a in config.args]
+    if not args or any("::" in a or not Path(a).exists() for a in args):
+        return None
+    return [p for p in discover(args) if p.suffix in CASE_SUFFIXES]
+
+
 def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float, case: Case | None = None,
-                 framework_version: str | None = None) -> CheckRecord:
-    """The record of a check whose process died (or that failed outside the check): the shape of
-    any other record, its case fields filled from ``case`` (None: the case could not be found)."""
+                 framework_version: str | None = None, *, crashed: bool) -> CheckRecord:
+    """The record of a check whose process died (``crashed``: xdist reported its worker dead, see
+    :meth:`ResultsCollector.pytest_handlecrashitem`) or that failed outside the check: the shape
+    of any other record, its case fields filled from ``case`` (None: the case could not be found)."""
     key = parse_check_id(report.nodeid)
     if key is None:
         raise ValueError(f"not a check's node id: {report.nodeid!r}")
     text = str(report.longrepr)[-1500:] if report.longrepr else ""
-    crashed = "crashed" in text or "worker" in text and "died" in text
     if case is not None and case.id == key.case:
         rec = CheckRecord.for_case(case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
                                    precision=st.precision, framework_version=framework_version)
@@ -76,6 +104,7 @@ class ResultsCollector:
         self.expected: set[str] | None = None  # node ids of the checks collected (None: not known yet)
         self._stream: IO[str] | None = None
         self._cases: dict[str, Case] | None = None  # the run's cases by id, for crash records
+        self._marked: set[str] = set()  # frameworks the workers were told are left out
 
     def open_stream(self, results: str) -> None:
         path = stream_path(results)
@@ -104,9 +133,12 @@ class ResultsCollector:
             from convt_conformance.loading.cases import case_file_display, discover, load_file
 
             root, here = self.config.rootpath, self.config.invocation_params.dir
-            given = [Path(os.path.normpath(here / a.split("::")[0])) for a in self.config.args]
+            files = run_case_files(self.config)
+            if files is None:  # node ids given: their files
+                given = [Path(os.path.normpath(here / a.split("::")[0])) for a in self.config.args]
+                files = discover([p for p in given if p.exists()])
             self._cases = {}
-            for f in discover([p for p in given if p.exists()]):
+            for f in files:
                 for c in load_file(f, display=case_file_display(f, root)).cases:
                     self._cases.setdefault(c.id, c)
         return self._cases.get(key.case)
@@ -119,6 +151,30 @@ class ResultsCollector:
             return (adapter or get_adapter(name)).version()
         except AdapterLoadError:
             return None
+
+    def framework_unavailable(self, name: str, why: str) -> None:
+        """Leave ``name`` out of the run (the first reason stands) and tell the workers, so that
+        its remaining checks are skipped at once rather than setting it up again."""
+        self.state.unavailable.setdefault(name, why)
+        if name not in self._marked:
+            self._marked.add(name)
+            mark_unavailable(self.state.watchdog_dir, name, self.state.unavailable[name])
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """xdist controller: the worker running ``crashitem`` died (xdist logs ``report`` next).
+        Died setting the check's framework up: that framework is left out of the run and the
+        report becomes a skip saying why; else the report is marked as the check's crash."""
+        failed = setup_failure(self.state.watchdog_dir, crashitem)
+        if failed is None:
+            report.user_properties.append((CRASHED_KEY, crashitem))
+            return
+        name, why = failed
+        self.framework_unavailable(name, why)
+        report.outcome = "skipped"
+        # a skip's (path, line, reason), line None as pytest's own skips of items without one
+        report.longrepr = (crashitem.rsplit("::", 1)[0], None, f"Skipped: {name} cannot run: {why}")  # type: ignore[assignment]
+        report.user_properties.append((UNAVAILABLE_KEY, json.dumps({name: why})))
 
     def _expect(self, ids: Iterable[str]) -> None:
         checks = {i for i in ids if parse_check_id(i)}
@@ -150,16 +206,26 @@ class ResultsCollector:
                 self.probes = json.loads(value)
             elif key == SELECTION_KEY and not self.state.selection:
                 self.state.selection = json.loads(value)
+            elif key == UNAVAILABLE_KEY:
+                for name, why in json.loads(value).items():
+                    self.framework_unavailable(name, why)
         check = parse_check_id(report.nodeid) if report.failed and report.nodeid not in self.records else None
         if check is not None:
             case = self._case_of(check)
             rec = crash_record(report, self.state, self.config.getoption("check_timeout"),
-                               case, self._framework_version(check.adapter))
+                               case, self._framework_version(check.adapter),
+                               crashed=any(k == CRASHED_KEY for k, _ in report.user_properties))
             apply_known(rec, self.state.known, case)
             self._keep(report.nodeid, rec)
 
     def missing(self) -> list[str]:
-        """Collected checks without a record (all of them when collection never finished)."""
+        """Collected checks without a record (all of them when collection never finished), but
+        for those of a framework left out of the run as unavailable (the verdict weighs that)."""
         if self.expected is None:
             return ["<collection did not finish>"]
-        return sorted(self.expected - set(self.records))
+        out = []
+        for nodeid in sorted(self.expected - set(self.records)):
+            key = parse_check_id(nodeid)
+            if key is None or key.adapter not in self.state.unavailable:
+                out.append(nodeid)
+        return out

@@ -67,7 +67,8 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
 
     config = session.config
     results = sorted(collector.records.values(), key=lambda r: r.check)
-    requested = [f for f in config.getoption("frameworks").split(",") if f] or st.frameworks
+    named = [f for f in config.getoption("frameworks").split(",") if f]  # --frameworks, as given
+    requested = named or st.frameworks
     versions, unavailable = _frameworks_versions(sorted(set(requested) | set(st.frameworks)))
     unavailable.update(st.unavailable)
     ran = {r.adapter for r in results}
@@ -80,10 +81,13 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
                 unavailable[name] = why
     devices = sorted({r.device for r in results if r.device in ("cpu", "gpu")})
     missing = collector.missing()
-    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) or bool(session.shouldstop)
+    # a usage error stops the run before or during collection: what it wrote is not the run asked for
+    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
+                                 pytest.ExitCode.USAGE_ERROR) or bool(session.shouldstop)
     unmatched = _unmatched_known(st, results)
     return {
-        "schema": SCHEMA, "complete": not interrupted and not missing,
+        # no check collected from the case files given is never a complete run
+        "schema": SCHEMA, "complete": not interrupted and not missing and bool(collector.expected),
         "missing_checks": len(missing) if missing else 0,
         # node ids of collected checks without a record (a worker lost with what it held):
         # `conformance run` runs these once more (convt_conformance/cli/run.py `_rerun_missing`)
@@ -94,7 +98,9 @@ def build_payload(session: pytest.Session, exitstatus: int, st: RunState,
         "environment": environment(versions, st.precision, devices or [config.getoption("device")],
                                    unavailable, framework_devices=st.framework_devices,
                                    framework_settings=st.configured, adapter_problems=registry_problems()),
-        "selection": {"frameworks": st.frameworks, "device": config.getoption("device"),
+        # requested_frameworks: those named in --frameworks ([]: every installed one); one of them
+        # in environment.unavailable makes the verdict not clean (results/verdict.py)
+        "selection": {"frameworks": st.frameworks, "requested_frameworks": named, "device": config.getoption("device"),
                       "tags": config.getoption("tags"), "dtypes": config.getoption("dtypes"),
                       **st.selection},
         "problems": sorted(set(collector.problems.values()) | set(st.known_problems)),
@@ -160,6 +166,10 @@ def summary_lines(payload: dict[str, Any], path: str | None, report: str | None)
                      f"{(r.message or '')[:140]}")
     if len(v.unexpected) > SUMMARY_FINDINGS:
         lines.append(f"  ... {len(v.unexpected) - SUMMARY_FINDINGS} more unexpected result(s) in the results file")
+    for name, why in sorted(v.unavailable.items()):
+        lines.append(f"  requested framework cannot run: {name}: {why[:300]}")
+    for name, why in sorted(v.skipped.items()):
+        lines.append(f"  skipped (not available here): {name}: {why[:300]}")
     for p in payload["problems"][:5]:
         lines.append(f"  problem: {p}")
     for w in payload.get("warnings", [])[:5]:

@@ -28,7 +28,7 @@ import pytest
 
 from convt_conformance.adapters.registry import entries
 from convt_conformance.checking.probes import run_probe_rows
-from convt_conformance.loading.cases import case_file_display, discover, load_file
+from convt_conformance.loading.cases import case_file_display, is_case_file_name, load_file, read_case_list
 from convt_conformance.loading.known import load_known
 from convt_conformance.loading.profiles import (
     PlannedItem,
@@ -43,7 +43,15 @@ from convt_conformance.model.case import Case, LoadResult
 from convt_conformance.model.check_id import Check
 from convt_conformance.model.status import Status
 from convt_conformance.run.affinity import pytest_xdist_make_scheduler  # noqa: F401  (the hook, found by name)
-from convt_conformance.run.collector import PROBES_KEY, PROBLEM_KEY, RECORD_KEY, SELECTION_KEY, ResultsCollector
+from convt_conformance.run.collector import (
+    PROBES_KEY,
+    PROBLEM_KEY,
+    RECORD_KEY,
+    SELECTION_KEY,
+    UNAVAILABLE_KEY,
+    ResultsCollector,
+    run_case_files,
+)
 from convt_conformance.run.isolate import check_or_isolate
 from convt_conformance.run.item_protocol import (  # noqa: F401  (hooks)
     PROBE_ITEM_NAME,
@@ -54,10 +62,12 @@ from convt_conformance.run.item_protocol import (  # noqa: F401  (hooks)
 from convt_conformance.run.plan import load_run_profile
 from convt_conformance.run.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
 from convt_conformance.run.state import RunState
-from convt_conformance.run.watchdog import Watchdog
+from convt_conformance.run.watchdog import Watchdog, setup_limit
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
+
+    from convt_conformance.adapters.base import Adapter
 
 WORKER_ENV_KEY, WATCHDOG_DIR_KEY = "conformance_worker_environment", "conformance_watchdog_dir"
 _records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
@@ -126,10 +136,24 @@ def _time_limit(item: pytest.Item) -> Iterator[None]:
             yield
 
 
-def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> CaseFile | None:
-    if file_path.suffix in (".yaml", ".yml") and not file_path.name.startswith("known_disagreements"):
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> CaseFile | CaseList | None:
+    listed = parent.config.getoption("case_list")
+    if listed and file_path == Path(listed).absolute():
+        return CaseList.from_parent(parent, path=file_path)
+    if is_case_file_name(file_path):
         return CaseFile.from_parent(parent, path=file_path)
     return None
+
+
+class CaseList(pytest.File):
+    """The ``--case-list`` of ``conformance run``: each file it names is a :class:`CaseFile`,
+    whatever its name (pytest never parses it: ``a::b.yaml``, ``x[1].yaml`` and ``-dash.yaml`` are
+    files like any other; a file that is not a case file is a problem of that file). A file
+    under the rootdir keeps its relative path as node id; another one is named by its path."""
+
+    def collect(self) -> Iterator[CaseFile]:
+        for f in read_case_list(self.path):
+            yield CaseFile.from_parent(self, path=f, name=_display(self.config, f))
 
 
 def _display(config: pytest.Config, path: Path) -> str:
@@ -179,13 +203,13 @@ def _preselection(config: pytest.Config) -> dict[str, list[_Selected]] | None:
     if _pre_key in config.stash:
         return config.stash[_pre_key]
     config.stash[_pre_key] = None
-    args = [str(a) for a in config.args]
-    if not args or any("::" in a or not Path(a).exists() for a in args):
+    given = run_case_files(config)
+    if given is None:
         return None
     st = _state(config)
     seen: dict[str, str] = {}
     planned: list[PlannedItem] = []
-    files = [(_display(config, p), _load(config, p)) for p in discover(args) if p.suffix in (".yaml", ".yml")]
+    files = [(_display(config, p), _load(config, p)) for p in given]
     st.load_preflight()  # after the case files: they load while the preflight finishes
     for display, loaded in files:
         for case in loaded.cases:
@@ -232,6 +256,22 @@ class CaseFile(pytest.File):
                 yield item
 
 
+@pytest.hookimpl(trylast=True)  # after xdist has started its workers: they collect meanwhile
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """xdist's controller collects nothing: it refuses a shard count above the checks selected
+    (:meth:`Shard.problem`) from the light enumeration the workers make too."""
+    config = session.config
+    st = _state(config)
+    if st.shard is None or hasattr(config, "workerinput") or config.pluginmanager.get_plugin("dsession") is None:
+        return  # no shard, or a single process (pytest_collection_modifyitems refuses it there)
+    saved = st.selection  # the workers' selection is the run's (the collector takes the first one sent)
+    pre = _preselection(config)
+    st.selection = saved
+    too_many = st.shard.problem(sum(map(len, pre.values()))) if pre is not None else None
+    if too_many:
+        raise pytest.UsageError(too_many)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """The profile (unless the preselection applied it), then the shard: pure, so alike everywhere."""
     st = _state(config)
@@ -251,6 +291,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                     "digest": selection_digest(ids), "shard": None}
     keep = {id(c) for c in chosen}
     if st.shard is not None:
+        too_many = st.shard.problem(len(chosen))
+        if too_many and not hasattr(config, "workerinput"):  # under xdist: the controller's pytest_sessionstart
+            raise pytest.UsageError(too_many)
         shards = shard_of(st.profile, chosen, st.shard.count, ids)
         keep = {id(c) for c, s in zip(chosen, shards) if s == st.shard.index}
         st.selection["shard"] = {"index": st.shard.index, "count": st.shard.count, "checks": len(keep)}
@@ -282,10 +325,34 @@ class CaseItem(pytest.Item):
         """The check this item runs (its name is the check's id)."""
         return Check(self.case.id, self.adapter_name, self.label, self.device, self.dtype)
 
+    def _set_up(self, st: RunState) -> Adapter:
+        """This check's adapter, its framework set up in this process at its first check (import,
+        ``configure``) under the watchdog, bounded by :func:`setup_limit`. A framework that cannot
+        run here (left out by the controller, or its set-up failed) skips the check with a
+        property naming it and why: the controller leaves it out of the run."""
+        name, wd = self.adapter_name, st.watchdog
+        if name in st.configured:  # set up here already (the usual case: no file read a check)
+            adapter = st.adapter(name)
+            why = None
+        else:
+            adapter = None
+            why = st.unavailable.get(name) or (wd.unavailable(name) if wd is not None else None)
+        if why is None and adapter is None:
+            guard = contextlib.nullcontext() if wd is None else wd.guard(self.nodeid, setting_up=name, limit_s=setup_limit(
+                self.config.getoption("setup_timeout"), self.config.getoption("check_timeout")))
+            with guard:
+                adapter = st.adapter(name)
+            why = st.unavailable.get(name)
+        if adapter is None or why is not None:
+            why = why or f"the adapter {name!r} cannot be loaded"
+            st.unavailable.setdefault(name, why)
+            self.user_properties.append((UNAVAILABLE_KEY, json.dumps({name: why})))
+            pytest.skip(f"{name} cannot run: {why}")
+        return adapter
+
     def runtest(self) -> None:
         st = _state(self.config)
-        adapter = st.adapter(self.adapter_name)
-        assert adapter is not None, self.adapter_name  # collected only with one
+        adapter = self._set_up(st)
         with _time_limit(self):
             rec = check_or_isolate(self.case, str(self.path), adapter, self.api, self.device, self.dtype, st.precision,
                                    st.known, self.config.getoption("check_timeout") * 0.9)  # known crashes: a child

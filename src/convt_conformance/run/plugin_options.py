@@ -4,6 +4,7 @@ convt_conformance/cli/main.py for the user-facing flags)."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from convt_conformance.library import KNOWN_FILE
 from convt_conformance.loading.profiles import DEFAULT_PROFILE
 
 DEFAULT_CHECK_TIMEOUT_S = 300.0  # the slowest committed check takes a few seconds
+DEFAULT_SETUP_TIMEOUT_S = 180.0  # TensorFlow's import and configure take ~10 s on a busy machine
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,9 +34,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--check-timeout", type=float, default=DEFAULT_CHECK_TIMEOUT_S,
                 help="seconds one check may take under xdist before its worker is stopped and the "
                      "check recorded as crash/timeout (0: no limit)")
+    g.addoption("--setup-timeout", type=float, default=DEFAULT_SETUP_TIMEOUT_S,
+                help="seconds a framework's set-up (import, configure) may take in an xdist worker before "
+                     "the worker is stopped and the framework left out of the run as unavailable "
+                     "(0: --check-timeout bounds it)")
     g.addoption("--conformance-command", default="", help=argparse.SUPPRESS)
     g.addoption("--preflight-json", default="", help=argparse.SUPPRESS)
     g.addoption("--only-checks", default="", help=argparse.SUPPRESS)  # JSON list of node ids: a rerun
+    # JSON list of the case files (convt_conformance/loading/cases.py write_case_list), also pytest's
+    # one argument: `conformance run` never hands pytest a case file's name, which it could misparse
+    g.addoption("--case-list", default="", help=argparse.SUPPRESS)
+
+
+class _OptionNames:
+    """Stands in for pytest's parser and its option group, keeping the names of each option added."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def getgroup(self, name: str, description: str = "") -> _OptionNames:
+        return self
+
+    def addoption(self, *names: str, **attrs: Any) -> None:
+        self.names.extend(names)
+
+
+def plugin_option_names() -> tuple[str, ...]:
+    """Every command-line option the plugin adds (``--results``, ``--frameworks`` ...), read from
+    :func:`pytest_addoption` itself: ``conformance run`` sets them all, and refuses them after ``--``."""
+    names = _OptionNames()
+    pytest_addoption(names)  # type: ignore[arg-type]  # duck-typed: only getgroup/addoption are called
+    return tuple(names.names)
 
 
 def selected_frameworks(option: str) -> list[str]:

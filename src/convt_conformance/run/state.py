@@ -84,8 +84,11 @@ class RunState:
             self.framework_devices.setdefault(name, [str(d) for d in seen["devices"]])
             return a
         why = a.unavailable_reason() if a.installed() else f"{name} is not installed ({a.module or name})"
+        if not why:
+            try:
+                self.configured[name] = a.configure(self.precision)
+            except Exception as exc:  # a framework that cannot be configured cannot run a check
+                why = f"{name} could not be configured: {type(exc).__name__}: {exc}"
         if why:
             self.unavailable[name] = why
-        else:
-            self.configured[name] = a.configure(self.precision)
         return a

@@ -82,7 +82,7 @@ class JaxAdapter(Adapter):
     module = "jax"
     distributions = ("jax",)
     # the two APIs, their gradients (":grad_input", ...) and execution paths (convt_conformance/adapters/jax/paths.py)
-    apis = (*with_gradients(("conv_transpose", "conv_general_dilated")), *jax_paths.PATH_APIS)
+    apis = (*with_gradients(jax_calls.LAX_APIS), *jax_paths.PATH_APIS)
     order = 30
 
     @classmethod

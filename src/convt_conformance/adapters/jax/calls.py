@@ -14,6 +14,8 @@ import numpy as np  # no `from __future__ import annotations`: annotations evalu
 WRT = {"grad_input": "input", "grad_weight": "weight", "grad_bias": "bias"}
 
 CALLS = ("lax_conv",)
+#: the ``jax.lax`` functions ``lax_conv`` makes (its ``api``)
+LAX_APIS = ("conv_transpose", "conv_general_dilated")
 
 
 def lax_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, g: np.ndarray | None = None, *,

@@ -6,7 +6,8 @@ record's ``arguments["call"]`` names it, and the script embeds its source text a
 the record's ``arguments["call_kwargs"]`` written as literals (convt_conformance/adapters/call_source.py),
 the dtype excepted: that is the script's ``DTYPE`` (the check's own dtype; a crashed check's script
 makes its sibling check's call, recorded in another dtype). A record naming no function of
-calls.py's ``CALLS``, or holding an argument that is not a plain literal, gets no source.
+calls.py's ``CALLS``, naming a ``jax.lax`` function outside ``LAX_APIS``, or holding an argument
+that is not a plain literal, gets no source.
 
 Around the call, the adapter's translation from the canonical convention, its own functions'
 source embedded too: the weight through ``native_weight`` (``conv_general_dilated``: regrouped to
@@ -21,7 +22,7 @@ from typing import Any
 
 from convt_conformance.adapters.call_source import call_source, literal
 from convt_conformance.adapters.jax import calls
-from convt_conformance.adapters.jax.calls import WRT
+from convt_conformance.adapters.jax.calls import LAX_APIS, WRT
 from convt_conformance.adapters.jax.layout import native_weight, regroup_flip, unregroup_flip
 
 _SETUP = ["import jax", "", "jax.config.update('jax_enable_x64', True)", "if PRECISION == 'strict':",
@@ -36,7 +37,7 @@ def _source(native_call: dict[str, Any], wrt: str | None) -> tuple[list[str], st
     if not isinstance(a, dict) or not isinstance(kwargs, dict) or kwargs.get("wrt") != wrt:
         return None
     api, groups = kwargs.get("api"), kwargs.get("feature_group_count", 1)
-    if not isinstance(api, str) or type(groups) is not int:
+    if api not in LAX_APIS or type(groups) is not int:  # the api selects the lax function: known ones only
         return None
     weight = f"native_weight(w, {literal(api)}, {literal(groups)})"
     source = call_source(calls, {"call": a.get("call"), "call_kwargs": {k: v for k, v in kwargs.items() if k != "dtype"}},

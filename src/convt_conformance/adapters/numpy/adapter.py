@@ -48,10 +48,12 @@ class NumpyAdapter(Adapter):
         return api != "scatter" or case.expected_values is not None or case.expected_error
 
     def supports(self, case: Case, api: str, device: str, dtype: str) -> str | None:
-        if api in ("matrix", "recipe") and not case.expected_error and case.has_nonfinite_values:
+        bad = case.nonfinite_tensors(dtype) if api in ("matrix", "recipe") and not case.expected_error else ()
+        if bad:  # as written, or beyond the dtype's range: rounded to it, Inf
             return (f"the {api} formulation equals the definition only for finite values: "
                     + ("V's structural zeros" if api == "matrix" else "the inserted and padded zeros")
-                    + " times Inf/NaN give NaN where the scatter adds nothing")
+                    + f" times Inf/NaN give NaN where the scatter adds nothing (in {dtype}, "
+                    + " and ".join(bad) + " hold" + ("s" if len(bad) == 1 else "") + " NaN or ±Inf)")
         if api == "matrix" and not case.expected_error:
             n_in = int(np.prod(case.input.shape[1:]))
             n_out = int(np.prod(case.output_shape[1:]))
