@@ -25,13 +25,15 @@ SITE = ROOT / "mutation" / "site"
 SCRIPT = ROOT / "scripts" / "mutation_score.py"
 KILLING = ("fail", "error", "accepted-invalid", "crash")
 
-# A small cover of the catalogue (chosen from a default-run score): between them these cases
+# A small cover of the catalogue (chosen from a default-run score and the coverage cases): between them these cases
 # kill every bug mutant; they are also the cases every correct variant must pass.
 COVER = [
     "sw2d-b3-k2-s3x2-p1-op1", "edge-nan-weight", "swgrp-ci4-co8-g2", "sw1d-same-k2-p0x1",
     "edge-mcov-outpad-lt-dilation-3d", "edge-zero-batch", "sw3d-pd-d2", "invalid-zero-output",
     "invalid-zero-spatial", "invalid-negative-padding", "invalid-groups-indivisible",
     "invalid-output-padding-ge-both",
+    # the zero-skipping, kernel-size-1 and output_padding-past-the-stride mutants
+    "cov-1d-nan-on-zero-tap", "cov-1d-zero-on-inf-tap", "cov-3d-expected-bias", "strpad1d-dil-psame-op1",
 ]
 
 
@@ -78,7 +80,7 @@ def test_catalogue_size_and_families(catalogue):
     families = {m.family for m in bugs}
     for fam in ("layout", "flip", "in/out swap", "padding side", "output_padding", "group mapping", "bias",
                 "accumulation precision", "input rounding", "NaN/Inf propagation", "batch handling",
-                "missing validation", "spurious validation"):
+                "missing validation", "spurious validation", "zero skipping"):
         assert fam in families, fam
     assert any("dilation" in f for f in families) and any("stride" in f for f in families)
     assert adapter.apis == tuple(m.name for m in cat.MUTANTS)

@@ -45,6 +45,8 @@ class MutantAdapter(Adapter):
                         tuple(case.output_padding), tuple(case.dilation), int(case.groups))
         impl.validate(x, w, b, p, m.skip_rules, f"mutant.{api}")  # the "framework" refuses, not the adapter
         spurious = m.extra_rule(p) if m.extra_rule else None
+        if m.kernel_rule and not spurious:
+            spurious = m.kernel_rule(p, tuple(w.shape[2:]))
         if spurious:
             raise ValueError(f"mutant.{api}: {spurious}")
         with np.errstate(all="ignore"):

@@ -32,6 +32,7 @@ class Mutant:
     func: Impl
     skip_rules: frozenset[str] = frozenset()  # validation rules this implementation forgets
     extra_rule: Callable[[Params], str | None] | None = None  # a spurious refusal
+    kernel_rule: Callable[[Params, tuple[int, ...]], str | None] | None = None  # one that needs the kernel
     finite_only: bool = False  # correct only for finite values: unsupported on non-finite cases
 
 
@@ -201,6 +202,37 @@ def bug_zero_insert_negative_pad(x, w, b, p, dtype):
     return add_bias(impl.zero_insert_correlate(x, w, p, pad_with_np_pad=True), b)
 
 
+def bug_skip_zero_taps(x, w, b, p, dtype):
+    full = impl.scatter_sequential(x, w, p.stride, p.dilation, p.groups, skip_zero="weight")
+    return add_bias(crop(full, p.padding, p.output_padding), b)
+
+
+def bug_skip_zero_inputs(x, w, b, p, dtype):
+    full = impl.scatter_sequential(x, w, p.stride, p.dilation, p.groups, skip_zero="input")
+    return add_bias(crop(full, p.padding, p.output_padding), b)
+
+
+def bug_outpad_ge_stride_zeros(x, w, b, p, dtype):
+    """output_padding >= stride (valid while < dilation): only ``stride - 1`` extra elements are
+    computed, the rest appended as zeros (onnxruntime 1.22-1.27, fixed by refusing, #29446)."""
+    full = impl.scatter_taps(x, w, p.stride, p.dilation, p.groups)
+    computed = tuple(min(op, s - 1) for op, s in zip(p.output_padding, p.stride))
+    y = crop(full, p.padding, computed)
+    y = np.pad(y, [(0, 0), (0, 0), *((0, op - c) for op, c in zip(p.output_padding, computed))])
+    return add_bias(y, b)
+
+
+def bug_pad_odd_split(x, w, b, p, dtype):
+    """An odd total padding split with the larger half at the end read as at the begin (keras'
+    torch backend, 'same' with stride > 1 and an odd k_eff - s: shifted values, keras #22876)."""
+    q = p.with_(padding=tuple((e, b_) if abs(e - b_) == 1 else (b_, e) for b_, e in p.padding))
+    return reference_like(x, w, b, q, dtype)
+
+
+def _kernel1(p: Params, kernel: tuple[int, ...]) -> str | None:
+    return "kernel size 1 is not supported" if 1 in kernel else None
+
+
 def _outpad_ge_stride(p: Params) -> str | None:
     bad = [ax for ax, (op, s) in enumerate(zip(p.output_padding, p.stride)) if op >= s]
     return f"output_padding must be smaller than stride (axes {bad})" if bad else None
@@ -271,6 +303,19 @@ MUTANTS: tuple[Mutant, ...] = (
        "(valid while < dilation)", ok_float64_acc, extra_rule=_outpad_ge_stride),
     _m("bug_zero_insert_negative_pad", "bug", "spurious validation", "zero-insert form via np.pad: "
        "refuses padding > dilation*(kernel-1)", bug_zero_insert_negative_pad),
+)
+
+MUTANTS += (
+    _m("bug_skip_zero_taps", "bug", "zero skipping", "terms of weight taps that are exactly zero skipped "
+       "(NaN x 0 and Inf x 0 lost)", bug_skip_zero_taps),
+    _m("bug_skip_zero_inputs", "bug", "zero skipping", "terms of inputs that are exactly zero skipped "
+       "(0 x Inf and 0 x NaN lost)", bug_skip_zero_inputs),
+    _m("bug_reject_kernel1", "bug", "spurious validation", "rejects a kernel of size 1 on any axis "
+       "(valid)", ok_float64_acc, kernel_rule=_kernel1),
+    _m("bug_outpad_ge_stride_zeros", "bug", "output_padding", "output_padding >= stride (< dilation): "
+       "elements past stride - 1 appended as zeros (onnxruntime #29446)", bug_outpad_ge_stride_zeros),
+    _m("bug_pad_odd_split", "bug", "padding side", "padding pairs one apart read swapped (keras #22876: "
+       "'same' with an odd total)", bug_pad_odd_split),
 )
 
 BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}

@@ -95,10 +95,12 @@ def scatter_taps(x: np.ndarray, w: np.ndarray, stride: tuple[int, ...], dilation
 
 def scatter_sequential(x: np.ndarray, w: np.ndarray, stride: tuple[int, ...], dilation: tuple[int, ...],
                        groups: int, acc: type = np.float64, reverse: bool = False,
-                       round_each=None) -> np.ndarray:
+                       round_each=None, skip_zero: str = "") -> np.ndarray:
     """Full scatter output summed one term at a time: for each tap, for each input channel
     (both reversed when ``reverse``); ``round_each(a)`` (if given) rounds every product and
-    every partial sum, i.e. an accumulator of that precision."""
+    every partial sum, i.e. an accumulator of that precision. ``skip_zero`` (``"weight"`` or
+    ``"input"``) leaves out the terms whose weight (or input) is exactly zero, as a sparse
+    "skip the zeros" optimisation does (so 0 x Inf and NaN x 0 give no NaN)."""
     n, cin_g, cout_g, spatial, kernel = _shapes(x, w, groups)
     out = np.zeros((n, groups * cout_g, *full_extent(spatial, kernel, stride, dilation)), dtype=acc)
     xa, wa = x.astype(acc), w.astype(acc)
@@ -109,7 +111,12 @@ def scatter_sequential(x: np.ndarray, w: np.ndarray, stride: tuple[int, ...], di
             idx = (slice(None), slice(g * cout_g, (g + 1) * cout_g), *_tap_slices(tap, spatial, stride, dilation))
             for c in channels:
                 ci = g * cin_g + c
-                term = xa[:, ci][:, None] * wa[(ci, slice(None), *tap)].reshape((1, cout_g) + (1,) * rank)
+                wt = wa[(ci, slice(None), *tap)].reshape((1, cout_g) + (1,) * rank)
+                term = xa[:, ci][:, None] * wt
+                if skip_zero == "weight":
+                    term = np.where(wt == 0, 0, term)
+                elif skip_zero == "input":
+                    term = np.where(xa[:, ci][:, None] == 0, 0, term)
                 if round_each is None:
                     out[idx] += term
                 else:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from convt_conformance.loading.cases import Case
-from convt_conformance.loading.features import case_features, stratum
+from convt_conformance.loading.features import case_features, coverage_triples, stratum
 from convt_conformance.loading.yaml_io import load_yaml
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
@@ -81,9 +81,9 @@ def _check_select(sel: Any, where: str) -> None:
         return
     if not isinstance(sel, dict):
         raise ProfileError(f"{where}: select must be all, none or a mapping, got {sel!r}")
-    unknown = set(sel) - {"tags", "strata", "cover", "dtypes", "within"}
+    unknown = set(sel) - {"tags", "strata", "cover", "times", "dtypes", "within"}
     if unknown:
-        raise ProfileError(f"{where}: unknown key(s) {sorted(unknown)} (tags, strata, cover, dtypes, within)")
+        raise ProfileError(f"{where}: unknown key(s) {sorted(unknown)} (tags, strata, cover, times, dtypes, within)")
     if "within" in sel:
         w = sel["within"]
         if not isinstance(w, dict) or not w or not set(w) <= {"tags", "sample"}:
@@ -95,8 +95,12 @@ def _check_select(sel: Any, where: str) -> None:
                                     and isinstance(smp.get("one_in"), int) and not isinstance(smp["one_in"], bool)
                                     and smp["one_in"] >= 1 and set(smp) == {"tag", "one_in"}):
             raise ProfileError(f"{where}.within.sample: expected {{tag: <tag>, one_in: <integer >= 1>}}")
-    if sel.get("cover", False) not in (True, False, "rows"):
-        raise ProfileError(f"{where}.cover: must be true, false or rows, got {sel.get('cover')!r}")
+    if sel.get("cover", False) not in (True, False, "rows", "triples"):
+        raise ProfileError(f"{where}.cover: must be true, false, rows or triples, got {sel.get('cover')!r}")
+    if "times" in sel and (sel.get("cover") != "triples" or not isinstance(sel["times"], int)
+                           or isinstance(sel["times"], bool) or sel["times"] < 1):
+        raise ProfileError(f"{where}.times: an integer >= 1 beside `cover: triples`, got {sel['times']!r}"
+                           + ("" if sel.get("cover") == "triples" else f" with cover {sel.get('cover')!r}"))
     if not isinstance(sel.get("strata", 0), int) or isinstance(sel.get("strata", 0), bool) or sel.get("strata", 0) < 0:
         raise ProfileError(f"{where}.strata: must be an integer >= 0, got {sel.get('strata')!r}")
     for key in ("tags", "dtypes"):
@@ -265,12 +269,62 @@ def shows_rows(c: Check) -> set[tuple[str, str]]:
     return {(f, "") for f in case_features(c.case)} | {("dtype", c.dtype)}
 
 
+def shows_triples(c: Check) -> frozenset[tuple[str, str, str]]:
+    """``cover: triples``: the (feature, rank, dtype) triples a check shows
+    (:func:`convt_conformance.loading.features.coverage_triples`)."""
+    return coverage_triples(c.case, c.dtype)
+
+
+def cover_triples(pool: Sequence[C], chosen: set[int], times: int) -> set[int]:
+    """``cover: triples``: a greedy set multicover of the (feature, rank, dtype) triples the
+    ``pool``'s checks show: until every triple is shown by ``min(times, checks showing it)`` chosen
+    checks of distinct cases, the check adding most missing showings joins (ties: smallest
+    CRC32(case id | dtype)). The checks already ``chosen`` count first. Returns the ids to add.
+    Lazy greedy (a gain only falls as checks join), so a column of thousands costs milliseconds."""
+    order = sorted(pool, key=lambda c: (_rank(c.case.id, c.dtype), c.device))
+    triples = [shows_triples(c) for c in order]
+    shown: dict[tuple[str, str, str], int] = defaultdict(int)  # checks showing each triple
+    for ts in triples:
+        for t in ts:
+            shown[t] += 1
+    need = {t: min(times, n) for t, n in shown.items()}
+    cases_of: dict[tuple[str, str, str], set[str]] = defaultdict(set)  # the chosen cases showing it
+    for c, ts in zip(order, triples):
+        if id(c) in chosen:
+            for t in ts:
+                cases_of[t].add(c.case.id)
+
+    def gain(i: int) -> int:
+        cid = order[i].case.id
+        return sum(1 for t in triples[i] if len(cases_of[t]) < need[t] and cid not in cases_of[t])
+
+    heap = [(-g, i) for i, c in enumerate(order) if id(c) not in chosen and (g := gain(i))]
+    heapq.heapify(heap)
+    added: set[int] = set()
+    while heap:
+        neg, i = heapq.heappop(heap)
+        g = gain(i)
+        if g != -neg:  # stale: back in with its gain now
+            if g:
+                heapq.heappush(heap, (-g, i))
+            continue
+        added.add(id(order[i]))
+        for t in triples[i]:
+            cases_of[t].add(order[i].case.id)
+    return added
+
+
+def _key(c: Check) -> tuple[str, str, str]:
+    return (c.case.id, c.dtype, c.device)
+
+
 def select(profile: Profile, checks: Sequence[C]) -> list[C]:
     """The checks the profile runs, in their given order (see profiles.yaml for the rules)."""
     by_column: dict[str, list[C]] = defaultdict(list)
     for c in checks:
         by_column[column(c)].append(c)
     keep: set[int] = set()
+    multicover: dict[tuple[Any, ...], set[tuple[str, str, str]]] = {}  # `cover: triples` per pool
     for col, items in by_column.items():
         sel = profile.rule_for(col).select
         if sel == "all":
@@ -314,6 +368,13 @@ def select(profile: Profile, checks: Sequence[C]) -> list[C]:
                     break
                 chosen.add(id(best))
                 covered |= rows
+        elif sel.get("cover") == "triples":  # columns of the same checks (cases, dtypes) pick the same
+            key = (tuple(_key(c) for c in pool), frozenset(_key(c) for c in pool if id(c) in chosen),
+                   sel.get("times", 1))
+            if key not in multicover:
+                added = cover_triples(pool, chosen, key[2])
+                multicover[key] = {_key(c) for c in pool if id(c) in added}
+            chosen |= {id(c) for c in pool if _key(c) in multicover[key]}
         keep.update(chosen)
     return [c for c in checks if id(c) in keep]
 
@@ -337,13 +398,18 @@ def preselect(profile: Profile, planned: Sequence[PlannedItem], only_checks: str
     JSON file listing pytest node ids ``<file>::<check id>``) and the run's ``selection`` record
     (before any shard; the plugin re-computes its digest over the node ids it built)."""
     if only_checks:
-        wanted = {n.split("::", 1)[-1] for n in json.loads(Path(only_checks).read_text(encoding="utf-8"))}
+        wanted = {n.rsplit("::", 1)[-1] for n in json.loads(Path(only_checks).read_text(encoding="utf-8"))}
         chosen = [c for c in planned if c.check_id in wanted]
     else:
         chosen = select(profile, planned)
     ids = [c.check_id for c in chosen]
     return set(ids), {"profile": profile.name, "collected_checks": len(planned), "selected_checks": len(chosen),
                       "digest": selection_digest(ids), "shard": None}
+
+
+#: the most shards a run may be split into (a shard count is also refused when it exceeds the
+#: checks selected: :meth:`Shard.problem`)
+MAX_SHARDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -355,21 +421,32 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        """``K/N`` with 1 <= K <= N."""
+        """``K/N`` with 1 <= K <= N <= :data:`MAX_SHARDS`."""
         try:
             k, n = (int(p) for p in text.split("/"))
         except ValueError:
             raise ProfileError(f"--shard {text!r}: expected K/N, e.g. 2/4") from None
         if not 1 <= k <= n:
             raise ProfileError(f"--shard {text!r}: need 1 <= K <= N")
+        if n > MAX_SHARDS:
+            raise ProfileError(f"--shard {text!r}: N is at most {MAX_SHARDS}")
         return cls(k, n)
+
+    def problem(self, selected: int) -> str | None:
+        """Why this shard cannot split ``selected`` checks: more shards than checks (some would
+        be empty). None when it can (or when nothing is selected: that is reported as such)."""
+        if 0 < selected < self.count:
+            return (f"--shard {self.index}/{self.count}: N = {self.count} is more than the {selected} "
+                    f"check(s) selected; give N <= {selected}")
+        return None
 
 
 def shard_of(profile: Profile, checks: Sequence[Check], count: int, ids: Sequence[str]) -> list[int]:
     """The shard (1-based) of every check: longest-processing-time-first over the profile's
-    estimated costs, ties broken by check id, so the split is deterministic and balanced."""
+    estimated costs, ties broken by check id, so the split is deterministic and balanced. Memory
+    is O(checks), whatever ``count`` (shards beyond the number of checks would stay empty)."""
     order = sorted(range(len(checks)), key=lambda i: (-profile.cost(column(checks[i])), ids[i]))
-    loads = [(0.0, s) for s in range(1, count + 1)]
+    loads = [(0.0, s) for s in range(1, min(count, len(checks)) + 1)]
     heapq.heapify(loads)
     out = [0] * len(checks)
     for i in order:

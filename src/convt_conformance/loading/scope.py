@@ -31,28 +31,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
-from pathlib import Path
 
-import numpy as np
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from convt_conformance.loading.features import FEATURES, case_features
-from convt_conformance.loading.yaml_io import load_yaml
-from convt_conformance.model.case import Case
-from convt_conformance.oracle.forward import conv_transpose_scatter
-
-#: features of a case's values (literal tensors, or the generated ones in float64; the
-#: ``subnormal-output`` ones from the exact output, the oracle's, of a valid case: a nonzero value
-#: below float32's (and bfloat16's) smallest normal, or below float16's; ``subnormal``: a float32
-#: subnormal input, weight or exact output)
-VALUE_FEATURES: tuple[str, ...] = (
-    "nan-input", "inf-input", "nonfinite-input", "nan-weight", "inf-weight", "nonfinite-weight",
-    "nonfinite-bias", "zero-weight", "subnormal-input", "subnormal-weight", "subnormal-output",
-    "f16-subnormal-output", "subnormal",
+from convt_conformance.loading.features import (
+    FEATURES,
+    OUTPUT_FEATURES,
+    VALUE_FEATURES,
+    broken_rules,
+    case_features,
+    output_features,
+    rule_reasons,
+    value_features,
 )
-_OUTPUT_FEATURES = ("subnormal-output", "f16-subnormal-output", "subnormal")
-_SMALLEST_NORMAL_F16 = 2.0 ** -14
+from convt_conformance.model.case import Case
+
 AXIS_QUANTITIES: tuple[str, ...] = (
     "stride", "dilation", "output_padding", "kernel", "kernel_extent", "pad_begin", "pad_end", "pad",
     "input_size", "output_size",
@@ -64,10 +58,8 @@ _OPS: dict[str, Callable[[int, int], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
 }
 _BREAKS = re.compile(r"\A(not\s+)?breaks\s+([a-z0-9-]+)\Z")
-_RULES_FILE = Path(__file__).resolve().parents[1] / "checking" / "invalid_rules.yaml"
 _COMPARISON = re.compile(r"\A(every\s+)?([a-z_]+|-?\d+)\s*(==|!=|<=|>=|<|>)\s*([a-z_]+|-?\d+)\Z")
 _MODE = re.compile(r"\Apadding_mode\s*(==|!=|\bin\b)\s*(.+)\Z")
-_SMALLEST_NORMAL_F32 = 2.0 ** -126
 
 
 def axis_quantities(case: Case) -> dict[str, tuple[int, ...]]:
@@ -91,85 +83,6 @@ def scalar_quantities(case: Case) -> dict[str, int]:
             "in_per_group": case.in_channels // groups, "out_per_group": case.out_channels // groups}
 
 
-_VALUE_MEMO: dict[int, tuple[Case, frozenset[str]]] = {}
-
-
-def value_features(case: Case) -> frozenset[str]:
-    """The value features of ``case`` (memoised per case object)."""
-    hit = _VALUE_MEMO.get(id(case))
-    if hit is not None and hit[0] is case:
-        return hit[1]
-    out: set[str] = set()
-    tensors: tuple[np.ndarray | None, ...]
-    try:
-        tensors = case.tensors("float64")
-    except (ValueError, TypeError, MemoryError):  # an invalid case's tensors may not exist
-        tensors = (None, None, None)
-    for name, arr in zip(("input", "weight", "bias"), tensors):
-        if arr is None or arr.size == 0:
-            continue
-        if np.isnan(arr).any():
-            out.add(f"nan-{name}")
-        if np.isinf(arr).any():
-            out.add(f"inf-{name}")
-        if not np.isfinite(arr).all():
-            out.add(f"nonfinite-{name}")
-        finite = np.abs(arr[np.isfinite(arr)])
-        if name == "weight" and (arr == 0).any():
-            out.add("zero-weight")
-        if name != "bias" and ((finite > 0) & (finite < _SMALLEST_NORMAL_F32)).any():
-            out.add(f"subnormal-{name}")
-    result = frozenset(o for o in out if o in VALUE_FEATURES)
-    _VALUE_MEMO[id(case)] = (case, result)
-    return result
-
-
-@cache
-def rule_reasons() -> dict[str, tuple[re.Pattern[str], ...]]:
-    """The validity rules' ids and the loader's reason patterns of each (the data of
-    ``checking/invalid_rules.yaml``, read as data: the rules' one statement)."""
-    data = load_yaml(_RULES_FILE.read_text(encoding="utf-8"))
-    rules = data.get("rules") if isinstance(data, dict) else None
-    if not isinstance(rules, dict):
-        raise ValueError(f"{_RULES_FILE}: no `rules` mapping")
-    return {str(rid): tuple(re.compile(p, re.I) for p in (r or {}).get("reasons", [])) for rid, r in rules.items()}
-
-
-def broken_rules(case: Case) -> frozenset[str]:
-    """The ids of the validity rules an invalid case breaks (none for a valid case)."""
-    rules = rule_reasons()
-    return frozenset(rid for rid, pats in rules.items()
-                     if any(p.search(reason) for p in pats for reason in case.invalid_reasons))
-
-
-_OUTPUT_MEMO: dict[int, tuple[Case, frozenset[str]]] = {}
-
-
-def output_features(case: Case) -> frozenset[str]:
-    """The ``subnormal-output`` features of a valid case (the oracle's float64 output; memoised,
-    computed only for an entry that asks)."""
-    hit = _OUTPUT_MEMO.get(id(case))
-    if hit is not None and hit[0] is case:
-        return hit[1]
-    out: set[str] = set()
-    if not case.expected_error:
-        x, w, b = case.tensors("float64")
-        g = case.geometry
-        with np.errstate(all="ignore"):
-            y = conv_transpose_scatter(x, w, b, stride=g.stride, padding=g.padding, output_padding=g.output_padding,
-                                       dilation=g.dilation, groups=case.groups)
-        mag = np.abs(y[np.isfinite(y)])
-        if ((mag > 0) & (mag < _SMALLEST_NORMAL_F32)).any():
-            out.add("subnormal-output")
-        if ((mag > 0) & (mag < _SMALLEST_NORMAL_F16)).any():
-            out.add("f16-subnormal-output")
-    if "subnormal-output" in out or value_features(case) & {"subnormal-input", "subnormal-weight"}:
-        out.add("subnormal")
-    result = frozenset(out)
-    _OUTPUT_MEMO[id(case)] = (case, result)
-    return result
-
-
 @dataclass(frozen=True)
 class Condition:
     """One parsed ``where:`` condition; :meth:`holds` evaluates it on a case."""
@@ -186,7 +99,7 @@ class Condition:
     def holds(self, case: Case) -> bool:
         if self.kind == "feature":
             has = self.left in case_features(case) or (
-                self.left in output_features(case) if self.left in _OUTPUT_FEATURES else self.left in value_features(case))
+                self.left in output_features(case) if self.left in OUTPUT_FEATURES else self.left in value_features(case))
             return has != self.negated
         if self.kind == "breaks":
             return (self.left in broken_rules(case)) != self.negated
