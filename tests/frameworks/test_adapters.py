@@ -37,6 +37,7 @@ REFUSES_EVERY_COLUMN = {
     **{("keras", p): "Keras takes 'valid'/'same' (+ output_padding) only, no groups"
        for p in ("probe-1d", "probe-2d", "probe-2d-dilated", "probe-2d-groups", "probe-2d-unequal-pads",
                  "probe-3d-groups")},
+    **{("openvino", p): "float64: the CPU plugin takes no f64 inference precision" for p in PROBE_BY_ID},
 }
 
 
@@ -173,6 +174,7 @@ REFUSALS = [
     ("keras", "probe-2d-groups", "{backend}:ops", "no groups argument"),
     ("keras", "probe-2d-unequal-pads", "{backend}:layer", "Keras takes only padding 'valid'/'same'"),
     ("onnx", "probe-2d-unequal-pads", "torch-export.ConvTranspose{n}d", "unequal (begin, end) padding pairs"),
+    ("openvino", "probe-2d-groups", "ConvolutionBackpropData", "ConvolutionBackpropData has no groups"),
 ]
 
 

@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "jax": "convt_conformance.adapters.jax.adapter:JaxAdapter",
     "onnx": "convt_conformance.adapters.onnx.adapter:OnnxAdapter",
     "keras": "convt_conformance.adapters.keras.adapter:KerasAdapter",
+    "openvino": "convt_conformance.adapters.openvino.adapter:OpenvinoAdapter",
 }
 
 
