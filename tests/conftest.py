@@ -11,6 +11,29 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+#: a one-case file of three integers: the smallest valid case, for command-line tests
+TINY_CASE = """\
+cases:
+  - id: tiny-one
+    input: {values: [[[1, 2]]]}
+    weight: {values: [[[1, 1]]]}
+    expected: {shape: [1, 1, 3], values: [[[1, 3, 2]]]}
+"""
+
+
+def document_slots(node: object) -> list[tuple[object, object]]:
+    """Every (container, key) slot of a parsed JSON/YAML document, in a stable order (for the
+    fuzz tests' mutations)."""
+    out: list[tuple[object, object]] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.append((node, k))
+            out.extend(document_slots(v))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.append((node, i))
+            out.extend(document_slots(v))
+    return out
 
 # CI: fixed seed, few examples; `HYPOTHESIS_PROFILE=thorough` for long runs.
 settings.register_profile("ci", derandomize=True, max_examples=60, deadline=None,

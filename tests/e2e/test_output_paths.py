@@ -20,18 +20,12 @@ import pytest
 
 import convt_conformance
 from convt_conformance.cli.paths import lock_output, release_locks
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, TINY_CASE
 
 SAMPLE = DATA / "results_sample.json"
 #: the copy of the package these tests import, for the subprocesses too
 PACKAGE_PARENT = str(Path(convt_conformance.__file__).resolve().parent.parent)
-TINY = """\
-cases:
-  - id: tiny-one
-    input: {values: [[[1, 2]]]}
-    weight: {values: [[[1, 1]]]}
-    expected: {shape: [1, 1, 3], values: [[[1, 3, 2]]]}
-"""
+TINY = TINY_CASE
 USAGE = 2
 
 

@@ -35,7 +35,7 @@ from convt_conformance.cli.main import main
 from convt_conformance.repro.common import COMMON_TAIL
 from convt_conformance.results import schema
 from convt_conformance.results.store import ResultsFileError, read_results
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, document_slots
 
 PACKAGE = Path(convt_conformance.__file__).resolve().parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), str(ROOT)])}
@@ -81,20 +81,6 @@ KEYS = st.sampled_from([
 ])
 
 
-def _places(node) -> list:
-    """Every (container, key) slot of the document, in a stable order."""
-    out = []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out.append((node, k))
-            out.extend(_places(v))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out.append((node, i))
-            out.extend(_places(v))
-    return out
-
-
 @st.composite
 def results_documents(draw) -> tuple[str, object]:
     """(what it started from, a document): a mutated committed file, or a random one."""
@@ -120,7 +106,7 @@ def results_documents(draw) -> tuple[str, object]:
         if op == "schema":
             doc["schema"] = draw(st.sampled_from([*SCHEMAS, "conformance-results/9", None, 3]))
             continue
-        places = _places(doc)
+        places = document_slots(doc)
         parent, key = places[draw(st.integers(0, len(places) - 1))]
         if op == "replace":
             parent[key] = draw(TRICKY)

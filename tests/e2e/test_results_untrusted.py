@@ -18,19 +18,13 @@ import convt_conformance
 from convt_conformance.cli.main import main
 from convt_conformance.model.terminal import printable
 from convt_conformance.results.store import ResultsFileError, read_results
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, TINY_CASE
 
 PACKAGE_PARENT = str(Path(convt_conformance.__file__).resolve().parent.parent)
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([PACKAGE_PARENT, str(ROOT)])}
 SAMPLE = json.loads((DATA / "results_sample.json").read_text())  # schema 1
 COMPACT = json.loads((DATA / "results_repro.json").read_text())  # schema 3
-TINY = """\
-cases:
-  - id: tiny-one
-    input: {values: [[[1, 2]]]}
-    weight: {values: [[[1, 1]]]}
-    expected: {shape: [1, 1, 3], values: [[[1, 3, 2]]]}
-"""
+TINY = TINY_CASE
 SCATTER = "tiny-one[numpy.scatter-cpu-float32]"
 #: code that must never run: it leaves a file named PWNED in the working directory
 PAYLOAD = '\nimport os; os.system("touch PWNED")\n'

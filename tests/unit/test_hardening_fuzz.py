@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from convt_conformance.library import CASES_DIR
 from convt_conformance.loading.cases import load_cases
-from tests.conftest import ROOT
+from tests.conftest import ROOT, document_slots
 
 DOCS = {p.relative_to(ROOT).as_posix(): yaml.safe_load(p.read_text())
         for p in sorted((CASES_DIR).rglob("*.yaml"))}
@@ -35,26 +35,12 @@ KEYS = st.sampled_from(["id", "input", "weight", "bias", "values", "random", "sh
                         "cases", "sweeps", "tolerance", "frameworks", "kernel", "spatial", "bogus"])
 
 
-def _places(node, path=()):
-    """Every (container, key) slot of the document, in a stable order."""
-    out = []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out.append((node, k))
-            out.extend(_places(v))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out.append((node, i))
-            out.extend(_places(v))
-    return out
-
-
 @st.composite
 def mutated_documents(draw):
     name = draw(st.sampled_from(sorted(DOCS)))
     doc = copy.deepcopy(DOCS[name])
     for _ in range(draw(st.integers(1, 4))):
-        places = _places(doc)
+        places = document_slots(doc)
         if not places:
             break
         parent, key = places[draw(st.integers(0, len(places) - 1))]
