@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -34,6 +35,22 @@ def document_slots(node: object) -> list[tuple[object, object]]:
             out.append((node, i))
             out.extend(document_slots(v))
     return out
+
+
+def mutate_slot(draw: Any, parent: Any, key: Any, op: str, values: Any, keys: Any) -> None:
+    """One structural mutation of a document slot for the fuzz tests: ``replace`` its value (drawn
+    from ``values``), ``delete`` it, ``rename`` a mapping key (from ``keys``), ``wrap`` the value in
+    a list or ``nest`` it in a one-key mapping; any other ``op`` leaves the slot as it is."""
+    if op == "replace":
+        parent[key] = draw(values)
+    elif op == "delete":
+        del parent[key]
+    elif op == "rename" and isinstance(parent, dict):
+        parent[draw(keys)] = parent.pop(key)
+    elif op == "wrap":
+        parent[key] = [parent[key]]
+    elif op == "nest" and isinstance(parent, dict):
+        parent[key] = {draw(keys): parent[key]}
 
 # CI: fixed seed, few examples; `HYPOTHESIS_PROFILE=thorough` for long runs.
 settings.register_profile("ci", derandomize=True, max_examples=60, deadline=None,

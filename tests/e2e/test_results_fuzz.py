@@ -35,7 +35,7 @@ from convt_conformance.cli.main import main
 from convt_conformance.repro.common import COMMON_TAIL
 from convt_conformance.results import schema
 from convt_conformance.results.store import ResultsFileError, read_results
-from tests.conftest import DATA, ROOT, document_slots
+from tests.conftest import DATA, ROOT, document_slots, mutate_slot
 
 PACKAGE = Path(convt_conformance.__file__).resolve().parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), str(ROOT)])}
@@ -108,22 +108,14 @@ def results_documents(draw) -> tuple[str, object]:
             continue
         places = document_slots(doc)
         parent, key = places[draw(st.integers(0, len(places) - 1))]
-        if op == "replace":
-            parent[key] = draw(TRICKY)
-        elif op == "inject":
+        if op == "inject":
             strings = [(p, k) for p, k in places if isinstance(p[k], str)]
             if strings:
                 parent, key = strings[draw(st.integers(0, len(strings) - 1))]
                 at = draw(st.integers(0, len(parent[key])))
                 parent[key] = parent[key][:at] + draw(HOSTILE_TEXT) + parent[key][at:]
-        elif op == "delete":
-            del parent[key]
-        elif op == "rename" and isinstance(parent, dict):
-            parent[draw(KEYS)] = parent.pop(key)
-        elif op == "wrap":
-            parent[key] = [parent[key]]
-        elif op == "nest" and isinstance(parent, dict):
-            parent[key] = {draw(KEYS): parent[key]}
+        else:
+            mutate_slot(draw, parent, key, op, TRICKY, KEYS)
     return start, doc
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from convt_conformance.library import CASES_DIR
 from convt_conformance.loading.cases import load_cases
-from tests.conftest import ROOT, document_slots
+from tests.conftest import ROOT, document_slots, mutate_slot
 
 DOCS = {p.relative_to(ROOT).as_posix(): yaml.safe_load(p.read_text())
         for p in sorted((CASES_DIR).rglob("*.yaml"))}
@@ -45,16 +45,7 @@ def mutated_documents(draw):
             break
         parent, key = places[draw(st.integers(0, len(places) - 1))]
         op = draw(st.sampled_from(["replace", "replace", "replace", "delete", "rename", "wrap", "nest"]))
-        if op == "replace":
-            parent[key] = draw(TRICKY)
-        elif op == "delete":
-            del parent[key]
-        elif op == "rename" and isinstance(parent, dict):
-            parent[draw(KEYS)] = parent.pop(key)
-        elif op == "wrap":
-            parent[key] = [parent[key]]
-        elif op == "nest" and isinstance(parent, dict):
-            parent[key] = {draw(KEYS): parent[key]}
+        mutate_slot(draw, parent, key, op, TRICKY, KEYS)
     return name, doc
 
 
