@@ -1,4 +1,4 @@
-"""A check runs one pytest phase with one report, and the quiet run prints progress lines, not a
+"""A group item of checks runs one pytest phase with one report, and the quiet run prints progress lines, not a
 letter per check (convt_conformance/run/item_protocol.py); workers get their share of the CPUs' threads."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import pytest
 
 from convt_conformance.cli.run import worker_threads
 from convt_conformance.library import CASES_DIR
-from convt_conformance.model.check_id import parse_check_id
+from convt_conformance.model.check_id import Check, parse_check_id
 from convt_conformance.results.store import read_results
+from convt_conformance.run.grouping import parse_group_name
 from tests.conftest import ROOT
 
 
@@ -28,17 +29,19 @@ def test_a_check_is_one_call_report_and_progress_replaces_letters(tmp_path, work
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     data = read_results(res)
     reports = [json.loads(line) for line in phases.read_text().splitlines()]
-    checks = [r for r in reports if parse_check_id(r[0]) is not None]
-    assert checks and {r[1] for r in checks} == {"call"}, sorted({r[1] for r in checks})
-    assert len(checks) == len({r[0] for r in checks}) == len(data["results"])  # one report a check
-    # the probe item (not a check) keeps pytest's three phases
-    assert {r[1] for r in reports if parse_check_id(r[0]) is None} == {"setup", "call", "teardown"}
+    groups = [r for r in reports if parse_group_name(r[0]) is not None]
+    assert groups and {r[1] for r in groups} == {"call"}, sorted({r[1] for r in groups})
+    assert len(groups) == len({r[0] for r in groups})  # one report an item
     n = len(data["results"])
+    assert n == len({Check.of(r) for r in data["results"]}) and len(groups) < n  # many checks an item
+    assert not [r for r in reports if parse_check_id(r[0]) is not None]  # no item of a single check
+    # the probe item (not a check) keeps pytest's three phases
+    assert {r[1] for r in reports if parse_group_name(r[0]) is None} == {"setup", "call", "teardown"}
     assert f"checks: {n:,}/{n:,} (100%), 0 unexpected" in p.stdout, p.stdout[-2000:]
     lines = p.stdout.splitlines()
     assert not any(set(line.strip()) <= set(".sxXF") and line.strip() for line in lines), p.stdout[-2000:]
-    # pytest's summary line still counts the checks (+ the probe item)
-    assert f"\n{sum(r['status'] == 'pass' for r in data['results']) + 1} passed" in p.stdout, p.stdout[-500:]
+    # pytest's summary line counts the items (+ the probe item)
+    assert f"\n{len(groups) + 1} passed" in p.stdout, p.stdout[-500:]
 
 
 @pytest.mark.parametrize(("n", "cpus", "threads"), [("0", 2, None), ("1", 8, None), ("2", 2, 1), ("2", 8, 4),
@@ -55,12 +58,15 @@ def test_progress_prints_every_tenth_and_the_first_unexpected_result():
     lines: list[str] = []
     tr = SimpleNamespace(ensure_newline=lambda: None, write_line=lines.append)
     config = SimpleNamespace(get_verbosity=lambda: -1, pluginmanager=SimpleNamespace(get_plugin=lambda name: tr))
-    progress = Progress(config, lambda: 20)  # type: ignore[arg-type]
-    nodeid = "cases/a.yaml::c1[numpy.scatter-cpu-float32]"
-    assert parse_check_id(nodeid) is not None
-    for i in range(20):
-        progress.pytest_runtest_logreport(SimpleNamespace(when="call", nodeid=nodeid, failed=i == 4))  # type: ignore[arg-type]
+    counts = [0, 0]
+    progress = Progress(config, lambda: 20, lambda: (counts[0], counts[1]))  # type: ignore[arg-type]
+    nodeid = "cases/a.yaml::@3:numpy.scatter-cpu-float32"
+    assert parse_group_name(nodeid) is not None and parse_check_id(nodeid) is None
+    for i in range(10):  # a report of two checks each, the third report with one unexpected
+        counts[0] += 2
+        counts[1] += int(i == 2)
+        progress.pytest_runtest_logreport(SimpleNamespace(when="call", nodeid=nodeid, failed=i == 2))  # type: ignore[arg-type]
     progress.pytest_runtest_logreport(SimpleNamespace(when="setup", nodeid=nodeid, failed=True))  # type: ignore[arg-type]
     done = [int(line.split()[1].split("/")[0]) for line in lines]
-    assert done == [2, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20], lines
-    assert lines[2].startswith("checks: 5/20 (25%), 1 unexpected") and "1 unexpected" in lines[-1]
+    assert done == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20], lines
+    assert lines[2].startswith("checks: 6/20 (30%), 1 unexpected") and "1 unexpected" in lines[-1]

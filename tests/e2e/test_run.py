@@ -48,8 +48,23 @@ def test_k_selection_and_ids(tmp_path):
     p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", "0",
                    "--", "-k", "doc-basic-2x2 and recipe and float32", "-vv")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "doc-basic-2x2[numpy.recipe-cpu-float32]" in p.stdout
-    assert [r["case"] for r in data["results"]] == ["doc-basic-2x2"]
+    assert ":numpy.recipe-cpu-float32 PASSED" in p.stdout  # the group item holding the check
+    assert "::doc-basic-2x2[numpy.recipe-cpu-float32] PASS" in p.stdout  # and a line for the check
+    assert [(r["case"], r["api"], r["dtype"]) for r in data["results"]] == [("doc-basic-2x2", "recipe", "float32")]
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_k_selects_one_check_of_a_group_and_m_whole_groups(tmp_path, workers):
+    """``-k`` on a check id runs that check alone, though its group item holds others; ``-m`` on
+    a dtype marker runs the checks of that dtype (convt_conformance/run/grouping.py)."""
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", workers,
+                   "--", "-k", "doc-basic-2x2[numpy.scatter-cpu-float64]")
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert [(r["case"], r["api"], r["dtype"]) for r in data["results"]] == [("doc-basic-2x2", "scatter", "float64")]
+    assert data["complete"] is True and data["selection"]["selected_checks"] == 1
+    p, data = _run(tmp_path, "--cases", CASES_DOC, "--frameworks", "numpy", "-n", workers, "--", "-m", "float16")
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert data["results"] and {r["dtype"] for r in data["results"]} == {"float16"} and data["complete"] is True
 
 
 def test_failing_case_exit_code(tmp_path):
@@ -110,6 +125,40 @@ def test_crash_costs_one_check(tmp_path):
     assert {r["status"] for r in crashed} == {"xfail"}
     assert {r["underlying_status"] for r in crashed} == {"crash"}
     assert crashed[0]["known"]["reason"] == "aborts"
+
+
+def _three_case_file(tmp_path, middle: str):
+    """Three cases whose checks share group items (one case file, one column and dtype each):
+    ``a-first``, ``middle`` (the one a test plugin keys on), ``z-last``."""
+    f = tmp_path / f"{middle}-group.yaml"
+    f.write_text("defaults: {dtypes: [float32, float64]}\ncases:\n" + "".join(f"""
+  - id: {cid}
+    input: {{values: [[[1, 2]]]}}
+    weight: {{values: [[[1, 1]]]}}
+    expected: {{shape: [1, 1, 3], values: [[[1, 3, 2]]]}}
+""" for cid in ("a-first", middle, "z-last")))
+    return f
+
+
+@pytest.mark.parametrize(("middle", "plugin", "kind"), [("crash-me", "tests.crash_plugin", "crash"),
+                                                         ("hang-me", "tests.hang_plugin", "timeout")])
+def test_a_crash_or_hang_inside_a_group_item_costs_one_check(tmp_path, middle, plugin, kind):
+    """The worker dies (abort, or the watchdog's time limit) in the middle check of a group item:
+    that check is the crash, named exactly; the checks before it keep the records the worker
+    streamed, those after it are run again; every other check passes and the run is complete."""
+    f = _three_case_file(tmp_path, middle)
+    p, data = _run(tmp_path, "--cases", str(f), "--frameworks", "numpy", "-n", "1", "--no-probes",
+                   "--check-timeout", "5", "--", "-p", plugin)
+    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+    bad = [r for r in data["results"] if r["status"] != "pass"]
+    assert bad and {(r["case"], r["dtype"], r["status"], r["failure_kind"]) for r in bad} == \
+        {(middle, "float32", "crash", kind)}, bad
+    apis = {r["api"] for r in data["results"]}
+    assert sorted(r["api"] for r in bad) == sorted(apis)  # each column's group item died at that check
+    keys = {(r["case"], r["api"], r["dtype"]) for r in data["results"]}
+    assert len(keys) == len(data["results"]) == 3 * 2 * len(apis)  # one record a check, none missing
+    assert data["complete"] is True
+    assert 0 < data["rerun"]["checks"] <= len(bad), data["rerun"]  # only the checks after each death ran again
 
 
 def test_crash_record_has_the_shape_of_any_record(tmp_path):

@@ -68,6 +68,8 @@ def test_collected_checks_without_records_make_the_run_incomplete():
 
     c = ResultsCollector.__new__(ResultsCollector)
     c.records, c.expected, c.state = {}, None, SimpleNamespace(unavailable={})
+    group = "cases/g.yaml::@7:numpy.scatter-cpu-float64"
+    c.expand = lambda nodeid: ["cases/g.yaml::g[numpy.scatter-cpu-float64]"] if nodeid == group else None
     assert c.missing() == ["<collection did not finish>"]
     c._expect(["cases/a.yaml::a[numpy.recipe-cpu-float32]", "cases/a.yaml::convention-probes"])
     c.records["cases/a.yaml::a[numpy.recipe-cpu-float32]"] = {}
@@ -78,6 +80,9 @@ def test_collected_checks_without_records_make_the_run_incomplete():
     # the checks of a framework left out as unavailable are not missing (the verdict weighs it)
     c.state.unavailable["torch"] = "the worker setting it up died"
     assert c.missing() == ["cases/a.yaml::b[numpy.recipe-cpu-float32]"]
+    # a group item's node id stands for its checks
+    c._expect([group])
+    assert c.missing() == ["cases/a.yaml::b[numpy.recipe-cpu-float32]", "cases/g.yaml::g[numpy.scatter-cpu-float64]"]
 
 
 def test_two_shards_merge_into_the_unsharded_run(tmp_path):

@@ -68,14 +68,14 @@ def test_run_check_emits_failure_kinds():
 
 def test_crash_records_emit_failure_kinds(tmp_path):
     nodeid = "cases/x.yaml::doc-basic-2x2[numpy.scatter-cpu-float32]"
-    report = SimpleNamespace(nodeid=nodeid, longrepr="worker 'gw0' crashed while running this")
+    said = "worker 'gw0' crashed while running this"
     state = SimpleNamespace(precision="strict", watchdog_dir=str(tmp_path))
-    died = crash_record(report, state, 10.0, crashed=True)  # type: ignore[arg-type]
+    died = crash_record(nodeid, said, state, 10.0, crashed=True)  # type: ignore[arg-type]
     assert (died.status, died.failure_kind) == (Status.CRASH, FailureKind.CRASH)
     assert died.failure_kind is FailureKind.CRASH
     (tmp_path / "gw0-1.txt").write_text(f"{nodeid}\nTimeout (0:00:10)!\nThread 0x1 (most recent call first):\n"
                                         '  File "x.py", line 1 in f\n')
-    stopped = crash_record(report, state, 10.0, crashed=True)  # type: ignore[arg-type]
+    stopped = crash_record(nodeid, said, state, 10.0, crashed=True)  # type: ignore[arg-type]
     assert stopped.status is Status.CRASH and stopped.failure_kind is FailureKind.TIMEOUT
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from convt_conformance.adapters.base import Adapter
+from convt_conformance.model.record import CheckRecord
 from convt_conformance.model.status import FailureKind, Status
 from convt_conformance.run.collector import CRASHED_KEY, RECORD_KEY, UNAVAILABLE_KEY, ResultsCollector
 from convt_conformance.run.state import RunState
@@ -77,7 +78,7 @@ def test_the_controllers_mark_reaches_the_workers(tmp_path):
 
 
 def _collector(tmp_path):
-    config = SimpleNamespace(getoption=lambda name: {"check_timeout": 10.0}[name])
+    config = SimpleNamespace(getoption=lambda name: {"check_timeout": 10.0}[name], get_verbosity=lambda: -1)
     state = SimpleNamespace(watchdog_dir=str(tmp_path), unavailable={}, precision="strict", known=[], adapters={},
                             selection={"profile": "full"})
     c = ResultsCollector(config, state)  # type: ignore[arg-type]
@@ -86,9 +87,9 @@ def _collector(tmp_path):
     return c
 
 
-def _dead_workers_report(text="worker 'gw0' went away"):
-    """The report xdist makes for the check a dead worker held (DSession.handle_crashitem)."""
-    return pytest.TestReport(nodeid=NODEID, location=("cases/x.yaml", None, "cases/x.yaml"), keywords={},
+def _dead_workers_report(text="worker 'gw0' went away", nodeid=NODEID):
+    """The report xdist makes for the item a dead worker held (DSession.handle_crashitem)."""
+    return pytest.TestReport(nodeid=nodeid, location=("cases/x.yaml", None, "cases/x.yaml"), keywords={},
                              outcome="failed", longrepr=text, when="???")  # type: ignore[arg-type]
 
 
@@ -105,6 +106,41 @@ def test_a_dead_worker_is_known_by_xdists_hook_not_by_its_wording(tmp_path):
     other.pytest_runtest_logreport(_dead_workers_report("worker 'gw0' crashed while running it"))
     assert other.records[NODEID].status is Status.ERROR
     assert other.records[NODEID].message.startswith("unexpected failure outside the check")
+
+
+def test_a_group_items_death_is_the_crash_of_its_running_check_and_keeps_what_it_finished(tmp_path):
+    """A worker dies in the second of three checks of a group item: the first keeps the record
+    the worker streamed, the second is the crash (the watchdog file names it), the third is
+    missing (``conformance run`` runs it again)."""
+    group = "cases/x.yaml::@4:numpy.scatter-cpu-float32"
+    ids = [f"cases/x.yaml::{c}[numpy.scatter-cpu-float32]" for c in ("a", "b", "c")]
+    wd = Watchdog(tmp_path, "gw0", 0)
+    wd.start_group(group)
+    first = CheckRecord(case="a", adapter="numpy", api="scatter", device="cpu", dtype="float32", precision="strict")
+    first.status, first.nodeid = Status.PASS, ids[0]
+    wd.done(json.dumps(first.as_dict(), default=str))
+    with wd.guard(ids[1]):
+        pass  # it died in here: the file names this check
+    c = _collector(tmp_path)
+    c.expand = lambda nodeid: ids if nodeid == group else None
+    c._expect([group])
+    report = _dead_workers_report(nodeid=group)
+    c.pytest_handlecrashitem(crashitem=group, report=report, sched=None)
+    c.pytest_runtest_logreport(report)
+    assert c.records[ids[0]].status is Status.PASS
+    assert (c.records[ids[1]].status, c.records[ids[1]].failure_kind) == (Status.CRASH, FailureKind.CRASH)
+    assert [m for m in c.missing() if m in ids] == [ids[2]]
+    # died between two checks (the file names none of the group's): nothing is blamed, all rerun
+    wd.start_group(group)
+    with wd.guard("cases/x.yaml::other[numpy.scatter-cpu-float32]"):
+        pass
+    c = _collector(tmp_path)
+    c.expand = lambda nodeid: ids if nodeid == group else None
+    c._expect([group])
+    report = _dead_workers_report(nodeid=group)
+    c.pytest_handlecrashitem(crashitem=group, report=report, sched=None)
+    c.pytest_runtest_logreport(report)
+    assert c.records == {} and [m for m in c.missing() if m in ids] == ids
 
 
 def test_a_worker_that_died_setting_up_leaves_its_framework_out(tmp_path):

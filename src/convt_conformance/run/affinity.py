@@ -31,6 +31,7 @@ from xdist.scheduler import LoadScheduling
 
 from convt_conformance.adapters.registry import AdapterLoadError, adapter_class
 from convt_conformance.model.check_id import parse_check_id
+from convt_conformance.run.grouping import MEMBERS_KEY, parse_group_name
 from convt_conformance.run.plan import load_run_profile
 
 
@@ -38,7 +39,7 @@ def affinity_group(nodeid: str) -> str:
     """The set-up a check shares with others: its adapter's ``affinity_group`` of its API label
     (by default the adapter's name; an unknown adapter: its name); "" for an item that is not a
     check (the probes, case-file problems)."""
-    key = parse_check_id(nodeid)
+    key = parse_check_id(nodeid) or parse_group_name(nodeid)
     if key is None:
         return ""
     try:
@@ -92,9 +93,18 @@ class AffinityScheduling(LoadScheduling):
             assert self.collection is not None
             profile = load_run_profile(self.config.getoption("profile"), self.config.getoption("profiles_file") or None)
 
+            stash = getattr(self.config, "stash", None)  # the run's group items (a bare config: none)
+            members = stash.get(MEMBERS_KEY, None) if stash is not None else None
+
             def cost(nodeid: str) -> float:
                 key = parse_check_id(nodeid)
-                return profile.cost(f"{key.adapter}.{key.api}") if key else 0.0
+                if key is not None:
+                    return profile.cost(f"{key.adapter}.{key.api}")
+                group = parse_group_name(nodeid)
+                if group is None:
+                    return 0.0
+                checks = members(nodeid) if members is not None else None
+                return profile.cost(f"{group.adapter}.{group.api}") * (len(checks) if checks else 1)
 
             for k, node in enumerate(self.nodes):
                 self._slot.setdefault(node, k)

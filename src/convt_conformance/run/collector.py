@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +27,14 @@ from convt_conformance.model.check_id import Check, parse_check_id
 from convt_conformance.model.record import CheckRecord
 from convt_conformance.model.status import FailureKind, Status
 from convt_conformance.run.state import RunState
-from convt_conformance.run.watchdog import crash_output, mark_unavailable, setup_failure, timed_out
+from convt_conformance.run.watchdog import (
+    crash_output,
+    finished_records,
+    mark_unavailable,
+    running_check,
+    setup_failure,
+    timed_out,
+)
 
 RECORD_KEY = "conformance_record"
 PROBES_KEY = "conformance_probes"
@@ -61,34 +68,35 @@ def run_case_files(config: pytest.Config) -> list[Path] | None:
     return [p for p in discover(args) if p.suffix in CASE_SUFFIXES]
 
 
-def crash_record(report: pytest.TestReport, st: RunState, check_timeout: float, case: Case | None = None,
+def crash_record(nodeid: str, text: str, st: RunState, check_timeout: float, case: Case | None = None,
                  framework_version: str | None = None, *, crashed: bool) -> CheckRecord:
-    """The record of a check whose process died (``crashed``: xdist reported its worker dead, see
-    :meth:`ResultsCollector.pytest_handlecrashitem`) or that failed outside the check: the shape
-    of any other record, its case fields filled from ``case`` (None: the case could not be found)."""
-    key = parse_check_id(report.nodeid)
+    """The record of check ``nodeid`` whose process died (``crashed``: xdist reported its worker
+    dead, see :meth:`ResultsCollector.pytest_handlecrashitem`) or that failed outside the check
+    (``text``: what the failure said): the shape of any other record, its case fields filled
+    from ``case`` (None: the case could not be found)."""
+    key = parse_check_id(nodeid)
     if key is None:
-        raise ValueError(f"not a check's node id: {report.nodeid!r}")
-    text = str(report.longrepr)[-1500:] if report.longrepr else ""
+        raise ValueError(f"not a check's node id: {nodeid!r}")
+    text = text[-1500:]
     if case is not None and case.id == key.case:
         rec = CheckRecord.for_case(case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
                                    precision=st.precision, framework_version=framework_version)
     else:
         rec = CheckRecord(case=key.case, adapter=key.adapter, api=key.api, device=key.device, dtype=key.dtype,
                           precision=st.precision, framework_version=framework_version)
-    rec.status, rec.nodeid = (Status.CRASH if crashed else Status.ERROR), report.nodeid
+    rec.status, rec.nodeid = (Status.CRASH if crashed else Status.ERROR), nodeid
     rec.message = (("the process running this check died (" + text.strip().splitlines()[-1][:300] + ")")
                    if crashed else f"unexpected failure outside the check: {text[-600:]}")
     if not crashed:
         return rec
-    where = timed_out(st.watchdog_dir, report.nodeid)
+    where = timed_out(st.watchdog_dir, nodeid)
     if where is not None:
         rec.failure_kind = FailureKind.TIMEOUT
         rec.message = (f"no result within --check-timeout {check_timeout:g} s: the worker was stopped; "
                        f"it was in {where}")
     else:
         rec.failure_kind = FailureKind.CRASH
-        rec.crash_output = crash_output(st.watchdog_dir, report.nodeid) or None  # the native abort message
+        rec.crash_output = crash_output(st.watchdog_dir, nodeid) or None  # the native abort message
     return rec
 
 
@@ -105,6 +113,9 @@ class ResultsCollector:
         self._stream: IO[str] | None = None
         self._cases: dict[str, Case] | None = None  # the run's cases by id, for crash records
         self._marked: set[str] = set()  # frameworks the workers were told are left out
+        #: the check node ids of a group item's node id (None: not a group item), set by the plugin
+        self.expand: Callable[[str], list[str] | None] = lambda nodeid: None
+        self.unexpected = 0  # records kept so far whose status is unexpected (the progress line)
 
     def open_stream(self, results: str) -> None:
         path = stream_path(results)
@@ -121,6 +132,7 @@ class ResultsCollector:
     def _keep(self, nodeid: str, rec: CheckRecord, raw: str | None = None) -> None:
         """Keep ``rec`` and stream it (``raw``: its JSON as the worker sent it, written as is)."""
         self.records[nodeid] = rec
+        self.unexpected += int(rec.status.unexpected)
         if self._stream is not None:
             self._stream.write((raw if raw is not None else json.dumps(rec.as_dict(), default=str)) + "\n")
             self._stream.flush()
@@ -165,9 +177,14 @@ class ResultsCollector:
         """xdist controller: the worker running ``crashitem`` died (xdist logs ``report`` next).
         Died setting the check's framework up: that framework is left out of the run and the
         report becomes a skip saying why; else the report is marked as the check's crash."""
-        failed = setup_failure(self.state.watchdog_dir, crashitem)
+        members = self.expand(crashitem)
+        running = crashitem if members is None else running_check(self.state.watchdog_dir, members)
+        if members is not None:  # a group item: the checks it finished before keep their records
+            report.user_properties.extend((RECORD_KEY, r) for r in finished_records(self.state.watchdog_dir, crashitem))
+        failed = setup_failure(self.state.watchdog_dir, running) if running else None
         if failed is None:
-            report.user_properties.append((CRASHED_KEY, crashitem))
+            if running:  # else it died between checks: its unfinished checks are rerun as missing
+                report.user_properties.append((CRASHED_KEY, running))
             return
         name, why = failed
         self.framework_unavailable(name, why)
@@ -177,7 +194,13 @@ class ResultsCollector:
         report.user_properties.append((UNAVAILABLE_KEY, json.dumps({name: why})))
 
     def _expect(self, ids: Iterable[str]) -> None:
-        checks = {i for i in ids if parse_check_id(i)}
+        checks: set[str] = set()
+        for i in ids:
+            members = self.expand(i)
+            if members is not None:
+                checks.update(members)
+            elif parse_check_id(i):
+                checks.add(i)
         self.expected = checks if self.expected is None else self.expected | checks
 
     @pytest.hookimpl(optionalhook=True)
@@ -196,10 +219,18 @@ class ResultsCollector:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if hasattr(self.config, "workerinput"):  # a worker: its reports are the controller's to read
+            return
+        verbose = self.config.get_verbosity() > 0 and parse_check_id(report.nodeid) is None
         for key, raw in report.user_properties:
             value = str(raw)
-            if key == RECORD_KEY and report.nodeid not in self.records:
-                self._keep(report.nodeid, CheckRecord.from_dict(json.loads(value)), value)
+            if key == RECORD_KEY:
+                rec = CheckRecord.from_dict(json.loads(value))
+                nodeid = rec.nodeid or report.nodeid
+                if nodeid not in self.records:
+                    self._keep(nodeid, rec, value)
+                    if verbose:  # a group item's checks, a line each (pytest's line is the item's)
+                        self._say(f"{nodeid} {rec.status.value.upper()}")
             elif key == PROBLEM_KEY:
                 self.problems[report.nodeid] = value
             elif key == PROBES_KEY and not self.probes:
@@ -209,14 +240,23 @@ class ResultsCollector:
             elif key == UNAVAILABLE_KEY:
                 for name, why in json.loads(value).items():
                     self.framework_unavailable(name, why)
-        check = parse_check_id(report.nodeid) if report.failed and report.nodeid not in self.records else None
+        if not report.failed:
+            return
+        crashed = next((str(v) for k, v in report.user_properties if k == CRASHED_KEY), None)
+        nodeid = crashed or report.nodeid  # a group item's crash: the check it was running
+        check = parse_check_id(nodeid) if nodeid not in self.records else None
         if check is not None:
             case = self._case_of(check)
-            rec = crash_record(report, self.state, self.config.getoption("check_timeout"),
-                               case, self._framework_version(check.adapter),
-                               crashed=any(k == CRASHED_KEY for k, _ in report.user_properties))
+            rec = crash_record(nodeid, str(report.longrepr or ""), self.state, self.config.getoption("check_timeout"),
+                               case, self._framework_version(check.adapter), crashed=crashed is not None)
             apply_known(rec, self.state.known, case)
-            self._keep(report.nodeid, rec)
+            self._keep(nodeid, rec)
+
+    def _say(self, line: str) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.ensure_newline()
+            tr.write_line(line)
 
     def missing(self) -> list[str]:
         """Collected checks without a record (all of them when collection never finished), but

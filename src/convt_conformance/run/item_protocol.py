@@ -20,12 +20,14 @@ With ``-v`` (verbosity >= 0) pytest's own output is left as it is.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from _pytest.runner import call_and_report
 
 from convt_conformance.model.check_id import parse_check_id
+from convt_conformance.run.grouping import parse_group_name
 
 PROBE_ITEM_NAME = "convention-probes"  # the probes' item: its letter, when it passes, is left out too
 
@@ -50,35 +52,40 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     and prints no letter (:class:`Progress` prints the progress)."""
     res = yield
     if _quiet(config) and report.when == "call" and (
-            parse_check_id(report.nodeid) is not None or (report.passed and report.nodeid.endswith(f"::{PROBE_ITEM_NAME}"))):
+            parse_check_id(report.nodeid) is not None or parse_group_name(report.nodeid) is not None
+            or (report.passed and report.nodeid.endswith(f"::{PROBE_ITEM_NAME}"))):
         return (res[0], "", "")
     return res
 
 
 class Progress:
     """The controller's progress line of the quiet run: at every tenth of ``total()`` checks (and
-    at the first unexpected result), ``checks: done/total (p%), n unexpected, t s``."""
+    at the first unexpected result), ``checks: done/total (p%), n unexpected, t s``; ``counts()``
+    gives the checks recorded so far and how many of them are unexpected (a report may carry
+    many checks: :mod:`convt_conformance.run.grouping`)."""
 
     STEPS = 10
 
-    def __init__(self, config: pytest.Config, total: Any) -> None:
-        self.config, self.total = config, total  # total(): the checks expected (None: not known yet)
-        self.done = self.unexpected = 0
+    def __init__(self, config: pytest.Config, total: Callable[[], int | None],
+                 counts: Callable[[], tuple[int, int]]) -> None:
+        self.config, self.total, self.counts = config, total, counts
+        self.unexpected = 0
         self.next_step, self.t0 = 1, time.monotonic()
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when not in ("call", "???") or parse_check_id(report.nodeid) is None or not _quiet(self.config):
+        if report.when not in ("call", "???") or not _quiet(self.config) or (
+                parse_check_id(report.nodeid) is None and parse_group_name(report.nodeid) is None):
             return
-        self.done += 1
-        first = report.failed and not self.unexpected
-        self.unexpected += int(report.failed)
+        done, unexpected = self.counts()
+        first = unexpected > 0 and not self.unexpected
+        self.unexpected = unexpected
         total = self.total() or 0
-        if total and (first or self.done * self.STEPS >= self.next_step * total):
-            while self.done * self.STEPS >= self.next_step * total:
+        if total and (first or done * self.STEPS >= self.next_step * total):
+            while done * self.STEPS >= self.next_step * total:
                 self.next_step += 1
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             if tr is not None:
                 tr.ensure_newline()
-                tr.write_line(f"checks: {self.done:,}/{total:,} ({100 * self.done // total}%), "
-                              f"{self.unexpected:,} unexpected, {time.monotonic() - self.t0:.0f} s")
+                tr.write_line(f"checks: {done:,}/{total:,} ({100 * done // total}%), "
+                              f"{unexpected:,} unexpected, {time.monotonic() - self.t0:.0f} s")

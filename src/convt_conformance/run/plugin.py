@@ -13,20 +13,26 @@ of their own (:mod:`convt_conformance.run.isolate`)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+from _pytest.mark import KeywordMatcher
+from _pytest.mark.expression import Expression
 
 from convt_conformance.adapters.registry import entries
+from convt_conformance.checking.check import apply_known
 from convt_conformance.checking.probes import run_probe_rows
 from convt_conformance.loading.cases import case_file_display, is_case_file_name, load_file, read_case_list
 from convt_conformance.loading.known import load_known
@@ -50,8 +56,10 @@ from convt_conformance.run.collector import (
     SELECTION_KEY,
     UNAVAILABLE_KEY,
     ResultsCollector,
+    crash_record,
     run_case_files,
 )
+from convt_conformance.run.grouping import MEMBERS_KEY, Group, Member, check_nodeid, make_groups, parse_group_name
 from convt_conformance.run.isolate import check_or_isolate
 from convt_conformance.run.item_protocol import (  # noqa: F401  (hooks)
     PROBE_ITEM_NAME,
@@ -71,9 +79,7 @@ if TYPE_CHECKING:
 
 WORKER_ENV_KEY, WATCHDOG_DIR_KEY = "conformance_worker_environment", "conformance_watchdog_dir"
 _records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
-#: a selected check before its item exists: (check id, adapter, api, label, device, dtype)
-_Selected = tuple[str, str, str, str, str, str]
-_pre_key, _loaded_key = pytest.StashKey["dict[str, list[_Selected]] | None"](), pytest.StashKey["dict[str, LoadResult]"]()
+_pre_key, _loaded_key = pytest.StashKey["_Plan | None"](), pytest.StashKey["dict[str, LoadResult]"]()
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # a CI timeout: end like Ctrl-C, so what was done is written
@@ -101,6 +107,8 @@ def pytest_configure(config: pytest.Config) -> None:
     st.preflight_path = config.getoption("preflight_json")
     config.stash[_state_key] = st
     collector = ResultsCollector(config, st)
+    members: Callable[[str], list[str] | None] = functools.partial(_members, config)
+    collector.expand = config.stash[MEMBERS_KEY] = members
     config.stash[_records_key] = collector
     config.pluginmanager.register(collector, "conformance-results-collector")
     if hasattr(config, "workerinput"):
@@ -110,7 +118,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                    config.getoption("check_timeout"))
             st.watchdog.capture_stderr()
         return
-    config.pluginmanager.register(Progress(config, lambda: None if collector.expected is None else len(collector.expected)),
+    config.pluginmanager.register(Progress(config, lambda: None if collector.expected is None else len(collector.expected),
+                                           lambda: (len(collector.records), collector.unexpected)),
                                   "conformance-progress")
     # controller (or -n 0): a folder for the workers' watchdog and stderr files (xdist only),
     # stale outputs replaced at once by an in-progress file, records streamed as they arrive
@@ -196,10 +205,35 @@ def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, s
                         yield name, api, label, device, dtype
 
 
-def _preselection(config: pytest.Config) -> dict[str, list[_Selected]] | None:
-    """Per case id, the checks ``(check id, *spec)`` the profile (or ``--only-checks``) selects,
-    found before any item exists (unselected checks are never built); None unless the arguments
-    are plain case files and directories (then pytest's deselection after collection)."""
+@dataclass
+class _Plan:
+    """What the preselection chose: per case file (display name), its group items; per group
+    name, its checks' ids; the checks selected before the shard."""
+
+    groups: dict[str, list[Group]]
+    members: dict[str, list[str]]
+    selected: int
+
+
+def _matches(expr: Expression | None, names: set[str], marks: set[str]) -> bool:
+    return expr is None or expr.evaluate(KeywordMatcher(names | marks))
+
+
+def _marked(expr: Expression | None, marks: set[str]) -> bool:
+    def matcher(name: str, /, **kwargs: object) -> bool:
+        return not kwargs and name in marks
+
+    return expr is None or expr.evaluate(matcher)
+
+
+def _preselection(config: pytest.Config) -> _Plan | None:
+    """The checks the profile (or ``--only-checks``), ``-k``, ``-m`` and the shard select, found
+    before any item exists (unselected checks are never built), as group items
+    (:mod:`convt_conformance.run.grouping`); None unless the arguments are plain case files and
+    directories (then one item a check, and pytest's own deselection after collection). ``-k``
+    and ``-m`` are applied here to each check (its id, its case file's path, its framework,
+    device and dtype, as pytest would match an item of its own), then cleared, so that pytest
+    does not apply them again to the group items. Every process of a run computes the same plan."""
     if _pre_key in config.stash:
         return config.stash[_pre_key]
     config.stash[_pre_key] = None
@@ -219,11 +253,43 @@ def _preselection(config: pytest.Config) -> dict[str, list[_Selected]] | None:
                 cid = Check(case.id, name, label, device, dtype).id
                 planned.append(PlannedItem(case, name, label, device, dtype, check_id=cid, api=api))
     ids, st.selection = preselect(st.profile, planned, config.getoption("only_checks"))
-    chosen: dict[str, list[_Selected]] = {}  # the collector builds exactly these, without enumerating again
-    for c in (c for c in planned if c.check_id in ids):
-        chosen.setdefault(c.case.id, []).append((c.check_id, c.adapter_name, c.api, c.label, c.device, c.dtype))
-    config.stash[_pre_key] = chosen
-    return chosen
+    keyword, markexpr = config.option.keyword.strip(), config.option.markexpr.strip()
+    kexpr = Expression.compile(keyword) if keyword else None
+    mexpr = Expression.compile(markexpr) if markexpr else None
+    config.option.keyword = config.option.markexpr = ""  # applied here, to checks
+    listed = config.getoption("case_list")
+    extra = {Path(listed).name} if listed else set()
+    chosen = [c for c in planned if c.check_id in ids
+              and _marked(mexpr, {c.adapter_name, c.device, c.dtype})
+              and _matches(kexpr, {c.check_id, seen[c.case.id], *extra}, {c.adapter_name, c.device, c.dtype})]
+    if kexpr is not None or mexpr is not None:
+        st.selection.update(selected_checks=len(chosen), digest=selection_digest([c.check_id for c in chosen]))
+    selected = len(chosen)
+    if st.shard is not None and not st.shard.problem(selected):
+        shards = shard_of(st.profile, chosen, st.shard.count, [c.check_id for c in chosen])
+        chosen = [c for c, k in zip(chosen, shards) if k == st.shard.index]
+        st.selection["shard"] = {"index": st.shard.index, "count": st.shard.count, "checks": len(chosen)}
+    per_file: dict[str, list[Member]] = {}
+    for c in chosen:
+        per_file.setdefault(seen[c.case.id], []).append(
+            Member(c.check_id, c.case.id, c.adapter_name, c.api, c.label, c.device, c.dtype))
+    groups = make_groups([(d, per_file.get(d, [])) for d, _ in files], st.profile.cost)
+    plan = _Plan(groups, {g.name: [m.check_id for m in g.members] for gs in groups.values() for g in gs}, selected)
+    config.stash[_pre_key] = plan
+    return plan
+
+
+def _members(config: pytest.Config, nodeid: str) -> list[str] | None:
+    """The check node ids of group item ``nodeid`` (None: not a group item), from this
+    process's own preselection (the controller's is computed at its first question)."""
+    if parse_group_name(nodeid) is None:
+        return None
+    st = _state(config)
+    saved = st.selection  # the workers' selection is the run's (the collector takes the first one sent)
+    plan = _preselection(config)
+    st.selection = saved or st.selection
+    ids = plan.members.get(nodeid.rsplit("::", 1)[-1]) if plan is not None else None
+    return None if ids is None else [check_nodeid(nodeid, i) for i in ids]
 
 
 class CaseFile(pytest.File):
@@ -246,14 +312,22 @@ class CaseFile(pytest.File):
                 st.problems.append(msg)
                 yield ProblemItem.from_parent(self, name=f"duplicate-id[{case.id}]", problem=msg)
                 continue
-            selected = pre.get(case.id, []) if pre is not None else \
-                [(Check(case.id, n, lb, dv, dt).id, n, a, lb, dv, dt) for n, a, lb, dv, dt in _specs(config, case)]
-            for cid, name, api, label, device, dtype in selected:
-                item = CaseItem.from_parent(self, name=cid, case=case, adapter_name=name, api=api, label=label,
-                                            device=device, dtype=dtype)
+            if pre is not None:
+                continue  # the file's group items follow
+            for name, api, label, device, dtype in _specs(config, case):
+                item = CaseItem.from_parent(self, name=Check(case.id, name, label, device, dtype).id, case=case,
+                                            adapter_name=name, api=api, label=label, device=device, dtype=dtype)
                 for m in (name, device, dtype):
                     item.add_marker(m)
                 yield item
+        if pre is None:
+            return
+        cases = {c.id: c for c in result.cases}
+        for g in pre.groups.get(display, []):
+            group = CheckGroupItem.from_parent(self, name=g.name, group=g, cases=cases)
+            for m in (g.adapter, g.device, g.dtype):
+                group.add_marker(m)
+            yield group
 
 
 @pytest.hookimpl(trylast=True)  # after xdist has started its workers: they collect meanwhile
@@ -267,7 +341,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     saved = st.selection  # the workers' selection is the run's (the collector takes the first one sent)
     pre = _preselection(config)
     st.selection = saved
-    too_many = st.shard.problem(sum(map(len, pre.values()))) if pre is not None else None
+    too_many = st.shard.problem(pre.selected) if pre is not None else None
     if too_many:
         raise pytest.UsageError(too_many)
 
@@ -278,16 +352,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     checks = [i for i in items if isinstance(i, CaseItem)]
     pre = config.stash.get(_pre_key, None)
     only = config.getoption("only_checks")
-    if pre is not None:
-        chosen = checks  # the collector built the selected checks only
-    elif only:  # `conformance run` re-running named checks (lost with a worker): exactly those
+    if pre is not None:  # the collector built the selected checks only, sharded, as group items
+        if st.shard is not None and not hasattr(config, "workerinput"):
+            too_many = st.shard.problem(pre.selected)
+            if too_many:
+                raise pytest.UsageError(too_many)
+        if st.shard is not None and st.shard.index != 1:
+            items[:] = [i for i in items if not isinstance(i, ProbeItem)]  # probes run in shard 1
+        return
+    if only:  # `conformance run` re-running named checks (lost with a worker): exactly those
         wanted = set(json.loads(Path(only).read_text(encoding="utf-8")))
         chosen = [c for c in checks if c.nodeid in wanted]
     else:
         chosen = select(st.profile, checks)
     ids = [c.nodeid for c in chosen]
-    collected = st.selection.get("collected_checks", len(checks)) if pre is not None else len(checks)
-    st.selection = {"profile": st.profile.name, "collected_checks": collected, "selected_checks": len(chosen),
+    st.selection = {"profile": st.profile.name, "collected_checks": len(checks), "selected_checks": len(chosen),
                     "digest": selection_digest(ids), "shard": None}
     keep = {id(c) for c in chosen}
     if st.shard is not None:
@@ -311,6 +390,88 @@ class CheckFailed(Exception):
     pass
 
 
+def _set_up(item: pytest.Item, st: RunState, name: str, nodeid: str) -> Adapter:
+    """The adapter ``name`` of ``item``'s checks, its framework set up in this process at its
+    first check (import, ``configure``) under the watchdog (naming check ``nodeid``), bounded by
+    :func:`setup_limit`. A framework that cannot run here (left out by the controller, or its
+    set-up failed) skips the item with a property naming it and why: the controller leaves it
+    out of the run."""
+    wd = st.watchdog
+    if name in st.configured:  # set up here already (the usual case: no file read a check)
+        adapter = st.adapter(name)
+        why = None
+    else:
+        adapter = None
+        why = st.unavailable.get(name) or (wd.unavailable(name) if wd is not None else None)
+    if why is None and adapter is None:
+        guard = contextlib.nullcontext() if wd is None else wd.guard(nodeid, setting_up=name, limit_s=setup_limit(
+            item.config.getoption("setup_timeout"), item.config.getoption("check_timeout")))
+        with guard:
+            adapter = st.adapter(name)
+        why = st.unavailable.get(name)
+    if adapter is None or why is not None:
+        why = why or f"the adapter {name!r} cannot be loaded"
+        st.unavailable.setdefault(name, why)
+        item.user_properties.append((UNAVAILABLE_KEY, json.dumps({name: why})))
+        pytest.skip(f"{name} cannot run: {why}")
+    return adapter
+
+
+class CheckGroupItem(pytest.Item):
+    """The checks of one case file and one column (adapter, API label, device, dtype) as one
+    item (:mod:`convt_conformance.run.grouping`): each check runs under its own watchdog guard
+    and gives its own record, node id ``<case file>::<check id>`` (streamed to the worker's
+    records file as it ends, for the controller should the worker die); the item fails when a
+    check's result is unexpected, naming each such check."""
+
+    single_phase = True  # no set-up or teardown phase (convt_conformance/run/item_protocol.py)
+
+    def __init__(self, *, group: Group, cases: dict[str, Case], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.group, self.cases = group, cases
+
+    def runtest(self) -> None:
+        st, g = _state(self.config), self.group
+        adapter = _set_up(self, st, g.adapter, check_nodeid(self.nodeid, g.members[0].check_id))
+        wd, timeout = st.watchdog, self.config.getoption("check_timeout")
+        if wd is not None:
+            wd.start_group(self.nodeid)
+        bad: list[str] = []
+        for m in g.members:
+            case, nodeid = self.cases[m.case], check_nodeid(self.nodeid, m.check_id)
+            with contextlib.nullcontext() if wd is None else wd.guard(nodeid):
+                try:
+                    rec = check_or_isolate(case, str(self.path), adapter, m.api, m.device, m.dtype, st.precision,
+                                           st.known, timeout * 0.9)  # known crashes: a child
+                except Exception:  # the harness's own failure: this check's error, the others go on
+                    rec = crash_record(nodeid, traceback.format_exc(), st, timeout, case, adapter.version(),
+                                       crashed=False)
+                    apply_known(rec, st.known, case)
+            rec.nodeid = nodeid
+            raw = json.dumps(rec.as_dict(), default=str)
+            self.user_properties.append((RECORD_KEY, raw))
+            if wd is not None:
+                wd.done(raw)
+            if rec.status.unexpected:
+                kind = f"/{rec.failure_kind}" if rec.failure_kind else ""
+                bad.append(f"{case.file}: case {case.id}: {m.check_id}: {rec.status}{kind}: {rec.message}")
+        if not st.selection_sent:
+            st.selection_sent = True  # the plan, once per worker
+            self.user_properties.append((SELECTION_KEY, json.dumps(st.selection)))
+        if bad:
+            raise CheckFailed("\n".join(bad))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: TracebackStyle | None = None) -> str | TerminalRepr:
+        if isinstance(excinfo.value, CheckFailed):  # never a traceback
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        g = self.group
+        return self.path, None, f"{len(g.members)} checks [{g.adapter}.{g.label} {g.device} {g.dtype}]"
+
+
 class CaseItem(pytest.Item):
     single_phase = True  # no set-up or teardown phase (convt_conformance/run/item_protocol.py)
 
@@ -325,34 +486,9 @@ class CaseItem(pytest.Item):
         """The check this item runs (its name is the check's id)."""
         return Check(self.case.id, self.adapter_name, self.label, self.device, self.dtype)
 
-    def _set_up(self, st: RunState) -> Adapter:
-        """This check's adapter, its framework set up in this process at its first check (import,
-        ``configure``) under the watchdog, bounded by :func:`setup_limit`. A framework that cannot
-        run here (left out by the controller, or its set-up failed) skips the check with a
-        property naming it and why: the controller leaves it out of the run."""
-        name, wd = self.adapter_name, st.watchdog
-        if name in st.configured:  # set up here already (the usual case: no file read a check)
-            adapter = st.adapter(name)
-            why = None
-        else:
-            adapter = None
-            why = st.unavailable.get(name) or (wd.unavailable(name) if wd is not None else None)
-        if why is None and adapter is None:
-            guard = contextlib.nullcontext() if wd is None else wd.guard(self.nodeid, setting_up=name, limit_s=setup_limit(
-                self.config.getoption("setup_timeout"), self.config.getoption("check_timeout")))
-            with guard:
-                adapter = st.adapter(name)
-            why = st.unavailable.get(name)
-        if adapter is None or why is not None:
-            why = why or f"the adapter {name!r} cannot be loaded"
-            st.unavailable.setdefault(name, why)
-            self.user_properties.append((UNAVAILABLE_KEY, json.dumps({name: why})))
-            pytest.skip(f"{name} cannot run: {why}")
-        return adapter
-
     def runtest(self) -> None:
         st = _state(self.config)
-        adapter = self._set_up(st)
+        adapter = _set_up(self, st, self.adapter_name, self.nodeid)
         with _time_limit(self):
             rec = check_or_isolate(self.case, str(self.path), adapter, self.api, self.device, self.dtype, st.precision,
                                    st.known, self.config.getoption("check_timeout") * 0.9)  # known crashes: a child

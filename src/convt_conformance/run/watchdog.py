@@ -25,7 +25,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +40,7 @@ class Watchdog:
         self._fh: IO[str] = open(self.path, "w+", encoding="utf-8")  # noqa: SIM115 - lives with the worker
         self._fh.write("\n")
         self._fh.flush()
+        self._done: IO[str] | None = None  # the current group item's finished records
 
     def capture_stderr(self) -> None:
         """Send this process's fd 2 (and the fault handler) to ``<worker>.log`` for good."""
@@ -67,6 +68,23 @@ class Watchdog:
         finally:
             if limit > 0:
                 faulthandler.cancel_dump_traceback_later()
+
+    def start_group(self, item_nodeid: str) -> None:
+        """A group item starts: its records file (beside the worker's file) is emptied and names
+        the item on its first line; :meth:`done` appends each check's record as it ends, so the
+        checks a worker finished before it died are not lost (:func:`finished_records`)."""
+        if self._done is None:
+            self._done = open(self.path.with_suffix(".done.jsonl"), "w+", encoding="utf-8")  # noqa: SIM115
+        self._done.seek(0)
+        self._done.truncate()
+        self._done.write(item_nodeid + "\n")
+        self._done.flush()
+
+    def done(self, record_json: str) -> None:
+        """A check of the current group item ended with this record (JSON, one line)."""
+        if self._done is not None:
+            self._done.write(record_json + "\n")
+            self._done.flush()
 
     def unavailable(self, framework: str) -> str | None:
         """Why the controller left ``framework`` out of the run (:func:`mark_unavailable`), else None."""
@@ -176,3 +194,41 @@ def crash_output(directory: str | os.PathLike[str] | None, nodeid: str, lines: i
             return None
         return "\n".join(text.rstrip().splitlines()[-lines:]) or None
     return None
+
+
+def running_check(directory: str | os.PathLike[str] | None, nodeids: Iterable[str]) -> str | None:
+    """Which of ``nodeids`` (the checks of a group item) a worker's file names on its first line:
+    the check that worker was running when it died, else None."""
+    wanted = set(nodeids)
+    if not directory or not Path(directory).is_dir():
+        return None
+    for f in Path(directory).glob("*.txt"):
+        try:
+            first = f.read_text(encoding="utf-8", errors="replace").partition("\n")[0]
+        except OSError:
+            continue
+        if first in wanted:
+            return first
+    return None
+
+
+def finished_records(directory: str | os.PathLike[str] | None, item_nodeid: str) -> list[str]:
+    """The records (JSON lines) of the checks of group item ``item_nodeid`` that a worker
+    finished before it died (:meth:`Watchdog.done`); a torn last line is left out."""
+    if not directory or not Path(directory).is_dir():
+        return []
+    for f in Path(directory).glob("*.done.jsonl"):
+        try:
+            lines = f.read_text(encoding="utf-8", errors="replace").split("\n")
+        except OSError:
+            continue
+        if lines and lines[0] == item_nodeid:
+            out = []
+            for line in lines[1:]:
+                try:
+                    json.loads(line)
+                except ValueError:
+                    continue
+                out.append(line)
+            return out
+    return []
