@@ -150,8 +150,16 @@ def framework_rejections() -> dict[str, FrameworkRejections]:
         except AdapterLoadError:
             continue
         if path is not None:
-            out[name] = read_rejections(path, rule_ids)
+            stat = path.stat()
+            out[name] = _read_rejections_once(str(path), stat.st_mtime_ns, stat.st_size, rule_ids)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _read_rejections_once(path: str, mtime_ns: int, size: int, rule_ids: frozenset[str]) -> FrameworkRejections:
+    """:func:`read_rejections`, once per version of the file (a check that is refused looks its
+    framework's patterns up; reading and compiling them each time cost ~8 ms a refusal)."""
+    return read_rejections(Path(path), rule_ids)
 
 
 @functools.lru_cache(maxsize=1)

@@ -374,7 +374,8 @@ def select(profile: Profile, checks: Sequence[C]) -> list[C]:
             if key not in multicover:
                 added = cover_triples(pool, chosen, key[2])
                 multicover[key] = {_key(c) for c in pool if id(c) in added}
-            chosen |= {id(c) for c in pool if _key(c) in multicover[key]}
+            wanted = multicover[key]  # once: the key hashes every check of the pool
+            chosen |= {id(c) for c in pool if _key(c) in wanted}
         keep.update(chosen)
     return [c for c in checks if id(c) in keep]
 
