@@ -40,11 +40,10 @@ def library() -> list[Case]:
     return list(loaded.cases)
 
 
-#: validity rules no case of the library breaks yet: cases breaking them are written, but several
-#: frameworks accept them (negative output_padding: JAX, Keras, OpenVINO; a zero kernel:
-#: TensorFlow, Keras; zero groups: TensorFlow, which also crashes), which wants known-disagreement
-#: entries before the cases join the library. Kept exact: the test fails when one gets covered.
-OPEN_RULES = ("negative-output-padding", "zero-kernel", "groups-nonpositive")
+#: validity rules no case of the library breaks yet (none: the coverage cases break negative
+#: output_padding, a zero kernel and zero groups in every rank). Kept exact: the test fails when a
+#: rule named here gets covered.
+OPEN_RULES: tuple[str, ...] = ()
 OPEN = sorted((f"breaks-{r}", f"rank{k}", "float32") for r in OPEN_RULES for k in (1, 2, 3))
 
 
@@ -161,4 +160,8 @@ def test_the_coverage_cases_show_what_their_sources_say(library):
     assert "bias" in case_features(by_id["cov-3d-bias-batch2-per-axis"])
     assert "zero-input-x-nonfinite-weight" in case_features(by_id["cov-2d-zero-on-inf-tap"])
     assert "in-per-group>8" in case_features(by_id["cov-3d-wide-group"])
+    for rule, name in [("negative-output-padding", "negative-output-padding"), ("zero-kernel", "zero-kernel"),
+                       ("groups-nonpositive", "zero-groups")]:
+        for k in (1, 2, 3):
+            assert f"breaks-{rule}" in case_features(by_id[f"cov-{k}d-invalid-{name}"])
     assert all("coverage" in c.tags for c in by_id.values())

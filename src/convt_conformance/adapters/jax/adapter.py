@@ -169,6 +169,11 @@ class JaxAdapter(Adapter):
         if api == "conv_transpose" and case.groups != 1:
             return "jax.lax.conv_transpose has no feature_group_count (groups) argument"
         if case.expected_error:
+            if any(op < 0 for op in case.output_padding):
+                # folded into the end pad, a negative output_padding is a larger crop: a valid lax
+                # configuration, so lax could never be asked the invalid one
+                return ("jax.lax has no output_padding argument (the adapter folds it into the end pad): a "
+                        "negative output_padding has no native form")
             return None
         if case.rank not in (1, 2, 3):
             return f"spatial rank {case.rank} has no layout string"

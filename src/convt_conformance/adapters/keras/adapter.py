@@ -14,7 +14,8 @@ canonical pads are mapped to the Keras arguments whose own meaning (Keras'
 ``_convert_conv_transpose_padding_args_from_keras_to_jax`` in
 keras/src/backend/common/backend_utils.py, the definition every backend is meant to follow) equals
 them; a case with ``padding_mode`` passes its word when Keras' meaning of it is the format's.
-What Keras cannot express (groups, other pads) is unsupported with the reason.
+What Keras cannot express (groups, other pads) is unsupported with the reason. An invalid case's
+negative output_padding is passed as is (with ``'valid'``), never as an equivalent valid crop.
 
 Gradient apis (``<backend>:<kind>:grad_input`` / ``:grad_weight`` / ``:grad_bias``): Keras 3 has
 no backend-agnostic gradient API, so the child differentiates the same Keras call with its
@@ -95,6 +96,17 @@ def keras_arguments(case: Case) -> tuple[tuple[str, list[int | None] | None] | N
     def means(mode: str, ops: list[int | None]) -> bool:
         return all(keras_axis(mode, op, k, s, d) == wv for op, (k, s, d), wv in zip(ops, axes, want))
 
+    if case.expected_error and any(op < 0 for op in case.output_padding):
+        # A negative output_padding has an equivalent crop among Keras' valid arguments ('same',
+        # or 'valid' with a smaller output_padding), which would hide the invalid value: it is
+        # passed as is, with 'valid' where that is the case's own meaning (zero pads), so that
+        # Keras itself must refuse it.
+        given: list[int | None] = [int(op) for op in case.output_padding]
+        if means("valid", given):
+            return ("valid", given), "invalid case: its negative output_padding passed as is with 'valid'"
+        return None, (f"Keras takes only padding 'valid'/'same' (+ output_padding); pads "
+                      f"{[list(p) for p in case.padding]} with output_padding {given} are neither "
+                      "(a negative output_padding is passed only as is, with 'valid')")
     word = {"same_upper": "same"}.get(case.padding_mode or "", case.padding_mode)
     if word in ("valid", "same"):
         mop = list(case.mode_output_padding or [0] * case.rank)
