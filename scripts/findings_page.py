@@ -33,9 +33,10 @@ MATCH_KEYS = ("case", "where", "api", "device", "dtype", "precision", "outcome",
 # Keys rendered by name; every other key is rendered generically after them.
 KNOWN_KEYS = frozenset({"id", "adapter", *MATCH_KEYS, "reason", "when", "strict", "issue", "evidence"})
 # Display order of the built-in frameworks (their adapters' `order`); any other name follows, sorted.
-FRAMEWORK_ORDER = ("numpy", "torch", "tensorflow", "jax", "keras", "onnx", "openvino")
+FRAMEWORK_ORDER = ("numpy", "torch", "tensorflow", "jax", "keras", "onnx", "openvino", "litert", "paddle", "mlx", "tinygrad")
 FRAMEWORK_TITLES = {"numpy": "NumPy", "torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX",
-                    "keras": "Keras 3", "onnx": "ONNX", "openvino": "OpenVINO"}
+                    "keras": "Keras 3", "onnx": "ONNX", "openvino": "OpenVINO", "litert": "LiteRT (TFLite)",
+                    "paddle": "PaddlePaddle", "mlx": "MLX", "tinygrad": "tinygrad"}
 OUTCOME_WORDS = {
     "fail/value": "values outside the tolerance (`fail/value`)",
     "fail/shape": "a wrong output shape (`fail/shape`)",

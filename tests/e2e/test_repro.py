@@ -56,8 +56,8 @@ TRIES = 600  # matching checks tried per entry, smallest case first (TF checks t
 SCRIPT_SECONDS = 90  # cap on one script in the driver (a torch.compile or XLA compile included)
 # Columns (adapter, api glob) with no reproducer yet: their scripts say "NOT AVAILABLE". None at
 # present (Keras' numpy-backend gradient columns are unsupported: no check, so no finding, there).
-# OpenVINO is an inference runtime: its gradient columns are always unsupported, never a finding
-NO_REPRODUCER: tuple[tuple[str, str], ...] = (("openvino", "*:grad_*"),)
+# OpenVINO and LiteRT are inference runtimes: their gradient columns are always unsupported, never a finding
+NO_REPRODUCER: tuple[tuple[str, str], ...] = (("openvino", "*:grad_*"), ("litert", "*:grad_*"))
 # Scripts that must die in the call
 CRASHING = ("crashes",)
 # Passing checks, one per column: the first of these cases the column applies to and passes on

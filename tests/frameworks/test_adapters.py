@@ -38,6 +38,10 @@ REFUSES_EVERY_COLUMN = {
        for p in ("probe-1d", "probe-2d", "probe-2d-dilated", "probe-2d-groups", "probe-2d-unequal-pads",
                  "probe-3d-groups")},
     **{("openvino", p): "float64: the CPU plugin takes no f64 inference precision" for p in PROBE_BY_ID},
+    **{("litert", p): "float64: the converter refuses a float64 model (no TFLite op for it)" for p in PROBE_BY_ID},
+    ("mlx", "probe-2d-groups"): "float64: MLX's CPU convolution refuses float64 with groups > 1, and ConvTranspose2d "
+                                "has no groups",
+    ("mlx", "probe-3d-groups"): "MLX has no grouped 3-D convolution, and ConvTranspose3d has no groups",
 }
 
 
@@ -175,6 +179,10 @@ REFUSALS = [
     ("keras", "probe-2d-unequal-pads", "{backend}:layer", "Keras takes only padding 'valid'/'same'"),
     ("onnx", "probe-2d-unequal-pads", "torch-export.ConvTranspose{n}d", "unequal (begin, end) padding pairs"),
     ("openvino", "probe-2d-groups", "ConvolutionBackpropData", "ConvolutionBackpropData has no groups"),
+    ("litert", "probe-2d-groups", "conv_transpose", "no grouped transposed convolution"),
+    ("paddle", "probe-2d-unequal-pads", "conv_transpose:padding_algorithm", "are no padding word"),
+    ("mlx", "probe-2d-groups", "ConvTranspose", "has no groups argument"),
+    ("tinygrad", "probe-2d-unequal-pads", "conv_transpose2d", "unequal (begin, end) padding pairs"),
 ]
 
 

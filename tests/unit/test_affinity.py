@@ -18,15 +18,19 @@ def test_groups_are_adapters_and_keras_backends():
     assert affinity_group(_id("c", "keras", "[tensorflow]Conv2DTranspose:grad_input")) == "keras.[tensorflow]"
     assert affinity_group(_id("c", "unregistered", "[x]api")) == "unregistered"  # its name: nothing else known
     assert affinity_group("cases/x.yaml::convention-probes") == ""
+    # a group item of checks: its column's group (convt_conformance/run/grouping.py)
+    assert affinity_group("cases/x.yaml::@12:keras.[tensorflow]Conv2DTranspose-cpu-float32") == "keras.[tensorflow]"
+    assert affinity_group("cases/x.yaml::@3:torch.conv_transpose2d:grad_input-cpu-float16") == "torch"
     costs = dict(load_run_profile("default").setup_costs)
     assert costs["keras.[torch]"] > costs["keras.[jax]"] > 0 and "*" in costs
 
 
 def test_the_group_is_the_adapters_hook():
     assert Adapter.affinity_group("anything") == ""  # the base class has no name
+    shares = {"litert": "tensorflow"}  # LiteRT converts with TensorFlow: one import in one worker
     for name in BUILTIN:
         cls = adapter_class(name)
-        assert cls.affinity_group("conv_transpose2d") == name
+        assert cls.affinity_group("conv_transpose2d") == shares.get(name, name)
     keras = adapter_class("keras")
     assert keras.affinity_group("[jax]ops.conv_transpose:grad_input") == "keras.[jax]"
     assert keras.affinity_group("ops.conv_transpose") == "keras"

@@ -17,7 +17,8 @@ import convt_conformance
 
 PACKAGE = Path(convt_conformance.__file__).resolve().parent
 #: the frameworks the engine must not name (the NumPy reference is the engine's own arithmetic)
-FRAMEWORK_NAMES = ("torch", "tensorflow", "jax", "keras", "onnx", "onnxruntime", "openvino")
+FRAMEWORK_NAMES = ("torch", "tensorflow", "jax", "keras", "onnx", "onnxruntime", "openvino", "litert", "ai_edge_litert",
+                   "paddle", "mlx", "tinygrad")
 _NAME = re.compile(r"(?<![a-z0-9])(" + "|".join(sorted(FRAMEWORK_NAMES, key=len, reverse=True)) + r")(?![a-z0-9])",
                    re.I)
 _STRINGS = {tokenize.STRING, *(getattr(tokenize, t) for t in ("FSTRING_MIDDLE",) if hasattr(tokenize, t))}

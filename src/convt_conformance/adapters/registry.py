@@ -31,6 +31,10 @@ BUILTIN: dict[str, str] = {
     "onnx": "convt_conformance.adapters.onnx.adapter:OnnxAdapter",
     "keras": "convt_conformance.adapters.keras.adapter:KerasAdapter",
     "openvino": "convt_conformance.adapters.openvino.adapter:OpenvinoAdapter",
+    "litert": "convt_conformance.adapters.litert.adapter:LitertAdapter",
+    "paddle": "convt_conformance.adapters.paddle.adapter:PaddleAdapter",
+    "mlx": "convt_conformance.adapters.mlx.adapter:MlxAdapter",
+    "tinygrad": "convt_conformance.adapters.tinygrad.adapter:TinygradAdapter",
 }
 
 

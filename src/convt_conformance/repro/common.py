@@ -156,7 +156,9 @@ def main():
     print(f"check: {CHECK_ID}")
     try:
         import importlib
-        print(f"framework: {MODULE} {importlib.import_module(MODULE).__version__} (recorded: {RECORDED_VERSION})")
+        import importlib.metadata
+        version = getattr(importlib.import_module(MODULE), "__version__", None) or importlib.metadata.version(MODULE)
+        print(f"framework: {MODULE} {version} (recorded: {RECORDED_VERSION})")
     except Exception as exc:  # noqa: BLE001
         print(f"framework: {MODULE} not importable: {exc}")
         raise SystemExit(2)
