@@ -60,6 +60,28 @@ settings.register_profile("thorough", max_examples=2000, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def integer_case(source: str, dtypes: list[str], *, n: int = 1, ci: int = 2, co: int = 3,
+                 spatial: list[int] | None = None, kernel: list[int] | None = None, dist: str = "integers",
+                 **keys: Any) -> Any:
+    """A case from keyword keys (the case format's own, plus ``n``, ``ci``, ``co``, ``spatial``,
+    ``kernel``), its input (distribution ``dist``) and weight integers in [-3, 3) with fixed seeds,
+    so exact in every dtype; ``source`` names the file in validation messages. Canonical layout:
+    input ``(n, ci, *spatial)``, weight ``(ci, co / groups, *kernel)``."""
+    from convt_conformance.loading.case_checks import case_from_raw
+
+    spatial, kernel = spatial or [3, 4], kernel or [2, 3]
+    raw = {"id": keys.pop("id"), "dtypes": list(dtypes),
+           "input": {"random": {"shape": [n, ci, *spatial], "distribution": dist, "low": -3, "high": 3,
+                                "seed": 1}},
+           "weight": {"random": {"shape": [ci, co // keys.get("groups", 1), *kernel], "distribution": "integers",
+                                 "low": -3, "high": 3, "seed": 2}},
+           "expected": {"shape": keys.pop("expected_shape")}, **keys}
+    problems: list = []
+    case = case_from_raw(raw, source, "cases[0]", problems)
+    assert case is not None and not problems, problems
+    return case
+
+
 def framework_available(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 

@@ -22,7 +22,7 @@ from convt_conformance.library import KNOWN_FILE  # noqa: E402
 from convt_conformance.loading.case_checks import case_from_raw  # noqa: E402
 from convt_conformance.loading.cases import load_cases  # noqa: E402
 from convt_conformance.loading.known import load_known  # noqa: E402
-from tests.conftest import DATA  # noqa: E402
+from tests.conftest import DATA, integer_case  # noqa: E402
 
 PROBES = {c.id: c for c in load_cases([DATA / "probes"]).cases}
 KNOWN, _ = load_known(KNOWN_FILE)
@@ -35,18 +35,7 @@ def lr(shared_adapter):
 
 def _case(**keys):
     """A case from a mapping (integer data: exact in float16 and float32)."""
-    n, ci, co = keys.pop("n", 1), keys.pop("ci", 2), keys.pop("co", 3)
-    spatial, kernel = keys.pop("spatial", [3, 4]), keys.pop("kernel", [2, 3])
-    raw = {"id": keys.pop("id"), "dtypes": ["float32", "float16"],
-           "input": {"random": {"shape": [n, ci, *spatial], "distribution": "integers", "low": -3, "high": 3,
-                                "seed": 1}},
-           "weight": {"random": {"shape": [ci, co, *kernel], "distribution": "integers", "low": -3, "high": 3,
-                                 "seed": 2}},
-           "expected": {"shape": keys.pop("expected_shape")}, **keys}
-    problems: list = []
-    case = case_from_raw(raw, "test_litert_adapter.py", "cases[0]", problems)
-    assert case is not None and not problems, problems
-    return case
+    return integer_case("test_litert_adapter.py", ["float32", "float16"], **keys)
 
 
 # (case, the operator the converter must produce, its options that must be recorded)

@@ -15,10 +15,9 @@ from convt_conformance.adapters.mlx import calls as mlx_calls  # noqa: E402
 from convt_conformance.checking.check import run_check  # noqa: E402
 from convt_conformance.checking.invalid_rules import classify_rejection  # noqa: E402
 from convt_conformance.library import CASES_DIR, KNOWN_FILE  # noqa: E402
-from convt_conformance.loading.case_checks import case_from_raw  # noqa: E402
 from convt_conformance.loading.cases import load_cases  # noqa: E402
 from convt_conformance.loading.known import load_known  # noqa: E402
-from tests.conftest import DATA  # noqa: E402
+from tests.conftest import DATA, integer_case  # noqa: E402
 
 PROBES = {c.id: c for c in load_cases([DATA / "probes"]).cases}
 KNOWN, _ = load_known(KNOWN_FILE)
@@ -33,18 +32,7 @@ def mlx(shared_adapter):
 
 def _case(**keys):
     """A case from a mapping (integer data: exact in every dtype)."""
-    n, ci, co, dist = keys.pop("n", 1), keys.pop("ci", 2), keys.pop("co", 3), keys.pop("dist", "integers")
-    spatial, kernel, groups = keys.pop("spatial", [3, 4]), keys.pop("kernel", [2, 3]), keys.get("groups", 1)
-    raw = {"id": keys.pop("id"), "dtypes": list(keys.pop("dtypes", DTYPES)),
-           "input": {"random": {"shape": [n, ci, *spatial], "distribution": dist, "low": -3, "high": 3,
-                                "seed": 1}},
-           "weight": {"random": {"shape": [ci, co // groups, *kernel], "distribution": "integers", "low": -3,
-                                 "high": 3, "seed": 2}},
-           "expected": {"shape": keys.pop("expected_shape")}, **keys}
-    problems: list = []
-    case = case_from_raw(raw, "test_mlx_adapter.py", "cases[0]", problems)
-    assert case is not None and not problems, problems
-    return case
+    return integer_case("test_mlx_adapter.py", keys.pop("dtypes", DTYPES), **keys)
 
 
 # explicit configurations: (case, the columns that must pass it exactly in every dtype, gradients too)

@@ -15,10 +15,9 @@ pytest.importorskip("openvino", reason="openvino is not installed (pip install -
 from convt_conformance.adapters.openvino import padding as ov_padding  # noqa: E402
 from convt_conformance.checking.check import run_check  # noqa: E402
 from convt_conformance.library import KNOWN_FILE  # noqa: E402
-from convt_conformance.loading.case_checks import case_from_raw  # noqa: E402
 from convt_conformance.loading.cases import load_cases  # noqa: E402
 from convt_conformance.loading.known import load_known  # noqa: E402
-from tests.conftest import DATA  # noqa: E402
+from tests.conftest import DATA, integer_case  # noqa: E402
 
 PROBES = {c.id: c for c in load_cases([DATA / "probes"]).cases}
 KNOWN, _ = load_known(KNOWN_FILE)
@@ -31,18 +30,7 @@ def ov(shared_adapter):
 
 def _case(**keys):
     """A case from a mapping (integer data: exact in every dtype)."""
-    n, ci, co = keys.pop("n", 1), keys.pop("ci", 2), keys.pop("co", 3)
-    spatial, kernel, groups = keys.pop("spatial", [3, 4]), keys.pop("kernel", [2, 3]), keys.get("groups", 1)
-    raw = {"id": keys.pop("id"), "dtypes": ["float32", "float16", "bfloat16"],
-           "input": {"random": {"shape": [n, ci, *spatial], "distribution": "integers", "low": -3, "high": 3,
-                                "seed": 1}},
-           "weight": {"random": {"shape": [ci, co // groups, *kernel], "distribution": "integers", "low": -3,
-                                 "high": 3, "seed": 2}},
-           "expected": {"shape": keys.pop("expected_shape")}, **keys}
-    problems: list = []
-    case = case_from_raw(raw, "test_openvino_adapter.py", "cases[0]", problems)
-    assert case is not None and not problems, problems
-    return case
+    return integer_case("test_openvino_adapter.py", ["float32", "float16", "bfloat16"], **keys)
 
 
 # explicit configurations: (case, the column that must pass it exactly in every dtype)

@@ -20,7 +20,7 @@ from convt_conformance.library import KNOWN_FILE  # noqa: E402
 from convt_conformance.loading.case_checks import case_from_raw  # noqa: E402
 from convt_conformance.loading.cases import load_cases  # noqa: E402
 from convt_conformance.loading.known import load_known  # noqa: E402
-from tests.conftest import DATA  # noqa: E402
+from tests.conftest import DATA, integer_case  # noqa: E402
 
 PROBES = {c.id: c for c in load_cases([DATA / "probes"]).cases}
 KNOWN, _ = load_known(KNOWN_FILE)
@@ -34,18 +34,7 @@ def tg(shared_adapter):
 
 def _case(**keys):
     """A case from a mapping (integer data: exact in every dtype)."""
-    n, ci, co = keys.pop("n", 1), keys.pop("ci", 2), keys.pop("co", 2)
-    spatial, kernel, groups = keys.pop("spatial", [2, 3]), keys.pop("kernel", [2, 2]), keys.get("groups", 1)
-    raw = {"id": keys.pop("id"), "dtypes": DTYPES,
-           "input": {"random": {"shape": [n, ci, *spatial], "distribution": "integers", "low": -3, "high": 3,
-                                "seed": 1}},
-           "weight": {"random": {"shape": [ci, co // groups, *kernel], "distribution": "integers", "low": -3,
-                                 "high": 3, "seed": 2}},
-           "expected": {"shape": keys.pop("expected_shape")}, **keys}
-    problems: list = []
-    case = case_from_raw(raw, "test_tinygrad_adapter.py", "cases[0]", problems)
-    assert case is not None and not problems, problems
-    return case
+    return integer_case("test_tinygrad_adapter.py", DTYPES, **{"co": 2, "spatial": [2, 3], "kernel": [2, 2], **keys})
 
 
 # (case, the column that must pass it exactly in every dtype)
