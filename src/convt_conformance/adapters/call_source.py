@@ -100,3 +100,20 @@ def call_source(calls: ModuleType, arguments: dict[str, Any], positional: str = 
     source = function_source(calls, str(name))
     defs = [s.rstrip() for s in [*helper_sources(calls, textwrap.dedent(source)), source]]
     return "\n\n\n".join(defs) + f"\n\n\n{result} = {name}({args})\n"
+
+
+def recorded_dtype_call(calls: ModuleType, native_call: dict[str, Any], names: tuple[str, ...], positional: str,
+                        wrt: str | None = None) -> str | None:
+    """:func:`call_source` of a record whose call is one of ``names`` and whose ``call_kwargs``
+    hold the ``dtype`` (passed as the script's ``DTYPE``) and ``wrt`` (the differentiated tensor,
+    None for a forward call): ``out, facts = <name>(<positional>, dtype=DTYPE, ...)``. None for a
+    record that names none of them or another ``wrt``."""
+    a = native_call.get("arguments")
+    if not isinstance(a, dict) or a.get("call") not in names:
+        return None
+    kwargs = a.get("call_kwargs")
+    if not isinstance(kwargs, dict) or "dtype" not in kwargs or kwargs.get("wrt") != wrt:
+        return None
+    own = {k: v for k, v in kwargs.items() if k != "dtype"}
+    return call_source(calls, {"call": a["call"], "call_kwargs": own}, positional=f"{positional}, dtype=DTYPE",
+                       result="out, facts")

@@ -14,7 +14,7 @@ themselves for a channels-last ``data_format``: ``x, w, b`` (and ``G``) go in as
 
 from __future__ import annotations
 
-from convt_conformance.adapters.call_source import call_source
+from convt_conformance.adapters.call_source import recorded_dtype_call
 from convt_conformance.adapters.paddle import calls as pd_calls
 
 FORWARD = ("conv_transpose", "conv_transpose_layer")
@@ -39,15 +39,7 @@ def _source(native_call: dict, names: tuple[str, ...], positional: str, wrt: str
     """The recorded call of one of ``names`` on ``positional``, its output in ``out`` (float64,
     canonical layout) and the dtype Paddle returned in ``native_dtype``; None for a record that
     names none."""
-    a = native_call.get("arguments")
-    if not isinstance(a, dict) or a.get("call") not in names:
-        return None
-    kwargs = a.get("call_kwargs")
-    if not isinstance(kwargs, dict) or "dtype" not in kwargs or kwargs.get("wrt") != wrt:
-        return None
-    own = {k: v for k, v in kwargs.items() if k != "dtype"}
-    src = call_source(pd_calls, {"call": a["call"], "call_kwargs": own}, positional=f"{positional}, dtype=DTYPE",
-                      result="out, facts")
+    src = recorded_dtype_call(pd_calls, native_call, names, positional, wrt)
     if src is None:
         return None
     return "\n".join([*_setup(), "", "", src.rstrip(), "print(f'paddle returned: {facts}')",

@@ -15,7 +15,7 @@ at the far end): ``x, w, b`` (and ``G``) go in as they are.
 
 from __future__ import annotations
 
-from convt_conformance.adapters.call_source import call_source
+from convt_conformance.adapters.call_source import recorded_dtype_call
 from convt_conformance.adapters.torch import calls as torch_calls
 
 FORWARD = ("conv_transpose", "conv_transpose_module", "conv_transpose_channels_last",
@@ -41,15 +41,7 @@ def _setup(native_call: dict) -> list[str]:
 def _source(native_call: dict, names: tuple[str, ...], positional: str, wrt: str | None = None) -> str | None:
     """The recorded call of one of ``names`` on ``positional``, its output in ``out`` (float64)
     and the dtype torch returned in ``native_dtype``; None for a record that names none."""
-    a = native_call.get("arguments")
-    if not isinstance(a, dict) or a.get("call") not in names:
-        return None
-    kwargs = a.get("call_kwargs")
-    if not isinstance(kwargs, dict) or "dtype" not in kwargs or kwargs.get("wrt") != wrt:
-        return None
-    own = {k: v for k, v in kwargs.items() if k != "dtype"}
-    src = call_source(torch_calls, {"call": a["call"], "call_kwargs": own}, positional=f"{positional}, dtype=DTYPE",
-                      result="out, facts")
+    src = recorded_dtype_call(torch_calls, native_call, names, positional, wrt)
     if src is None:
         return None
     return "\n".join([*_setup(native_call), "", "", src.rstrip(), "print(f'torch returned: {facts}')",
