@@ -201,12 +201,6 @@ class TinygradAdapter(Adapter):
 
         return forward_source(native_call)
 
-    def repro_prelude(self, native_call: dict) -> str:
-        """``tinygrad.__version__`` from the distribution's metadata (tinygrad 0.14 has none)."""
-        from convt_conformance.adapters.tinygrad.repro import prelude
-
-        return prelude()
-
     def repro_gradient_call(self, native_call: dict, quantity: str) -> str | None:
         """``Tensor.gradient`` of the recorded call with the cotangent ``G``: repro.py."""
         from convt_conformance.adapters.tinygrad.repro import gradient_source

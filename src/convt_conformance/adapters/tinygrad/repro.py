@@ -14,38 +14,17 @@ pairs form: the last axis first).
 
 from __future__ import annotations
 
-from convt_conformance.adapters.call_source import call_source
+from convt_conformance.adapters.call_source import recorded_dtype_call
 from convt_conformance.adapters.tinygrad import calls as tg_calls
 
 
 def _source(native_call: dict, name: str, positional: str, wrt: str | None = None) -> str | None:
     """The recorded call of ``name`` on ``positional``, its output in ``out`` (float64) and the
     dtype tinygrad returned in ``native_dtype``; None for a record that names another call."""
-    a = native_call.get("arguments")
-    if not isinstance(a, dict) or a.get("call") != name:
-        return None
-    kwargs = a.get("call_kwargs")
-    if not isinstance(kwargs, dict) or "dtype" not in kwargs or kwargs.get("wrt") != wrt:
-        return None
-    own = {k: v for k, v in kwargs.items() if k != "dtype"}
-    src = call_source(tg_calls, {"call": name, "call_kwargs": own}, positional=f"{positional}, dtype=DTYPE",
-                      result="out, facts")
+    src = recorded_dtype_call(tg_calls, native_call, (name,), positional, wrt)
     if src is None:
         return None
     return "\n".join([src.rstrip(), "print(f'tinygrad returned: {facts}')", "native_dtype = facts['dtype']"])
-
-
-def prelude() -> str:
-    """Module-level source before the call: the script prints ``tinygrad.__version__``, which
-    tinygrad 0.14 does not define; it is set from the installed distribution's metadata."""
-    return "\n".join([
-        "import importlib.metadata",
-        "",
-        "import tinygrad",
-        "",
-        "if not hasattr(tinygrad, '__version__'):  # tinygrad 0.14 has none; the script prints it",
-        "    tinygrad.__version__ = importlib.metadata.version('tinygrad')",
-    ])
 
 
 def forward_source(native_call: dict) -> str | None:
