@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -124,3 +124,17 @@ def check_nodeid(group_nodeid: str, check_id: str) -> str:
     """The node id of a check of the group item ``group_nodeid``: its case file's node id, then
     the check id (what an item of its own would be called)."""
     return group_nodeid.rsplit("::", 1)[0] + "::" + check_id
+
+
+def groups_as_json(groups: dict[str, list[Group]]) -> dict[str, list[list[Any]]]:
+    """``groups`` (per case file, as :func:`make_groups` gives them) as JSON-ready lists."""
+    return {display: [[g.name, g.adapter, g.label, g.device, g.dtype, [list(m) for m in g.members]] for g in gs]
+            for display, gs in groups.items()}
+
+
+def groups_from_json(data: dict[str, list[list[Any]]]) -> dict[str, list[Group]]:
+    """The groups :func:`groups_as_json` wrote."""
+    return {display: [Group(str(name), str(adapter), str(label), str(device), str(dtype),
+                            [Member(*(str(v) for v in m)) for m in members])
+                      for name, adapter, label, device, dtype, members in gs]
+            for display, gs in data.items()}

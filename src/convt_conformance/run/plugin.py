@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,7 +60,16 @@ from convt_conformance.run.collector import (
     crash_record,
     run_case_files,
 )
-from convt_conformance.run.grouping import MEMBERS_KEY, Group, Member, check_nodeid, make_groups, parse_group_name
+from convt_conformance.run.grouping import (
+    MEMBERS_KEY,
+    Group,
+    Member,
+    check_nodeid,
+    groups_as_json,
+    groups_from_json,
+    make_groups,
+    parse_group_name,
+)
 from convt_conformance.run.isolate import check_or_isolate
 from convt_conformance.run.item_protocol import (  # noqa: F401  (hooks)
     PROBE_ITEM_NAME,
@@ -68,8 +78,9 @@ from convt_conformance.run.item_protocol import (  # noqa: F401  (hooks)
     pytest_runtest_protocol,
 )
 from convt_conformance.run.plan import load_run_profile
+from convt_conformance.run.plan_file import read_plan, write_plan
 from convt_conformance.run.plugin_options import pytest_addoption, selected_frameworks  # noqa: F401  (the hook, found by name)
-from convt_conformance.run.state import RunState
+from convt_conformance.run.state import PREFLIGHT_WAIT_S, RunState
 from convt_conformance.run.watchdog import Watchdog, setup_limit
 
 if TYPE_CHECKING:
@@ -80,6 +91,7 @@ if TYPE_CHECKING:
 WORKER_ENV_KEY, WATCHDOG_DIR_KEY = "conformance_worker_environment", "conformance_watchdog_dir"
 _records_key, _state_key = pytest.StashKey[ResultsCollector](), pytest.StashKey[RunState]()
 _pre_key, _loaded_key = pytest.StashKey["_Plan | None"](), pytest.StashKey["dict[str, LoadResult]"]()
+_plan_thread_key = pytest.StashKey[threading.Thread]()
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # a CI timeout: end like Ctrl-C, so what was done is written
@@ -241,6 +253,10 @@ def _preselection(config: pytest.Config) -> _Plan | None:
     if given is None:
         return None
     st = _state(config)
+    shared = _shared_plan(config)
+    if shared is not None:
+        config.stash[_pre_key] = shared
+        return shared
     seen: dict[str, str] = {}
     planned: list[PlannedItem] = []
     files = [(_display(config, p), _load(config, p)) for p in given]
@@ -279,12 +295,59 @@ def _preselection(config: pytest.Config) -> _Plan | None:
     return plan
 
 
+def _shared_plan(config: pytest.Config) -> _Plan | None:
+    """In an xdist worker, the plan its controller computed and wrote
+    (:mod:`convt_conformance.run.plan_file`), ``-k`` and ``-m`` cleared as the controller applied
+    them; None elsewhere, or when the controller wrote none (the worker then computes it)."""
+    directory = getattr(config, "workerinput", {}).get(WATCHDOG_DIR_KEY)
+    content = read_plan(directory, PREFLIGHT_WAIT_S) if directory else None
+    if content is None or not content.get("plan"):
+        return None
+    st, plan = _state(config), content["plan"]
+    st.load_preflight()  # what the frameworks showed (devices, probes, those left out)
+    st.selection = plan["selection"]
+    config.option.keyword = config.option.markexpr = ""  # applied by the controller, to checks
+    groups = groups_from_json(plan["groups"])
+    return _Plan(groups, {g.name: [m.check_id for m in g.members] for gs in groups.values() for g in gs},
+                 int(plan["selected"]))
+
+
+def _share_plan(config: pytest.Config) -> _Plan | None:
+    """xdist's controller: compute the run's plan and write it for the workers
+    (:mod:`convt_conformance.run.plan_file`), always, even when computing it fails (the workers
+    then compute it themselves and report the problem). The controller keeps no selection of its
+    own: the workers' (the same) reaches it with their records."""
+    st = _state(config)
+    saved = st.selection
+    try:
+        pre = _preselection(config)
+    except BaseException as exc:
+        if st.watchdog_dir:
+            write_plan(st.watchdog_dir, {"failed": f"{type(exc).__name__}: {exc}"})
+        raise
+    content = {"plan": None if pre is None else {
+        "groups": groups_as_json(pre.groups), "selected": pre.selected, "selection": st.selection}}
+    st.selection = saved
+    if st.watchdog_dir:
+        write_plan(st.watchdog_dir, content)
+    return pre
+
+
+def _share_plan_in_background(config: pytest.Config) -> None:
+    """:func:`_share_plan` in the controller's plan thread, whose failure the workers report."""
+    with contextlib.suppress(Exception):
+        _share_plan(config)
+
+
 def _members(config: pytest.Config, nodeid: str) -> list[str] | None:
     """The check node ids of group item ``nodeid`` (None: not a group item), from this
     process's own preselection (the controller's is computed at its first question)."""
     if parse_group_name(nodeid) is None:
         return None
     st = _state(config)
+    thread = config.stash.get(_plan_thread_key, None)
+    if thread is not None:  # the controller's plan, computed while the workers started
+        thread.join()
     saved = st.selection  # the workers' selection is the run's (the collector takes the first one sent)
     plan = _preselection(config)
     st.selection = saved or st.selection
@@ -330,17 +393,21 @@ class CaseFile(pytest.File):
             yield group
 
 
-@pytest.hookimpl(trylast=True)  # after xdist has started its workers: they collect meanwhile
+@pytest.hookimpl(trylast=True)  # after xdist has started its workers: they start up meanwhile
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """xdist's controller collects nothing: it refuses a shard count above the checks selected
-    (:meth:`Shard.problem`) from the light enumeration the workers make too."""
+    """xdist's controller collects nothing: it computes the run's plan once for its workers
+    (:func:`_share_plan`) and refuses a shard count above the checks selected
+    (:meth:`Shard.problem`)."""
     config = session.config
     st = _state(config)
-    if st.shard is None or hasattr(config, "workerinput") or config.pluginmanager.get_plugin("dsession") is None:
-        return  # no shard, or a single process (pytest_collection_modifyitems refuses it there)
-    saved = st.selection  # the workers' selection is the run's (the collector takes the first one sent)
-    pre = _preselection(config)
-    st.selection = saved
+    if hasattr(config, "workerinput") or config.pluginmanager.get_plugin("dsession") is None:
+        return  # a worker, or a single process (pytest_collection_modifyitems refuses a shard there)
+    if st.shard is None:  # in a thread: xdist starts the workers once this hook returns
+        thread = threading.Thread(target=_share_plan_in_background, args=(config,), name="conformance-plan", daemon=True)
+        config.stash[_plan_thread_key] = thread
+        thread.start()
+        return
+    pre = _share_plan(config)  # a shard count is refused before any worker starts
     too_many = st.shard.problem(pre.selected) if pre is not None else None
     if too_many:
         raise pytest.UsageError(too_many)
