@@ -198,7 +198,10 @@ class Adapter:
         """The native call a check of ``api`` would make, described without making it (for a check
         that crashed its process before its call was recorded, and no sibling check survived to
         record one: ``conformance repro`` writes its script from this). Only an adapter whose call
-        is a pure function of the case (e.g. ONNX's one-node model) describes it; default None."""
+        is a pure function of the case (e.g. ONNX's one-node model) describes it; default None.
+        For a gradient column (``api`` ends in ``:grad_*``) it is the call the gradient is taken
+        of, described only where the adapter's :meth:`repro_gradient_call` writes its gradient;
+        else None."""
         return None
 
     def repro_call(self, native_call: dict) -> str | None:

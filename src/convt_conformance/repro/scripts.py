@@ -318,8 +318,9 @@ def script_for(payload: dict[str, Any], rec: dict[str, Any], cache: dict[str, di
 
 def described_call(rec: dict[str, Any], case: Case | None) -> dict | None:
     """The record's call as its adapter describes it without running it (Adapter.describe_call;
-    e.g. ONNX's one-node model), for a crash whose every sibling check crashed too; else None."""
-    if case is None or gradient_quantity(rec["api"]):
+    e.g. ONNX's one-node model, or MLX's call a gradient is taken of), for a crash whose every
+    sibling check crashed too; else None."""
+    if case is None:
         return None
     try:
         described = get_adapter(rec["adapter"]).describe_call(case, rec["api"], rec["device"], rec["dtype"])
