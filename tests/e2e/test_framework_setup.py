@@ -33,7 +33,9 @@ SETUP_TIMEOUT = 60
 def _run(tmp_path, mode):
     cases, res = tmp_path / "setup.yaml", tmp_path / "results.json"
     cases.write_text(CASES)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKERFAIL)]), "WORKERFAIL_MODE": mode}
+    # (not this test's own xdist worker variables: the fake fails wherever PYTEST_XDIST_WORKER is set)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")},
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKERFAIL)]), "WORKERFAIL_MODE": mode}
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "convt_conformance", "run", "--results", str(res), "--cases", str(cases),
                         "--frameworks", "numpy,workerfail", "-n", "2", "--no-probes",
