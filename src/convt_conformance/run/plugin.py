@@ -190,15 +190,12 @@ def _load(config: pytest.Config, path: Path) -> LoadResult:
     return cache[key]
 
 
-def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, str, str]]:
-    """Every (adapter, api, label, device, dtype) collected for ``case`` (collector and preselection)."""
+def _framework_devices(config: pytest.Config) -> dict[str, list[str]]:
+    """The devices of each framework that runs (the preflight's, once it is done): those left
+    out (not installed, crashed setting up, a broken plugin) are absent."""
     st = _state(config)
     st.load_preflight()
-    tags = {t for t in config.getoption("tags").split(",") if t}
-    if tags and not tags & set(case.tags):
-        return
-    dtypes = {t for t in config.getoption("dtypes").split(",") if t}
-    want_dev = config.getoption("device")
+    out: dict[str, list[str]] = {}
     for name in st.frameworks:
         adapter = st.adapter(name, setup=False)  # imported at its first check (the preflight saw it set up)
         if adapter is None or name in st.unavailable:
@@ -206,7 +203,34 @@ def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, s
         devices = st.framework_devices.get(name)
         if devices is None:
             devices = st.framework_devices[name] = adapter.devices()
-        devices = [d for d in devices if want_dev == "all" or d == want_dev]
+        out[name] = devices
+    return out
+
+
+def _assumed_devices(config: pytest.Config) -> dict[str, list[str]]:
+    """What :func:`_framework_devices` gives on a machine without accelerators where every
+    installed framework sets up: known without importing any framework."""
+    st = _state(config)
+    return {name: ["cpu"] for name in st.frameworks
+            if (a := st.instance(name)) is not None and name not in st.unavailable and a.installed()}
+
+
+def _specs(config: pytest.Config, case: Case,
+           devices_of: dict[str, list[str]] | None = None) -> Iterator[tuple[str, str, str, str, str]]:
+    """Every (adapter, api, label, device, dtype) collected for ``case`` (collector and
+    preselection), for the frameworks and devices of ``devices_of`` (None: :func:`_framework_devices`)."""
+    st = _state(config)
+    devices_of = _framework_devices(config) if devices_of is None else devices_of
+    tags = {t for t in config.getoption("tags").split(",") if t}
+    if tags and not tags & set(case.tags):
+        return
+    dtypes = {t for t in config.getoption("dtypes").split(",") if t}
+    want_dev = config.getoption("device")
+    for name, all_devices in devices_of.items():
+        adapter = st.instance(name)
+        if adapter is None:
+            continue
+        devices = [d for d in all_devices if want_dev == "all" or d == want_dev]
         for api in adapter.apis:
             if not adapter.applies(case, api):
                 continue
@@ -215,6 +239,36 @@ def _specs(config: pytest.Config, case: Case) -> Iterator[tuple[str, str, str, s
                 for dtype in case.dtypes:
                     if not dtypes or dtype in dtypes:
                         yield name, api, label, device, dtype
+
+
+@dataclass
+class _Selection:
+    """The checks planned for ``devices_of`` (per framework, its devices), the profile's (or
+    ``--only-checks``') choice among them, and the first case file (display name) of each case id."""
+
+    devices_of: dict[str, list[str]]
+    seen: dict[str, str]
+    planned: list[PlannedItem]
+    ids: set[str]
+    selection: dict[str, Any]
+
+
+def _select_checks(config: pytest.Config, files: list[tuple[str, LoadResult]],
+                   devices_of: dict[str, list[str]]) -> _Selection:
+    """Every check of ``files`` for the frameworks and devices of ``devices_of``, and those the
+    profile (or ``--only-checks``) selects: a pure function of its arguments and the options."""
+    st = _state(config)
+    seen: dict[str, str] = {}
+    planned: list[PlannedItem] = []
+    for display, loaded in files:
+        for case in loaded.cases:
+            if seen.setdefault(case.id, display) != display:
+                continue  # a duplicate id is a problem item, collected by its file
+            for name, api, label, device, dtype in _specs(config, case, devices_of):
+                cid = Check(case.id, name, label, device, dtype).id
+                planned.append(PlannedItem(case, name, label, device, dtype, check_id=cid, api=api))
+    ids, selection = preselect(st.profile, planned, config.getoption("only_checks"))
+    return _Selection(devices_of, seen, planned, ids, selection)
 
 
 @dataclass
@@ -245,7 +299,10 @@ def _preselection(config: pytest.Config) -> _Plan | None:
     directories (then one item a check, and pytest's own deselection after collection). ``-k``
     and ``-m`` are applied here to each check (its id, its case file's path, its framework,
     device and dtype, as pytest would match an item of its own), then cleared, so that pytest
-    does not apply them again to the group items. Every process of a run computes the same plan."""
+    does not apply them again to the group items. The plan is the same in every process of a run:
+    xdist's workers read their controller's (:func:`_shared_plan`). While the preflight is still
+    setting the frameworks up, the checks are planned for the CPU and every installed framework
+    (what it finds on most machines), kept when it finds exactly that, planned again otherwise."""
     if _pre_key in config.stash:
         return config.stash[_pre_key]
     config.stash[_pre_key] = None
@@ -257,18 +314,15 @@ def _preselection(config: pytest.Config) -> _Plan | None:
     if shared is not None:
         config.stash[_pre_key] = shared
         return shared
-    seen: dict[str, str] = {}
-    planned: list[PlannedItem] = []
     files = [(_display(config, p), _load(config, p)) for p in given]
-    st.load_preflight()  # after the case files: they load while the preflight finishes
-    for display, loaded in files:
-        for case in loaded.cases:
-            if seen.setdefault(case.id, display) != display:
-                continue  # a duplicate id is a problem item, collected by its file
-            for name, api, label, device, dtype in _specs(config, case):
-                cid = Check(case.id, name, label, device, dtype).id
-                planned.append(PlannedItem(case, name, label, device, dtype, check_id=cid, api=api))
-    ids, st.selection = preselect(st.profile, planned, config.getoption("only_checks"))
+    guess: _Selection | None = None
+    if st.preflight_pending():  # planned meanwhile for the devices it most likely finds
+        guess = _select_checks(config, files, _assumed_devices(config))
+    devices_of = _framework_devices(config)  # once the preflight is done
+    picked = guess if guess is not None and guess.devices_of == devices_of else \
+        _select_checks(config, files, devices_of)
+    seen, planned, ids = picked.seen, picked.planned, picked.ids
+    st.selection = dict(picked.selection)
     keyword, markexpr = config.option.keyword.strip(), config.option.markexpr.strip()
     kexpr = Expression.compile(keyword) if keyword else None
     mexpr = Expression.compile(markexpr) if markexpr else None

@@ -64,19 +64,29 @@ class RunState:
         self.preflight = pre.get("frameworks", {})
         self.frameworks = [f for f in self.frameworks if f not in self.unavailable]
 
-    def adapter(self, name: str, *, setup: bool = True) -> Adapter | None:
-        """This process's adapter instance (created once per process), or None for a plugin that
-        fails to load. ``setup``: also imported and configured (once per process; a framework that
-        cannot be set up lands in ``unavailable``). Collection passes False: where the preflight
-        already set the framework up, its devices come from there and the import waits for the
-        framework's first check in this process (a worker that runs none never imports it)."""
+    def preflight_pending(self) -> bool:
+        """Whether ``conformance run``'s preflight is still setting the frameworks up (its file not
+        written yet)."""
+        return bool(self.preflight_path) and not self.preflight_loaded and not Path(self.preflight_path).exists()
+
+    def instance(self, name: str) -> Adapter | None:
+        """This process's adapter instance (created once, its framework not imported), or None
+        for a plugin that fails to load (then named in ``unavailable``)."""
         if name not in self.adapters:
             try:
                 self.adapters[name] = get_adapter(name)
             except AdapterLoadError as exc:  # a broken plugin: reported, the others still run
                 self.adapters[name] = None
                 self.unavailable[name] = str(exc)
-        a = self.adapters[name]
+        return self.adapters[name]
+
+    def adapter(self, name: str, *, setup: bool = True) -> Adapter | None:
+        """This process's adapter instance (created once per process), or None for a plugin that
+        fails to load. ``setup``: also imported and configured (once per process; a framework that
+        cannot be set up lands in ``unavailable``). Collection passes False: where the preflight
+        already set the framework up, its devices come from there and the import waits for the
+        framework's first check in this process (a worker that runs none never imports it)."""
+        a = self.instance(name)
         if a is None or name in self.configured or name in self.unavailable:
             return a
         seen = self.preflight.get(name) or {}
