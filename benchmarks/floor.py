@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 from convt_conformance.cli.run import worker_threads  # noqa: E402
 from convt_conformance.library import CASES_DIR, KNOWN_FILE  # noqa: E402
 
@@ -61,7 +61,7 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
         a.configure("strict")
         note_adapter(a)
     # a known crash would kill this process: the harness runs it in a child of its own, the floor skips it
-    mine = [c for c in mine if not expected_to_crash(known, case=c.case.id, adapter=c.adapter_name, api=c.label,
+    mine = [c for c in mine if not expected_to_crash(known, c.case, adapter=c.adapter_name, api=c.label,
                                                      device=c.device, dtype=c.dtype, precision="strict")]
     api_of = {(n, a.api_label(api, c.case.rank)): api for n, a in adapters.items() for c in mine for api in a.apis}
     setup = time.perf_counter()
@@ -83,7 +83,7 @@ def _floor_worker(frameworks: str, profile: str, index: int, count: int) -> None
 
 
 def _floor(framework: str, profile: str, n: int, cache: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONFORMANCE_JAX_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CONFORMANCE_JAX_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
     threads = worker_threads(str(n), os.cpu_count() or 1)  # the threads the harness's workers get
     if threads is not None and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -98,7 +98,7 @@ def _floor(framework: str, profile: str, n: int, cache: str) -> dict:
 
 
 def _harness(framework: str, profile: str, n: int, cache: str, results: str) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONFORMANCE_JAX_CACHE": cache}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CONFORMANCE_JAX_CACHE": cache}
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "convt_conformance", "run", "--frameworks", framework, "--profile", profile,
                     "-n", str(n), "--no-probes", "--results", results], cwd=ROOT, env=env,
