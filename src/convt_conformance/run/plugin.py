@@ -21,6 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from convt_conformance.loading.profiles import (
 from convt_conformance.model.case import Case, LoadResult
 from convt_conformance.model.check_id import Check
 from convt_conformance.model.status import Status
+from convt_conformance.run import timeline
 from convt_conformance.run.affinity import pytest_xdist_make_scheduler  # noqa: F401  (the hook, found by name)
 from convt_conformance.run.collector import (
     PROBES_KEY,
@@ -99,6 +101,7 @@ def _sigterm(signum: int, frame: FrameType | None) -> NoReturn:  # a CI timeout:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    timeline.mark("configure")
     for name in entries():
         config.addinivalue_line("markers", f"{name}: checks of the {name} adapter")
     config.addinivalue_line("markers", "gpu: checks that run on a GPU")
@@ -310,9 +313,11 @@ def _preselection(config: pytest.Config) -> _Plan | None:
     if given is None:
         return None
     st = _state(config)
+    timeline.mark("plan-start")
     shared = _shared_plan(config)
     if shared is not None:
         config.stash[_pre_key] = shared
+        timeline.mark("plan-end", "read")
         return shared
     files = [(_display(config, p), _load(config, p)) for p in given]
     guess: _Selection | None = None
@@ -346,6 +351,7 @@ def _preselection(config: pytest.Config) -> _Plan | None:
     groups = make_groups([(d, per_file.get(d, [])) for d, _ in files], st.profile.cost)
     plan = _Plan(groups, {g.name: [m.check_id for m in g.members] for gs in groups.values() for g in gs}, selected)
     config.stash[_pre_key] = plan
+    timeline.mark("plan-end", "made")
     return plan
 
 
@@ -553,6 +559,7 @@ class CheckGroupItem(pytest.Item):
 
     def runtest(self) -> None:
         st, g = _state(self.config), self.group
+        started = time.time()
         adapter = _set_up(self, st, g.adapter, check_nodeid(self.nodeid, g.members[0].check_id))
         wd, timeout = st.watchdog, self.config.getoption("check_timeout")
         if wd is not None:
@@ -576,6 +583,7 @@ class CheckGroupItem(pytest.Item):
             if rec.status.unexpected:
                 kind = f"/{rec.failure_kind}" if rec.failure_kind else ""
                 bad.append(f"{case.file}: case {case.id}: {m.check_id}: {rec.status}{kind}: {rec.message}")
+        timeline.mark("item", f"{started:.3f}", g.adapter, g.label, g.dtype, len(g.members))
         if not st.selection_sent:
             st.selection_sent = True  # the plan, once per worker
             self.user_properties.append((SELECTION_KEY, json.dumps(st.selection)))

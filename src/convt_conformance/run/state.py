@@ -14,6 +14,7 @@ from convt_conformance.adapters.base import Adapter
 from convt_conformance.adapters.registry import AdapterLoadError, get_adapter
 from convt_conformance.loading.known import KnownDisagreement
 from convt_conformance.loading.profiles import Profile, Shard
+from convt_conformance.run import timeline
 from convt_conformance.run.watchdog import Watchdog
 
 #: how long a process waits for the preflight's file (its bound: 2 attempts of --setup-timeout a
@@ -60,6 +61,7 @@ class RunState:
         if not path.exists():
             return
         pre = json.loads(path.read_text(encoding="utf-8"))
+        timeline.mark("preflight-read")
         self.unavailable.update(pre.get("unavailable", {}))
         self.preflight = pre.get("frameworks", {})
         self.frameworks = [f for f in self.frameworks if f not in self.unavailable]
