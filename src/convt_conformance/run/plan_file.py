@@ -32,13 +32,22 @@ def write_plan(directory: str, content: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def wait_for_file(path: Path, wait_s: float, poll_s: float = 0.02) -> bool:
+    """Whether ``path`` exists within ``wait_s`` (a file another process of the run writes
+    atomically: the preflight's findings, the plan), polled every ``poll_s``."""
+    deadline = time.monotonic() + wait_s
+    while not path.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
 def read_plan(directory: str, wait_s: float) -> dict[str, Any] | None:
     """The run's plan file in ``directory`` once the controller has written it (waiting up to
     ``wait_s``), or None when none appeared (the caller then computes the plan itself)."""
-    path, deadline = Path(directory) / PLAN_FILE, time.monotonic() + wait_s
-    while not path.exists():
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.02)
+    path = Path(directory) / PLAN_FILE
+    if not wait_for_file(path, wait_s):
+        return None
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data

@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -276,12 +276,15 @@ def _select_checks(config: pytest.Config, files: list[tuple[str, LoadResult]],
 
 @dataclass
 class _Plan:
-    """What the preselection chose: per case file (display name), its group items; per group
-    name, its checks' ids; the checks selected before the shard."""
+    """What the preselection chose: per case file (display name), its group items; the checks
+    selected before the shard; per group name, its checks' ids (from the groups)."""
 
     groups: dict[str, list[Group]]
-    members: dict[str, list[str]]
     selected: int
+    members: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.members = {g.name: [m.check_id for m in g.members] for gs in self.groups.values() for g in gs}
 
 
 def _matches(expr: Expression | None, names: set[str], marks: set[str]) -> bool:
@@ -349,7 +352,7 @@ def _preselection(config: pytest.Config) -> _Plan | None:
         per_file.setdefault(seen[c.case.id], []).append(
             Member(c.check_id, c.case.id, c.adapter_name, c.api, c.label, c.device, c.dtype))
     groups = make_groups([(d, per_file.get(d, [])) for d, _ in files], st.profile.cost)
-    plan = _Plan(groups, {g.name: [m.check_id for m in g.members] for gs in groups.values() for g in gs}, selected)
+    plan = _Plan(groups, selected)
     config.stash[_pre_key] = plan
     timeline.mark("plan-end", "made")
     return plan
@@ -367,9 +370,7 @@ def _shared_plan(config: pytest.Config) -> _Plan | None:
     st.load_preflight()  # what the frameworks showed (devices, probes, those left out)
     st.selection = plan["selection"]
     config.option.keyword = config.option.markexpr = ""  # applied by the controller, to checks
-    groups = groups_from_json(plan["groups"])
-    return _Plan(groups, {g.name: [m.check_id for m in g.members] for gs in groups.values() for g in gs},
-                 int(plan["selected"]))
+    return _Plan(groups_from_json(plan["groups"]), int(plan["selected"]))
 
 
 def _share_plan(config: pytest.Config) -> _Plan | None:

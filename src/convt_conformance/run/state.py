@@ -15,6 +15,7 @@ from convt_conformance.adapters.registry import AdapterLoadError, get_adapter
 from convt_conformance.loading.known import KnownDisagreement
 from convt_conformance.loading.profiles import Profile, Shard
 from convt_conformance.run import timeline
+from convt_conformance.run.plan_file import wait_for_file
 from convt_conformance.run.watchdog import Watchdog
 
 #: how long a process waits for the preflight's file (its bound: 2 attempts of --setup-timeout a
@@ -55,10 +56,8 @@ class RunState:
         if self.preflight_loaded or not self.preflight_path:
             return
         self.preflight_loaded = True
-        path, deadline = Path(self.preflight_path), time.monotonic() + wait_s
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not path.exists():
+        path = Path(self.preflight_path)
+        if not wait_for_file(path, wait_s, poll_s=0.05):
             return
         pre = json.loads(path.read_text(encoding="utf-8"))
         timeline.mark("preflight-read")

@@ -4,7 +4,7 @@ line per event to ``<folder>/<pid>.txt``: ``<unix time> <event> [detail]``. Even
 (the plugin starts in the process), ``plan-start`` / ``plan-end`` (the run's plan made or read),
 ``preflight-read`` (the preflight's findings taken in), ``item <start> <adapter> <api label>
 <dtype> <checks>`` (a group item ran from ``start`` to the line's time). Unset (the default):
-nothing is written and nothing is measured. ``benchmarks/timeline.py`` runs a run with it and
+nothing is written (an item still reads the clock once). ``benchmarks/timeline.py`` runs a run with it and
 prints each process's timeline.
 """
 
