@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from caches import cache_env  # benchmarks/caches.py (this folder is the script's sys.path[0])
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,8 +38,7 @@ def _frameworks(tree: Path) -> str:
 def _run(tree: Path, base: Path, args: argparse.Namespace, frameworks: str, tmp: Path) -> dict[str, object]:
     cache = tmp / "cache"
     shutil.rmtree(cache, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "CONFORMANCE_JAX_CACHE": str(cache / "jax"),
-           "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor")}
+    env = {**cache_env(cache), "PYTHONPATH": str(tree / "src")}
     results = tmp / "results.json"
     library = base / "src" / "convt_conformance" / "library"
     t0 = time.perf_counter()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from caches import cache_env  # benchmarks/caches.py (this folder is the script's sys.path[0])
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +32,7 @@ def main() -> int:
     cache = Path("/tmp/convt-bench-cache")
     if not args.warm:
         shutil.rmtree(cache, ignore_errors=True)
-    env = {**os.environ, "CONFORMANCE_JAX_CACHE": str(cache / "jax"), "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor")}
+    env = cache_env(cache)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "convt_conformance", "run", "-n", args.n, "--profile", args.profile,
                            "--results", args.results], cwd=ROOT, capture_output=True, text=True, env=env)

@@ -13,7 +13,6 @@ gaps between items longer than that; and the command's own wall time.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from caches import cache_env  # benchmarks/caches.py (this folder is the script's sys.path[0])
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -37,8 +38,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="conformance-timeline-"))
     folder, cache = tmp / "timeline", tmp / "cache"
     folder.mkdir()
-    env = {**os.environ, TIMELINE_ENV: str(folder), "CONFORMANCE_JAX_CACHE": str(cache / "jax"),
-           "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor")}
+    env = {**cache_env(cache), TIMELINE_ENV: str(folder)}
     cmd = [sys.executable, "-m", "convt_conformance", "run", "-n", args.n, "--profile", args.profile,
            "--results", str(tmp / "results.json")]
     if args.frameworks:
