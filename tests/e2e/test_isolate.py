@@ -7,17 +7,58 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from convt_conformance.adapters.registry import get_adapter
 from convt_conformance.checking.check import run_check
 from convt_conformance.library import CASES_DIR
 from convt_conformance.loading.cases import load_file
 from convt_conformance.loading.known import load_known
+from convt_conformance.run import isolate
+from convt_conformance.run.forkserver import ForkServer
 from convt_conformance.run.isolate import check_or_isolate, crash_text, expected_to_crash, run_isolated
 from tests.conftest import ROOT
 
 DOC = CASES_DIR / "documents"
 KNOWN = ('disagreements:\n  - {id: e1, case: CASE, adapter: numpy, api: "scatter", dtype: float32, versions: {numpy: ">=1"},'
          ' outcome: KIND, reason: "r"}\n')
+
+
+@pytest.fixture(autouse=True)
+def _fresh_servers():
+    """Each test starts its own fork servers (they keep the environment they started with)."""
+    isolate.close_servers()
+    yield
+    isolate.close_servers()
+
+
+#: a sitecustomize that misbehaves where ISOLATE_TEST_WHERE says: "start" (the process that would
+#: be forked from, or the plain child, at its start) or "fork" (each forked child)
+SITE = """\
+import os, sys, time
+def _misbehave():
+    if os.environ.get("ISOLATE_TEST_HANG"):
+        time.sleep(30)
+    sys.stderr.write("F1201 fake.cc:1] Check failed: planted abort\\n"); sys.stderr.flush(); os.abort()
+if os.environ.get("ISOLATE_TEST_WHERE") == "start":
+    _misbehave()
+elif os.environ.get("ISOLATE_TEST_WHERE") == "fork":  # the forked child's check misbehaves
+    def _patch():
+        served = sys.modules["__main__"]  # the server: python -m convt_conformance.run.isolate --serve
+        if hasattr(served, "run_check"):
+            served.run_check = lambda *args, **kwargs: _misbehave()
+    os.register_at_fork(after_in_child=_patch)
+"""
+
+
+def _plant(tmp_path, monkeypatch, where: str, hang: bool = False) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("ISOLATE_TEST_WHERE", where)
+    if hang:
+        monkeypatch.setenv("ISOLATE_TEST_HANG", "1")
 
 
 def _case():
@@ -58,37 +99,57 @@ def test_a_child_that_survives_gives_the_in_process_record(tmp_path):
         assert there[key] == here[key], key
 
 
-def test_a_child_that_dies_is_a_crash_with_its_stderr(tmp_path, monkeypatch):
-    """The child aborts at start (a sitecustomize on its PYTHONPATH): recorded as a crash of the
-    check with the native message, then the known entry applies (xfail)."""
+@pytest.mark.parametrize("where", ["fork", "start"])
+def test_a_child_that_dies_is_a_crash_with_its_stderr(tmp_path, monkeypatch, where):
+    """The child aborts (a sitecustomize on its PYTHONPATH), forked from the numpy server
+    ("fork") or, where that server cannot start, as a new process ("start"): recorded as a crash
+    of the check with the native message, then the known entry applies (xfail)."""
     f, case = _case()
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(
-        "import os, sys\nif os.environ.get('ISOLATE_TEST_ABORT'):\n"
-        "    sys.stderr.write('F1201 fake.cc:1] Check failed: planted abort\\n'); sys.stderr.flush(); os.abort()\n")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("ISOLATE_TEST_ABORT", "1")
+    _plant(tmp_path, monkeypatch, where)
     known = _known(tmp_path, case.id, "crash")
     rec = run_isolated(case, str(f), "numpy", "scatter", "scatter", "cpu", "float32", "strict", known, 60, "x")
     assert (rec.status, rec.underlying_status, rec.failure_kind) == ("xfail", "crash", "crash")
     assert "signal 6" in rec.message and "planted abort" in (rec.crash_output or "")
     assert rec.file == case.file and rec.params == case.params()  # the shape of any record
-    monkeypatch.delenv("ISOLATE_TEST_ABORT")
+    assert isinstance(isolate._SERVERS["numpy"], ForkServer) == (where == "fork")
+    isolate.close_servers()
+    monkeypatch.delenv("ISOLATE_TEST_WHERE")
     rec = run_isolated(case, str(f), "numpy", "scatter", "scatter", "cpu", "float32", "strict", [], 60, "x")
     assert rec.status == "pass"
 
 
-def test_a_child_past_the_limit_is_a_timeout(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["fork", "start"])
+def test_a_child_past_the_limit_is_a_timeout(tmp_path, monkeypatch, where):
     f, case = _case()
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text("import os, time\nif os.environ.get('ISOLATE_TEST_HANG'):\n"
-                                           "    time.sleep(30)\n")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("ISOLATE_TEST_HANG", "1")
+    _plant(tmp_path, monkeypatch, where, hang=True)
     rec = run_isolated(case, str(f), "numpy", "scatter", "scatter", "cpu", "float32", "strict", [], 1.0, "x")
     assert (rec.status, rec.failure_kind) == ("crash", "timeout") and "1 s" in rec.message
+    if where == "fork":  # the server killed the hung child and goes on serving (its children still hang)
+        server = isolate._SERVERS["numpy"]
+        assert isinstance(server, ForkServer)
+        rec = run_isolated(case, str(f), "numpy", "scatter", "scatter", "cpu", "float32", "strict", [], 1.0, "x")
+        assert (rec.status, rec.failure_kind) == ("crash", "timeout") and isolate._SERVERS["numpy"] is server
+
+
+def test_children_fork_from_one_server(tmp_path):
+    """Two checks expected to crash: one server for the framework, a new child each (their pids
+    differ, the server's stays)."""
+    f, case = _case()
+    known = _known(tmp_path, case.id, "crash")
+    a = get_adapter("numpy")
+    first = check_or_isolate(case, str(f), a, "scatter", "cpu", "float32", "strict", known, 60)
+    server = isolate._SERVERS["numpy"]
+    second = check_or_isolate(case, str(f), a, "scatter", "cpu", "float32", "strict", known, 60)
+    assert isinstance(server, ForkServer) and isolate._SERVERS["numpy"] is server
+    assert first.status == second.status == "xpass"
+    assert first.max_abs_err == second.max_abs_err
+
+
+def test_an_adapter_not_fork_safe_takes_a_new_process(tmp_path, monkeypatch):
+    f, case = _case()
+    monkeypatch.setattr(type(get_adapter("numpy")), "fork_isolation", False)
+    rec = run_isolated(case, str(f), "numpy", "scatter", "scatter", "cpu", "float32", "strict", [], 60, "x")
+    assert rec.status == "pass" and isolate._SERVERS["numpy"] is None
 
 
 def test_crash_text_keeps_the_native_message_and_the_stack():

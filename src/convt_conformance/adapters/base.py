@@ -106,6 +106,12 @@ class Adapter:
     dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
     order: int = 100  # display order in reports and the default --frameworks list
     gpu_capable: bool = True  # False: never runs a check on a GPU (--require-gpu does not ask it)
+    #: True: a process that has imported the framework (``_import``) and run none of its
+    #: operations may be forked, each child then configuring it and running a check (how a
+    #: known crash's own process starts, convt_conformance/run/forkserver.py); shown per framework
+    #: by tests/frameworks/test_fork_isolation.py. False (an outside adapter unless it says so):
+    #: each such check starts a new Python process.
+    fork_isolation: bool = False
 
     @classmethod
     def release_requirements(cls, distribution: str, version: str) -> tuple[str, ...]:

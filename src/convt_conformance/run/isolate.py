@@ -13,15 +13,24 @@ does not crash is recorded as it would be in the worker (a ``kind: crash`` entry
 only, so a release that no longer crashes shows its real status). A check that crashed only
 after other checks ran in the same process would show that status too: the isolation removes
 no finding, it can only turn a crash that depended on earlier checks into the check's own result.
+
+Where the adapter says its framework is safe to fork after its import (``fork_isolation``), the
+child is forked from a server process of the worker's that has imported the framework once and
+run nothing (:mod:`convt_conformance.run.forkserver`): a fresh process all the same, for
+milliseconds instead of a framework import each (TensorFlow's is seconds). A server that cannot
+start or stops answering leaves that framework's checks to the plain child.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,7 @@ from convt_conformance.model.check_id import Check
 from convt_conformance.model.env_facts import note_adapter
 from convt_conformance.model.record import CheckRecord
 from convt_conformance.model.status import FailureKind, Status
+from convt_conformance.run.forkserver import ChildResult, ForkServer, ForkServerError, refuse, serve
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the convt_conformance package
 
@@ -66,26 +76,96 @@ def run_isolated(case: Case, case_file: str, adapter: str, api: str, label: str,
     known disagreements applied. ``api``: the adapter's API name; ``label``: its column label."""
     request = {"file": case_file, "display": case.file, "case": case.id, "adapter": adapter, "api": api, "device": device,
                "dtype": dtype, "precision": precision}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    try:
-        p = subprocess.run([sys.executable, "-m", "convt_conformance.run.isolate"], input=json.dumps(request),
-                           capture_output=True, text=True, timeout=timeout_s, env=env)
-    except subprocess.TimeoutExpired:
+    result = _in_forked_child(adapter, request, timeout_s)
+    if result is None:
+        result = _in_new_process(request, timeout_s)
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+    if result.returncode is None:
         rec = _failed(case, adapter, label, device, dtype, precision, framework_version)
         rec.failure_kind = FailureKind.TIMEOUT
         rec.message = f"no result within --check-timeout {timeout_s:g} s: the check's own process was stopped"
+    elif result.returncode == 0 and lines:
+        rec = CheckRecord.from_dict(json.loads(lines[-1]))
     else:
-        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-        if p.returncode == 0 and lines:
-            rec = CheckRecord.from_dict(json.loads(lines[-1]))
-        else:
-            rec = _failed(case, adapter, label, device, dtype, precision, framework_version)
-            how = f"signal {-p.returncode}" if p.returncode < 0 else f"exit {p.returncode}"
-            rec.failure_kind = FailureKind.CRASH
-            rec.message = f"the process running this check died ({how}; run in a process of its own)"
-            rec.crash_output = crash_text(p.stderr)
+        rec = _failed(case, adapter, label, device, dtype, precision, framework_version)
+        code = result.returncode
+        how = f"signal {-code}" if code < 0 else f"exit {code}"
+        rec.failure_kind = FailureKind.CRASH
+        rec.message = f"the process running this check died ({how}; run in a process of its own)"
+        rec.crash_output = crash_text(result.stderr)
     apply_known(rec, known, case)
     return rec
+
+
+def _child_environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def _in_new_process(request: dict[str, Any], timeout_s: float | None) -> ChildResult:
+    """The check in a new Python process (it imports the engine and its framework)."""
+    try:
+        p = subprocess.run([sys.executable, "-m", "convt_conformance.run.isolate"], input=json.dumps(request),
+                           capture_output=True, text=True, timeout=timeout_s, env=_child_environment())
+    except subprocess.TimeoutExpired:
+        return ChildResult(None, "", "")
+    return ChildResult(p.returncode, p.stdout, p.stderr)
+
+
+#: this process's fork server per framework (None: it could not start, or the adapter is not
+#: fork-safe: that framework's checks take a new process each)
+_SERVERS: dict[str, ForkServer | None] = {}
+#: how long a fork server may take to import its framework where checks have no time limit (with
+#: one, the check's limit: what a new process has to import it and run the check)
+SERVER_START_S = 300.0
+
+
+def _in_forked_child(adapter: str, request: dict[str, Any], timeout_s: float | None) -> ChildResult | None:
+    """The check in a child forked from this process's server for ``adapter`` (started at its
+    first expected crash), or None where there is none."""
+    if adapter not in _SERVERS:
+        _SERVERS[adapter] = _start_server(adapter, timeout_s or SERVER_START_S)
+    server = _SERVERS[adapter]
+    if server is None:
+        return None
+    try:
+        return server.run(request, timeout_s)
+    except ForkServerError:
+        _SERVERS[adapter] = None
+        return None
+
+
+def _start_server(adapter: str, start_timeout_s: float) -> ForkServer | None:
+    from convt_conformance.adapters.registry import AdapterLoadError, adapter_class
+
+    try:
+        if not adapter_class(adapter).fork_isolation:
+            return None
+    except AdapterLoadError:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix=f"conformance-isolate-{adapter}-"))
+    try:
+        server = ForkServer([sys.executable, "-m", "convt_conformance.run.isolate", "--serve", adapter],
+                            _child_environment(), folder, start_timeout_s)
+    except (ForkServerError, OSError):
+        _remove(folder)
+        return None
+    atexit.register(_remove, folder)
+    return server
+
+
+def close_servers() -> None:
+    """End this process's fork servers (at exit; a test between its settings)."""
+    for server in _SERVERS.values():
+        if server is not None:
+            server.close()
+    _SERVERS.clear()
+
+
+atexit.register(close_servers)
+
+
+def _remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 _NATIVE = re.compile(r"^F\d{4} |Check failed|Fatal|terminate called|Assertion|Segmentation|Floating point")
@@ -110,27 +190,41 @@ def _failed(case: Case, adapter: str, label: str, device: str, dtype: str, preci
     return rec
 
 
-def _main() -> int:
-    import faulthandler
-
-    from convt_conformance.adapters.registry import get_adapter
-
-    faulthandler.enable()  # a native crash leaves the Python stack on stderr (the record's crash_output)
+def _check(request: dict[str, Any], adapter: Adapter) -> int:
+    """A child's work: the requested check on ``adapter`` (imported, not configured), its record
+    as one JSON line on standard output."""
     from convt_conformance.loading.cases import load_file
 
-    req: dict[str, Any] = json.loads(sys.stdin.read())
-    case = next(c for c in load_file(Path(req["file"]), display=req["display"]).cases if c.id == req["case"])
-    a = get_adapter(req["adapter"])
-    why = a.unavailable_reason()
-    if why:
-        print(why, file=sys.stderr)
-        return 3
-    a.configure(req["precision"])
-    rec = run_check(case, a, req["api"], req["device"], req["dtype"], req["precision"], [])
+    case = next(c for c in load_file(Path(request["file"]), display=request["display"]).cases
+                if c.id == request["case"])
+    adapter.configure(request["precision"])
+    rec = run_check(case, adapter, request["api"], request["device"], request["dtype"], request["precision"], [])
     sys.stdout.write(json.dumps(rec.as_dict(), default=str) + "\n")
     sys.stdout.flush()
     return 0
 
 
+def _main(argv: list[str]) -> int:
+    """``python -m convt_conformance.run.isolate``: one check, its request as JSON on standard
+    input; ``--serve ADAPTER``: the fork server of that framework (:mod:`convt_conformance.run.forkserver`)."""
+    import faulthandler
+
+    from convt_conformance.adapters.registry import get_adapter
+    from convt_conformance.loading.cases import load_file  # noqa: F401 - imported once, before any fork
+
+    faulthandler.enable()  # a native crash leaves the Python stack on stderr (the record's crash_output)
+    if argv[:1] == ["--serve"]:
+        a = get_adapter(argv[1])
+        why = a.unavailable_reason() if a.fork_isolation else f"{a.name} is not forked after its import"
+        return refuse(why) if why else serve(lambda request: _check(request, a))
+    req: dict[str, Any] = json.loads(sys.stdin.read())
+    a = get_adapter(req["adapter"])
+    why = a.unavailable_reason()
+    if why:
+        print(why, file=sys.stderr)
+        return 3
+    return _check(req, a)
+
+
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(_main(sys.argv[1:]))

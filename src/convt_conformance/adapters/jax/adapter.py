@@ -84,6 +84,7 @@ class JaxAdapter(Adapter):
     # the two APIs, their gradients (":grad_input", ...) and execution paths (convt_conformance/adapters/jax/paths.py)
     apis = (*with_gradients(jax_calls.LAX_APIS), *jax_paths.PATH_APIS)
     order = 30
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
 
     @classmethod
     def release_requirements(cls, distribution: str, version: str) -> tuple[str, ...]:

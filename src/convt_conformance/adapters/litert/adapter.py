@@ -97,6 +97,7 @@ class LitertAdapter(Adapter):
     distributions = ("ai-edge-litert",)
     apis = (*FORWARD, *(f"conv_transpose:{q}" for q in ("grad_input", "grad_weight", "grad_bias")))
     order = 65
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     gpu_capable = False  # the interpreter's CPU kernels and XNNPACK delegate
 
     @classmethod

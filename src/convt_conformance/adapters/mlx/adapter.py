@@ -74,6 +74,7 @@ class MlxAdapter(Adapter):
     distributions = ("mlx",)
     apis = with_gradients(mlx_calls.MLX_APIS)
     order = 90
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     gpu_capable = False  # mlx[cpu]: the CPU backend (MLX's GPU backends are Metal and the mlx-cuda build)
 
     @classmethod

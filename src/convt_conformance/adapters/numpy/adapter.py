@@ -37,6 +37,7 @@ class NumpyAdapter(Adapter):
     distributions = ("numpy",)
     apis = ("scatter", "recipe", "matrix")
     order = 0
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     gpu_capable = False  # the reference has no GPU
 
     def _import(self) -> None:

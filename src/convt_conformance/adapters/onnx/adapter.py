@@ -74,6 +74,7 @@ class OnnxAdapter(Adapter):
             "ref.ConvTranspose", "ref.ConvTranspose:auto_pad", "ref.ConvTranspose:output_shape",
             "torch-export.ConvTranspose{n}d", "torch-dynamo.ConvTranspose{n}d")
     order = 50
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     # onnxruntime's own refusals: a type it has no kernel for (float64, bfloat16 on CPU); on a GPU,
     # a node the CUDA EP cannot take (CPU fallback is disabled, so ORT says so instead of falling back)
 

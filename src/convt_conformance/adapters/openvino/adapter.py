@@ -88,6 +88,7 @@ class OpenvinoAdapter(Adapter):
     apis = (*(f"{op}{form}" for op in OPS for form in FORMS),
             *with_gradients(OPS)[len(OPS):])  # the gradient columns: unsupported (NO_GRADIENT)
     order = 60
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     gpu_capable = False  # the CPU plugin only: OpenVINO's GPU plugin is for Intel GPUs, not CUDA devices
 
     def _import(self) -> None:

@@ -117,6 +117,7 @@ class PaddleAdapter(Adapter):
     distributions = ("paddlepaddle", "paddlepaddle-gpu")
     apis = (*FORWARD, *with_gradients(BASE)[len(BASE):])
     order = 70
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     gpu_capable = False  # the CPU wheel (paddlepaddle); the adapter places every tensor on the CPU
 
     def _import(self) -> None:

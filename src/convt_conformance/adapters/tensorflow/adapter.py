@@ -97,6 +97,7 @@ class TensorflowAdapter(Adapter):
     # the forward call, its gradients (":grad_input", ...) and execution paths ("@xla", "@nchw")
     apis = (*with_gradients(("conv_transpose",)), *tensorflow_paths.PATH_APIS)
     order = 20
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     # Messages with which TF itself refuses a valid configuration it does not implement.
 
     @classmethod

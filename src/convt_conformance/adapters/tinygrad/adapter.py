@@ -85,6 +85,7 @@ class TinygradAdapter(Adapter):
     distributions = ("tinygrad",)
     apis = (API, f"{API}:int", f"{API}:pairs", *with_gradients((API,))[1:])
     order = 80
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
     gpu_capable = False  # the CPU (or PYTHON) device only: tinygrad's GPU backends are not run by this adapter
 
     def _import(self) -> None:

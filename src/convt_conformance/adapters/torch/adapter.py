@@ -56,6 +56,7 @@ class TorchAdapter(Adapter):
     # functional / module, their gradients (":grad_input", ...) and execution paths ("@compile", ...)
     apis = (*with_gradients(("conv_transpose", "ConvTranspose")), *torch_paths.PATH_APIS)
     order = 10
+    fork_isolation = True  # a fork after its import is safe (tests/frameworks/test_fork_isolation.py)
 
     def probes(self) -> list[ProbeCall]:
         def call(x: np.ndarray, w: np.ndarray, layout: str, stride: tuple[int, int]) -> np.ndarray:
