@@ -3,18 +3,27 @@
 or hangs while setting up is recorded as unavailable with the reason instead of making xdist
 restart workers forever or hanging the run.
 
+The frameworks are set up by as many children as the machine has cores, each child setting up one
+framework after another as its parent hands them out (one Python start and one engine import a
+child, not a framework; frameworks that share an import, as LiteRT does TensorFlow's, in the same
+child). A child that dies or outlives ``--setup-timeout`` on a framework ends there: that framework
+takes its remaining attempts in a process of its own, the next ones a new child.
+
 ``python -m convt_conformance.run.preflight NAME PRECISION`` prints one JSON line (version, devices,
-settings) and exits 0, or exits non-zero.
+settings) and exits 0, or exits non-zero; ``--each PRECISION`` reads framework names a line on
+standard input and prints one such line each, with its ``framework``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any
 
 ATTEMPTS = 2
 
@@ -31,9 +40,10 @@ def _environment(name: str) -> dict[str, str]:
     return {**wanted, **os.environ}
 
 
-def _one(name: str, precision: str, timeout_s: float) -> tuple[str, dict[str, Any] | None, str]:
+def _one(name: str, precision: str, timeout_s: float, attempts: int = ATTEMPTS) -> tuple[str, dict[str, Any] | None, str]:
+    """``name`` set up in a process of its own, up to ``attempts`` times (its result, or why not)."""
     why = ""
-    for _attempt in range(1, ATTEMPTS + 1):
+    for _attempt in range(attempts):
         try:
             p = subprocess.run([sys.executable, "-m", "convt_conformance.run.preflight", name, precision],
                                capture_output=True, text=True, timeout=timeout_s,
@@ -51,39 +61,135 @@ def _one(name: str, precision: str, timeout_s: float) -> tuple[str, dict[str, An
     return name, None, f"{why} ({ATTEMPTS} attempts)"
 
 
-def preflight(frameworks: list[str], precision: str, timeout_s: float) -> dict[str, Any]:
+def _batches(frameworks: list[str]) -> list[list[str]]:
+    """The frameworks in the order given, those of one affinity group (the set-up they share,
+    ``Adapter.affinity_group``) in one batch, handed to one child."""
+    from convt_conformance.adapters.registry import AdapterLoadError, adapter_class
+
+    batches: dict[str, list[str]] = {}
+    for name in frameworks:
+        try:
+            group = adapter_class(name).affinity_group("")
+        except AdapterLoadError:
+            group = name
+        batches.setdefault(group, []).append(name)
+    return list(batches.values())
+
+
+class _Child:
+    """A ``--each`` child and a thread reading its answer lines."""
+
+    def __init__(self, precision: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "convt_conformance.run.preflight", "--each", precision],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env=env)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            if line.startswith("{"):
+                self.lines.put(line)
+        self.lines.put(None)
+
+    def set_up(self, name: str, timeout_s: float) -> dict[str, Any] | None:
+        """The child's result for ``name``, or None where it died or outlived ``timeout_s``."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(name + "\n")
+            self.proc.stdin.flush()
+            line = self.lines.get(timeout=timeout_s)
+        except (OSError, queue.Empty):
+            return None
+        if line is None:
+            return None
+        info: dict[str, Any] = json.loads(line)
+        return info if info.pop("framework", None) == name else None
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _set_up_batches(work: queue.Queue[list[str]], precision: str, timeout_s: float, env: dict[str, str],
+                    out: list[tuple[str, dict[str, Any] | None, str]]) -> None:
+    """One child's share: batches from ``work`` until none is left, a new child after a failure
+    (the framework it failed on then tries again alone, :func:`_one`)."""
+    child: _Child | None = None
+    try:
+        while True:
+            try:
+                batch = work.get_nowait()
+            except queue.Empty:
+                return
+            for name in batch:
+                child = child or _Child(precision, env)
+                info = child.set_up(name, timeout_s)
+                if info is not None:
+                    out.append((name, info, ""))
+                    continue
+                child.close()
+                child = None
+                out.append(_one(name, precision, timeout_s, ATTEMPTS - 1))
+    finally:
+        if child is not None:
+            child.close()
+
+
+def preflight(frameworks: list[str], precision: str, timeout_s: float, children: int | None = None) -> dict[str, Any]:
     """``{"unavailable": {name: reason}, "frameworks": {name: info}}`` for the frameworks that
     crash, hang or fail while setting up (those the adapter itself reports unavailable, e.g. not
-    installed, are left to the run, which records its own reason)."""
+    installed, are left to the run, which records its own reason); set up by ``children`` child
+    processes at once (default: one a core; module docstring)."""
     out: dict[str, Any] = {"unavailable": {}, "frameworks": {}}
-    with ThreadPoolExecutor(max_workers=max(len(frameworks), 1)) as pool:
-        for name, info, why in pool.map(lambda n: _one(n, precision, timeout_s), frameworks):
-            if info is None:
-                out["unavailable"][name] = why
-            else:
-                out["frameworks"][name] = info
+    work: queue.Queue[list[str]] = queue.Queue()
+    batches = _batches(frameworks)
+    for batch in batches:
+        work.put(batch)
+    env: dict[str, str] = {}
+    for name in frameworks:
+        env = {**env, **_environment(name)}
+    found: list[tuple[str, dict[str, Any] | None, str]] = []
+    count = max(1, min(children or os.cpu_count() or 1, len(batches)))
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        for _ in pool.map(lambda _k: _set_up_batches(work, precision, timeout_s, env, found), range(count)):
+            pass
+    for name, info, why in sorted(found, key=lambda r: frameworks.index(r[0])):
+        if info is None:
+            out["unavailable"][name] = why
+        else:
+            out["frameworks"][name] = info
     return out
 
 
-def _main(name: str, precision: str) -> int:
+def _set_up(name: str, precision: str) -> dict[str, Any]:
+    """What setting ``name`` up here shows: its version, devices, settings and probe rows, or why
+    it is unavailable."""
     from convt_conformance.adapters.registry import AdapterLoadError, get_adapter
 
     try:
         a = get_adapter(name)
     except AdapterLoadError as exc:
-        print(json.dumps({"unavailable": str(exc)}))
-        return 0
+        return {"unavailable": str(exc)}
     if not a.installed() or a.unavailable_reason():
-        print(json.dumps({"unavailable": a.unavailable_reason() if a.installed() else "not installed"}))
-        return 0
+        return {"unavailable": a.unavailable_reason() if a.installed() else "not installed"}
     settings = a.configure(precision)
     from convt_conformance.checking.probes import probe_rows
 
     # the convention probes, while the framework is imported here anyway (the run's probe item reads them)
-    print(json.dumps({"version": a.version(), "devices": a.devices(), "settings": settings,
-                      "probes": probe_rows([name])}, default=str))
+    return {"version": a.version(), "devices": a.devices(), "settings": settings, "probes": probe_rows([name])}
+
+
+def _main(argv: list[str]) -> int:
+    if argv[0] == "--each":
+        for line in sys.stdin:
+            name = line.strip()
+            if name:
+                print(json.dumps({"framework": name, **_set_up(name, argv[1])}, default=str), flush=True)
+        return 0
+    print(json.dumps(_set_up(argv[0], argv[1]), default=str))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1], sys.argv[2]))
+    raise SystemExit(_main(sys.argv[1:]))
