@@ -34,6 +34,9 @@ def test_the_group_is_the_adapters_hook():
     keras = adapter_class("keras")
     assert keras.affinity_group("[jax]ops.conv_transpose:grad_input") == "keras.[jax]"
     assert keras.affinity_group("ops.conv_transpose") == "keras"
+    onnx = adapter_class("onnx")  # the exporter columns import torch: they share its worker
+    assert onnx.affinity_group("torch-dynamo.ConvTranspose2d") == onnx.affinity_group("torch-export.ConvTranspose1d") == "torch"
+    assert onnx.affinity_group("ort.ConvTranspose:auto_pad") == "onnx"
     # every group a built-in adapter names has its set-up cost in the profiles
     costs = dict(load_run_profile("default").setup_costs)
     groups = {adapter_class(n).affinity_group(f"[{b}]x") for n in BUILTIN for b in ("jax", "torch", "tensorflow", "numpy")}

@@ -78,6 +78,13 @@ class OnnxAdapter(Adapter):
     # onnxruntime's own refusals: a type it has no kernel for (float64, bfloat16 on CPU); on a GPU,
     # a node the CUDA EP cannot take (CPU fallback is disabled, so ORT says so instead of falling back)
 
+    @classmethod
+    def affinity_group(cls, api_label: str) -> str:
+        """``torch`` for the exporter columns (``torch-export``, ``torch-dynamo``): their set-up is
+        torch's import and its exporter's, paid already in the worker running torch's checks
+        (onnxruntime imports in about half a second on top); ``onnx`` for the others."""
+        return "torch" if api_label.startswith("torch-") else cls.name
+
     def _import(self) -> None:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
