@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -124,6 +125,11 @@ def test_a_child_past_the_limit_is_a_timeout(tmp_path, monkeypatch, where):
     _plant(tmp_path, monkeypatch, where, hang=True)
     rec = run_isolated(case, str(f), "numpy", "scatter", "scatter", "cpu", "float32", "strict", [], 1.0, "x")
     assert (rec.status, rec.failure_kind) == ("crash", "timeout") and "1 s" in rec.message
+    if where == "start":  # the server's failed start and the new process share the one limit
+        isolate.close_servers()  # (its server is tried again)
+        t0 = time.monotonic()
+        rec = run_isolated(case, str(f), "numpy", "scatter", "scatter", "cpu", "float32", "strict", [], 3.0, "x")
+        assert rec.failure_kind == "timeout" and time.monotonic() - t0 < 5.0  # not 3 s twice
     if where == "fork":  # the server killed the hung child and goes on serving (its children still hang)
         server = isolate._SERVERS["numpy"]
         assert isinstance(server, ForkServer)

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,10 @@ def run_isolated(case: Case, case_file: str, adapter: str, api: str, label: str,
     known disagreements applied. ``api``: the adapter's API name; ``label``: its column label."""
     request = {"file": case_file, "display": case.file, "case": case.id, "adapter": adapter, "api": api, "device": device,
                "dtype": dtype, "precision": precision}
-    result = _in_forked_child(adapter, request, timeout_s)
-    if result is None:
-        result = _in_new_process(request, timeout_s)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    result = _in_forked_child(adapter, request, deadline)
+    if result is None:  # (what a server that failed to start took counts against the limit)
+        result = _in_new_process(request, deadline)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
     if result.returncode is None:
         rec = _failed(case, adapter, label, device, dtype, precision, framework_version)
@@ -101,8 +103,15 @@ def _child_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
-def _in_new_process(request: dict[str, Any], timeout_s: float | None) -> ChildResult:
-    """The check in a new Python process (it imports the engine and its framework)."""
+def _left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (``time.monotonic``; None: no limit), at least a tenth."""
+    return None if deadline is None else max(deadline - time.monotonic(), 0.1)
+
+
+def _in_new_process(request: dict[str, Any], deadline: float | None) -> ChildResult:
+    """The check in a new Python process (it imports the engine and its framework), stopped at
+    ``deadline``."""
+    timeout_s = _left(deadline)
     try:
         p = subprocess.run([sys.executable, "-m", "convt_conformance.run.isolate"], input=json.dumps(request),
                            capture_output=True, text=True, timeout=timeout_s, env=_child_environment())
@@ -119,16 +128,16 @@ _SERVERS: dict[str, ForkServer | None] = {}
 SERVER_START_S = 300.0
 
 
-def _in_forked_child(adapter: str, request: dict[str, Any], timeout_s: float | None) -> ChildResult | None:
+def _in_forked_child(adapter: str, request: dict[str, Any], deadline: float | None) -> ChildResult | None:
     """The check in a child forked from this process's server for ``adapter`` (started at its
-    first expected crash), or None where there is none."""
+    first expected crash), stopped at ``deadline``; None where there is no server."""
     if adapter not in _SERVERS:
-        _SERVERS[adapter] = _start_server(adapter, timeout_s or SERVER_START_S)
+        _SERVERS[adapter] = _start_server(adapter, _left(deadline) or SERVER_START_S)
     server = _SERVERS[adapter]
     if server is None:
         return None
     try:
-        return server.run(request, timeout_s)
+        return server.run(request, _left(deadline))
     except ForkServerError:
         _SERVERS[adapter] = None
         return None
