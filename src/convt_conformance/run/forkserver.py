@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -28,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from convt_conformance.run.line_process import LineProcess
 
 
 @dataclass(frozen=True)
@@ -50,18 +50,15 @@ class ForkServer:
 
     def __init__(self, argv: list[str], env: dict[str, str], folder: Path, start_timeout_s: float) -> None:
         self._folder = folder
-        self._buffer = b""
         self._count = 0
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, env=env)
+        self._server = LineProcess(argv, env)
         try:
-            ready = self._reply(time.monotonic() + start_timeout_s)
-        except (TimeoutError, ForkServerError, ValueError) as exc:
-            self._proc.kill()
-            self._proc.wait()
+            ready = self._server.answer(time.monotonic() + start_timeout_s)
+        except (TimeoutError, EOFError, ValueError) as exc:
+            self._server.close()
             raise ForkServerError(f"the fork server did not start: {exc}") from exc
         if not ready.get("ready"):
-            self.close()
+            self._server.close()
             raise ForkServerError(str(ready.get("unavailable") or "the fork server did not start"))
 
     def run(self, request: dict[str, Any], timeout_s: float | None) -> ChildResult:
@@ -70,20 +67,17 @@ class ForkServer:
         fails (it is then closed)."""
         self._count += 1
         out, err = self._folder / f"{self._count}.out", self._folder / f"{self._count}.err"
-        line = json.dumps({"request": request, "stdout": str(out), "stderr": str(err)}) + "\n"
         try:
-            assert self._proc.stdin is not None
-            self._proc.stdin.write(line.encode())
-            self._proc.stdin.flush()
-            pid = int(self._reply(time.monotonic() + 60.0)["pid"])
+            self._server.send(json.dumps({"request": request, "stdout": str(out), "stderr": str(err)}))
+            pid = int(self._server.answer(time.monotonic() + 60.0)["pid"])
             deadline = time.monotonic() + timeout_s if timeout_s is not None else None
             try:
-                code: int | None = int(self._reply(deadline)["returncode"])
+                code: int | None = int(self._server.answer(deadline)["returncode"])
             except TimeoutError:
                 os.kill(pid, signal.SIGKILL)
-                self._reply(time.monotonic() + 60.0)  # the server has reaped it
+                self._server.answer(time.monotonic() + 60.0)  # the server has reaped it
                 code = None
-        except (OSError, KeyError, ValueError, TimeoutError, ForkServerError) as exc:
+        except (OSError, KeyError, ValueError, TimeoutError, EOFError) as exc:
             self.close()
             raise ForkServerError(f"the fork server stopped answering: {exc}") from exc
         try:
@@ -95,34 +89,7 @@ class ForkServer:
     def close(self) -> None:
         """End the server: it holds nothing but its imports, and between requests no child, so it
         is killed (a framework's own exit takes a second)."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
-
-    def _reply(self, deadline: float | None) -> dict[str, Any]:
-        """The server's next answer line, waiting until ``deadline`` (``time.monotonic``; None: for
-        ever): TimeoutError past it, ForkServerError where the server closed its output."""
-        assert self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError("no answer in time")
-                if not sel.select(left):
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    raise ForkServerError("the fork server exited")
-                self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        self._server.close()
 
 
 def _read(path: Path) -> str:

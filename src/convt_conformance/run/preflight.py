@@ -21,9 +21,11 @@ import os
 import queue
 import subprocess
 import sys
-import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any
+
+from convt_conformance.run.line_process import LineProcess
 
 ATTEMPTS = 2
 
@@ -77,38 +79,22 @@ def _batches(frameworks: list[str]) -> list[list[str]]:
 
 
 class _Child:
-    """A ``--each`` child and a thread reading its answer lines."""
+    """A ``--each`` child (:class:`~convt_conformance.run.line_process.LineProcess`)."""
 
     def __init__(self, precision: str, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "convt_conformance.run.preflight", "--each", precision],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=env)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            if line.startswith("{"):
-                self.lines.put(line)
-        self.lines.put(None)
+        self._process = LineProcess([sys.executable, "-m", "convt_conformance.run.preflight", "--each", precision], env)
 
     def set_up(self, name: str, timeout_s: float) -> dict[str, Any] | None:
         """The child's result for ``name``, or None where it died or outlived ``timeout_s``."""
         try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(name + "\n")
-            self.proc.stdin.flush()
-            line = self.lines.get(timeout=timeout_s)
-        except (OSError, queue.Empty):
+            self._process.send(name)
+            info = self._process.answer(time.monotonic() + timeout_s)
+        except (OSError, TimeoutError, EOFError, ValueError):
             return None
-        if line is None:
-            return None
-        info: dict[str, Any] = json.loads(line)
         return info if info.pop("framework", None) == name else None
 
     def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        self._process.close()
 
 
 def _set_up_batches(work: queue.Queue[list[str]], precision: str, timeout_s: float, env: dict[str, str],
