@@ -140,3 +140,30 @@ def test_a_dead_workers_groups_are_taken_by_the_survivor():
             break
         s.check_schedule(other)
     assert not s.pending and {i for i in other.sent} >= set(range(30, 40))
+
+
+def _tf_and_torch(rate_s: float):
+    """100 TensorFlow XLA checks (estimated 0.15 s each: 15 s, over TensorFlow's 7 s set-up) and 40
+    torch ones (the first chunk each worker is handed is its own group's); TensorFlow's home worker measures its set-up (7.2 s) and then ``rate_s`` a check
+    on 5 of them, while the other worker finishes torch's: does it take TensorFlow's last checks?"""
+    tf = [_id(f"x{i}", "tensorflow", "conv2d_transpose@xla") for i in range(100)]
+    torch = [_id(f"t{i}", "torch", "conv_transpose2d") for i in range(40)]
+    collection = tf + torch
+    s, (a, b) = _scheduler(collection)
+    home = a if any("tensorflow" in collection[i] for i in a.sent) else b
+    other = b if home is a else a
+    s.mark_test_complete(home, s.node2pending[home][0], 7.2)  # the import with its first check
+    for _ in range(5):
+        s.mark_test_complete(home, s.node2pending[home][0], rate_s)
+    assert not any("tensorflow" in collection[i] for i in other.sent)
+    while s.node2pending[other]:
+        s.mark_test_complete(other, s.node2pending[other][0], 0.001)
+    return any("tensorflow" in collection[i] for i in other.sent)
+
+
+def test_a_group_is_set_up_again_only_where_its_home_worker_has_more_left_than_the_set_up_measured():
+    # estimated, TensorFlow's checks left (~13 s) exceed its set-up (7 s); measured at 0.01 s a
+    # check its home worker ends in under a second: a second import would end the run later
+    assert not _tf_and_torch(0.01)
+    # measured at 0.5 s a check, ~45 s are left there: worth importing TensorFlow a second time
+    assert _tf_and_torch(0.5)

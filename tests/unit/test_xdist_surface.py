@@ -54,7 +54,7 @@ def test_load_scheduling_has_what_the_affinity_scheduler_uses():
                 "_send_tests": ["node", "num"], "add_node_collection": ["node", "collection"], "schedule": []}
     for name, params in expected.items():
         assert _params(getattr(LoadScheduling, name)) == params, name
-    own_helpers = {"_homes", "_steal"}
+    own_helpers = {"_homes", "_steal", "_measure", "_rate", "_setup_cost", "_cost_left", "_work_left"}
     overridden = {n for n, v in vars(AffinityScheduling).items() if inspect.isfunction(v)} - own_helpers
     assert overridden <= set(dir(LoadScheduling)), overridden - set(dir(LoadScheduling))
     # the state it reads and changes, as LoadScheduling's constructor makes it
@@ -63,7 +63,8 @@ def test_load_scheduling_has_what_the_affinity_scheduler_uses():
     assert isinstance(s.config, _Config)
     assert _params(WorkerController.send_runtest_some) == ["indices"]
     used = set(re.findall(r"self\.(\w+)", inspect.getsource(affinity)))
-    mine = {"_home", "_group", "_cost", "_setup", "_slot", "_free", "_touched", "_group_home"} | own_helpers
+    mine = {"_home", "_group", "_cost", "_setup", "_slot", "_free", "_touched", "_group_home", "_ran", "_measured",
+            "_setup_seen"} | own_helpers
     assert used - mine <= set(dir(s)), used - mine - set(dir(s))
     assert {"collection", "pending", "node2pending", "nodes", "config", "check_schedule"} <= used - mine
 

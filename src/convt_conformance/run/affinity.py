@@ -34,6 +34,11 @@ from convt_conformance.model.check_id import parse_check_id
 from convt_conformance.run.grouping import MEMBERS_KEY, parse_group_name
 from convt_conformance.run.plan import load_run_profile
 
+#: a group is worth setting up in a second worker only when the work its home worker has left
+#: (measured, see ``AffinityScheduling``) exceeds this many times the group's set-up: past it the
+#: two workers end earlier together than the home worker alone would, even with the estimates off
+STEAL_MARGIN = 1.5
+
 
 def affinity_group(nodeid: str) -> str:
     """The set-up a check shares with others: its adapter's ``affinity_group`` of its API label
@@ -73,9 +78,14 @@ def assign_homes(groups: Sequence[str], costs: Sequence[float], slots: int, setu
 class AffinityScheduling(LoadScheduling):
     """xdist's load scheduling, each worker preferring its home frameworks (module docstring).
     A worker whose own checks are handed out takes another group's last checks only where that
-    group is set up in it already or its remaining estimated cost exceeds its set-up cost (a
-    few Keras checks are not worth a second child); an idle worker is offered work again
-    whenever another finishes a check."""
+    group is set up in it already, or where both the group's remaining cost exceeds its set-up
+    cost (a few Keras checks are not worth a second child) and the work left to the group's home
+    worker exceeds ``STEAL_MARGIN`` times that set-up (near the end of a run, importing
+    TensorFlow a second time for its last seconds of checks ends the run later, not earlier).
+    Those costs are the profile's estimates corrected by what the run has measured so far: each
+    group's seconds per estimated second over its finished items, and its set-up as the excess
+    of its first item in a worker (the machine's load changes both); an idle worker is offered
+    work again whenever another finishes a check."""
 
     def __init__(self, config: pytest.Config, log: Any = None) -> None:
         super().__init__(config, log)
@@ -87,6 +97,9 @@ class AffinityScheduling(LoadScheduling):
         self._free: list[int] = []  # the slots of workers that died, for their replacements
         self._touched: dict[int, set[str]] = defaultdict(set)  # per slot: the groups set up there
         self._group_home: dict[str, int] = {}
+        self._ran: set[tuple[int, str]] = set()  # (slot, group): a first item there finished
+        self._measured: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # group: [seconds, estimated]
+        self._setup_seen: dict[str, float] = {}  # group: measured set-up seconds
 
     def _homes(self) -> list[int]:
         if self._home is None:
@@ -131,10 +144,54 @@ class AffinityScheduling(LoadScheduling):
         return super().remove_node(node)
 
     def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        if self._home is not None and duration > 0 and 0 <= item_index < len(self._group):
+            self._measure(self._slot.get(node), item_index, duration)
         super().mark_test_complete(node, item_index, duration)
         for other in self.nodes:
             if other is not node and not self.node2pending[other] and self.pending:
                 self.check_schedule(other)
+
+    def _measure(self, slot: int | None, index: int, duration: float) -> None:
+        """Take in a finished item's ``duration``: its group's first item in a worker measures
+        the group's set-up (the excess over its estimated cost), the others its rate."""
+        g = self._group[index]
+        if (slot, g) in self._ran:
+            m = self._measured[g]
+            m[0] += duration
+            m[1] += self._cost[index]
+        else:
+            if slot is not None:
+                self._ran.add((slot, g))
+            self._setup_seen.setdefault(g, max(0.0, duration - self._cost[index] * self._rate(g)))
+
+    def _rate(self, group: str) -> float:
+        """Measured seconds per estimated second of ``group``'s items (else of all groups' so
+        far, else 1)."""
+        seconds, estimated = self._measured[group] if group in self._measured else (0.0, 0.0)
+        if seconds > 0 and estimated > 0:
+            return seconds / estimated
+        seconds = sum(m[0] for m in self._measured.values())
+        estimated = sum(m[1] for m in self._measured.values())
+        return seconds / estimated if seconds > 0 and estimated > 0 else 1.0
+
+    def _setup_cost(self, group: str) -> float:
+        """``group``'s set-up seconds: as measured in this run, else the profile's estimate."""
+        return self._setup_seen.get(group, setup_seconds(self._setup, group))
+
+    def _cost_left(self, indices: Sequence[int]) -> float:
+        """The measured-rate cost of the items ``indices``."""
+        return sum(self._cost[i] * self._rate(self._group[i]) for i in indices)
+
+    def _work_left(self) -> dict[int, float]:
+        """Per slot, the cost of the work left to its worker: its home items not handed out yet,
+        and those handed to it and not finished."""
+        assert self._home is not None
+        items: dict[int, list[int]] = defaultdict(list)
+        for i in self.pending:
+            items[self._home[i]].append(i)
+        for node, k in self._slot.items():
+            items[k] += self.node2pending.get(node, [])
+        return {k: self._cost_left(v) for k, v in items.items()}
 
     def _steal(self, slot: int, num: int, taken: set[int]) -> list[int]:
         left: dict[str, list[int]] = defaultdict(list)
@@ -143,10 +200,22 @@ class AffinityScheduling(LoadScheduling):
                 left[self._group[i]].append(i)
         touched = self._touched[slot]
         alive = set(self._slot.values())  # a group whose home worker died for good: always worth it
-        worth = [g for g in left if g in touched or self._group_home.get(g) not in alive
-                 or sum(self._cost[i] for i in left[g]) > setup_seconds(self._setup, g)]
+
+        work_left: dict[int, float] | None = None
+
+        def worth(g: str) -> bool:
+            nonlocal work_left
+            if g in touched or self._group_home.get(g) not in alive:
+                return True
+            setup = self._setup_cost(g)
+            if self._cost_left(left[g]) <= setup:
+                return False
+            work_left = self._work_left() if work_left is None else work_left
+            return work_left.get(self._group_home[g], 0.0) > STEAL_MARGIN * setup
+
+        worth_it = [g for g in left if worth(g)]
         out: list[int] = []
-        for g in sorted(worth, key=lambda g: (g not in touched, setup_seconds(self._setup, g), g)):
+        for g in sorted(worth_it, key=lambda g: (g not in touched, self._setup_cost(g), g)):
             out += left[g][:num - len(out)]
             touched.add(g)
             if len(out) >= num:
