@@ -1,23 +1,29 @@
 """Benchmark: wall time of the default CPU run and (case, dtype) checks per framework.
 
-Usage: python benchmarks/suite_time.py [-n 2] [--profile default] [--warm] [--results FILE]
+Usage: python benchmarks/suite_time.py [-n 2] [--profile default] [--warm] [--results FILE] [--repeat N]
 Runs `conformance run` as a user would (cold: fresh JAX compilation and torch inductor caches,
 unless --warm, which reuses benchmarks' own cache folder from the previous run), then
-prints the wall time, checks per second, and per framework the number of distinct
-(case, dtype) pairs that executed (not unsupported) and the summed check seconds.
+prints the wall time, the CPU seconds of the run's processes, the machine's speed just before
+and after (benchmarks/calibration.py), checks per second, and per framework the number of
+distinct (case, dtype) pairs that executed (not unsupported) and the summed check seconds.
+``--repeat N``: N such runs one after the other, each line with its own calibration, then their
+median wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from caches import cache_env  # benchmarks/caches.py (this folder is the script's sys.path[0])
+from calibration import loop_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,15 +34,39 @@ def main() -> int:
     ap.add_argument("--warm", action="store_true", help="keep the JAX persistent compilation cache")
     ap.add_argument("--results", default="/tmp/bench-results.json")
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--repeat", type=int, default=1, help="runs one after the other (each cold unless --warm)")
     args = ap.parse_args()
+    walls = []
+    for k in range(args.repeat):
+        if args.repeat > 1:
+            print(f"run {k + 1} of {args.repeat}")
+        walls.append(_one(args))
+    if args.repeat > 1:
+        print(f"median wall time of {args.repeat}: {statistics.median(walls):.1f} s "
+              f"(each: {', '.join(f'{w:.1f}' for w in walls)})")
+    return 0
+
+
+def _cpu_of_children() -> float:
+    """User + system CPU seconds of this process's finished children (and theirs, reaped)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _one(args: argparse.Namespace) -> float:
+    """One run and its figures (module docstring); its wall time."""
     cache = Path("/tmp/convt-bench-cache")
     if not args.warm:
         shutil.rmtree(cache, ignore_errors=True)
     env = cache_env(cache)
+    before = loop_seconds()
+    cpu0 = _cpu_of_children()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "convt_conformance", "run", "-n", args.n, "--profile", args.profile,
                            "--results", args.results], cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    cpu = _cpu_of_children() - cpu0
+    after = loop_seconds()
     sys.path.insert(0, str(ROOT))
     from convt_conformance.results.store import read_results
 
@@ -52,6 +82,8 @@ def main() -> int:
             executed[r["adapter"]].add((r["case"], r["dtype"]))
     print(f"wall time: {wall:.1f} s with -n {args.n}, profile {args.profile} ({'warm' if args.warm else 'cold'} caches); "
           f"exit code {proc.returncode}")
+    print(f"CPU of the run's processes: {cpu:.1f} s; the machine's speed (calibration loop) {before:.2f} s "
+          f"before, {after:.2f} s after")
     print(f"checks: {len(res)} ({len(res) / wall:.1f} checks/s)")
     for a in sorted(checks):
         print(f"  {a:<11} checks {checks[a]:>6}  distinct (case, dtype) executed {len(executed[a]):>5}  "
@@ -59,7 +91,7 @@ def main() -> int:
     statuses = collections.Counter(r.status.value for r in res)
     print("statuses:", dict(sorted(statuses.items())))
     print("last line:", (proc.stdout.strip().splitlines() or [""])[-1])
-    return 0
+    return wall
 
 
 if __name__ == "__main__":
