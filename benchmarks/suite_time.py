@@ -3,7 +3,8 @@
 Usage: python benchmarks/suite_time.py [-n 2] [--profile default] [--warm] [--results FILE] [--repeat N]
 Runs `conformance run` as a user would (cold: fresh JAX compilation and torch inductor caches,
 unless --warm, which reuses benchmarks' own cache folder from the previous run), then
-prints the wall time, the CPU seconds of the run's processes, the machine's speed just before
+prints the wall time, the machine's busy CPU seconds over the run (``/proc/stat``, all cores:
+the run's processes and anything else running), the machine's speed just before
 and after (benchmarks/calibration.py), checks per second, and per framework the number of
 distinct (case, dtype) pairs that executed (not unsupported) and the summed check seconds.
 ``--repeat N``: N such runs one after the other, each line with its own calibration, then their
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import resource
+import os
 import shutil
 import statistics
 import subprocess
@@ -47,10 +48,16 @@ def main() -> int:
     return 0
 
 
-def _cpu_of_children() -> float:
-    """User + system CPU seconds of this process's finished children (and theirs, reaped)."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def _busy_seconds() -> float:
+    """The machine's busy CPU seconds so far, all cores (``/proc/stat``: user, nice, system, irq,
+    softirq); 0 where there is no such file. (A run's own ``RUSAGE_CHILDREN`` misses the processes
+    its children start and do not wait for.)"""
+    try:
+        fields = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _one(args: argparse.Namespace) -> float:
@@ -60,12 +67,12 @@ def _one(args: argparse.Namespace) -> float:
         shutil.rmtree(cache, ignore_errors=True)
     env = cache_env(cache)
     before = loop_seconds()
-    cpu0 = _cpu_of_children()
+    cpu0 = _busy_seconds()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "convt_conformance", "run", "-n", args.n, "--profile", args.profile,
                            "--results", args.results], cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    cpu = _cpu_of_children() - cpu0
+    cpu = _busy_seconds() - cpu0
     after = loop_seconds()
     sys.path.insert(0, str(ROOT))
     from convt_conformance.results.store import read_results
@@ -82,8 +89,8 @@ def _one(args: argparse.Namespace) -> float:
             executed[r["adapter"]].add((r["case"], r["dtype"]))
     print(f"wall time: {wall:.1f} s with -n {args.n}, profile {args.profile} ({'warm' if args.warm else 'cold'} caches); "
           f"exit code {proc.returncode}")
-    print(f"CPU of the run's processes: {cpu:.1f} s; the machine's speed (calibration loop) {before:.2f} s "
-          f"before, {after:.2f} s after")
+    print(f"busy CPU over the run: {cpu:.1f} s of {wall * (os.cpu_count() or 1):.1f} core-seconds; the machine's "
+          f"speed (calibration loop) {before:.2f} s before, {after:.2f} s after")
     print(f"checks: {len(res)} ({len(res) / wall:.1f} checks/s)")
     for a in sorted(checks):
         print(f"  {a:<11} checks {checks[a]:>6}  distinct (case, dtype) executed {len(executed[a]):>5}  "
