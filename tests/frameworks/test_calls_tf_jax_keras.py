@@ -335,3 +335,27 @@ def test_gradient_record_needs_its_quantity(adapters):
         assert adapters[name].repro_call(call) is None, name  # a gradient's record is not a forward call
         right = {"tensorflow": "grad_weight", "jax": "grad_weight", "keras": "grad_input"}[name]
         assert adapters[name].repro_gradient_call(call, right) is not None, name
+
+
+def test_tensorflows_described_call_is_the_call_it_records(adapters, replayed):
+    """A known crash no sibling survives gets its reproducer from ``describe_call``: for every
+    TensorFlow forward check here (eager, ``@xla``, ``@nchw``) the described call is the recorded
+    one, but for what only the call itself learns (where it ran, the XLA compile cache)."""
+    if "tensorflow" not in adapters:
+        pytest.skip("tensorflow is not installed")
+    tf = adapters["tensorflow"]
+    after = ("placed_on", "compile_cache_entries")
+    compared = 0
+    for name, case, api, dtype, rec, _ in replayed["items"]:
+        if name != "tensorflow" or gradient_quantity(api) or not rec["native_call"]:
+            continue
+        described = tf.describe_call(case, rec["api"], "cpu", dtype)
+        assert described is not None, (case.id, api)
+        got, want = described.as_dict(), copy.deepcopy(rec["native_call"])
+        for key in after:
+            got["arguments"].pop(key, None)
+            want["arguments"].pop(key, None)
+        assert got == want, (case.id, api, dtype)
+        compared += 1
+    assert compared == 5  # the five forward checks of CHECKS: eager (3), @xla, @nchw
+    assert tf.describe_call(CASES[GROUPED], "conv2d_transpose:grad_input", "cpu", "float32") is None

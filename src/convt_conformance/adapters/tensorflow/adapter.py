@@ -208,30 +208,8 @@ class TensorflowAdapter(Adapter):
             return tensorflow_paths.run_path(self, case, api, device, dtype, x, w, b)
         if gradient_quantity(api):
             return self._run_gradient(case, api, device, dtype, x, w, b, cotangent)
-        import tensorflow as tf
-
-        rank = x.ndim - 2
-        perm = [*range(2, w.ndim), 1, 0]
-        pad, mapping = self._padding(case)
-        if pad is None:  # rank 2 only (supports() refuses ranks 1, 3): explicit pairs
-            pad = [[0, 0], *[[int(v) for v in p] for p in case.padding], [0, 0]]
-        out_shape = [int(x.shape[0]), *map(int, case.geometry.out_spatial), int(w.shape[1] * case.groups)] \
-            if x.ndim == w.ndim else [int(x.shape[0]), int(w.shape[1])]
-        devname = device_name(device)
-        kwargs: dict[str, Any] = {"dtype": dtype, "device": devname, "output_shape": out_shape,
-                                  "strides": [int(s) for s in case.stride], "padding": pad,
-                                  "dilations": [int(d) for d in case.dilation]}
-        call = NativeCall(
-            function=self.native_name(rank), input_layout=_LAYOUT.get(rank, "?"),
-            weight_layout="(*K, C_out/groups, C_in)", output_layout=_LAYOUT.get(rank, "?"),
-            weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm,
-            weight_flip=False,
-            padding_mapping=f"{mapping}; output_padding folded into output_shape",
-            arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
-                       "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if b is not None else None,
-                       "device": devname, "placed_on": None, "call": "conv_transpose", "call_kwargs": kwargs},
-            precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
-        )
+        call = self._forward_call(case, device, dtype, x.shape, w.shape, b is not None)
+        perm, kwargs = call.weight_permutation, call.arguments["call_kwargs"]
         try:  # the call that failed is recorded (convt_conformance/checking/check.py)
             y, placed_on = tf_calls.conv_transpose(np.moveaxis(x, 1, -1), np.transpose(w, perm), b, **kwargs)
         except Exception as exc:
@@ -240,6 +218,50 @@ class TensorflowAdapter(Adapter):
         call.arguments["placed_on"] = placed_on
         res = np.moveaxis(y.astype(np.float64), -1, 1)
         return RunOutput(res, str(y.dtype), call, placed_on=placed_kind(placed_on))
+
+    def _forward_call(self, case: Case, device: str, dtype: str, x_shape: tuple[int, ...],
+                      w_shape: tuple[int, ...], with_bias: bool) -> NativeCall:
+        """The eager forward call on an input of canonical shape ``x_shape`` (channels first) and a
+        weight of canonical shape ``w_shape`` (``(C_in, C_out/groups, *K)``): channels moved last,
+        the weight permuted to ``(*K, C_out/groups, C_in)`` (no flip), the canonical padding as
+        TF's (explicit pairs, 'SAME' or 'VALID'), output_padding folded into ``output_shape``;
+        ``arguments["call_kwargs"]`` are calls.py ``conv_transpose``'s keyword arguments."""
+        import tensorflow as tf
+
+        rank = len(x_shape) - 2
+        perm = [*range(2, len(w_shape)), 1, 0]
+        pad, mapping = self._padding(case)
+        if pad is None:  # rank 2 only (supports() refuses ranks 1, 3): explicit pairs
+            pad = [[0, 0], *[[int(v) for v in p] for p in case.padding], [0, 0]]
+        out_shape = [int(x_shape[0]), *map(int, case.geometry.out_spatial), int(w_shape[1] * case.groups)] \
+            if len(x_shape) == len(w_shape) else [int(x_shape[0]), int(w_shape[1])]
+        devname = device_name(device)
+        kwargs: dict[str, Any] = {"dtype": dtype, "device": devname, "output_shape": out_shape,
+                                  "strides": [int(s) for s in case.stride], "padding": pad,
+                                  "dilations": [int(d) for d in case.dilation]}
+        return NativeCall(
+            function=self.native_name(rank), input_layout=_LAYOUT.get(rank, "?"),
+            weight_layout="(*K, C_out/groups, C_in)", output_layout=_LAYOUT.get(rank, "?"),
+            weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm,
+            weight_flip=False,
+            padding_mapping=f"{mapping}; output_padding folded into output_shape",
+            arguments={"output_shape": out_shape, "strides": list(case.stride), "padding": pad,
+                       "dilations": list(case.dilation), "bias": "tf.nn.bias_add" if with_bias else None,
+                       "device": devname, "placed_on": None, "call": "conv_transpose", "call_kwargs": kwargs},
+            precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
+        )
+
+    def describe_call(self, case: Case, api: str, device: str, dtype: str) -> NativeCall | None:
+        """The forward call of ``api`` (eager, ``@xla`` or ``@nchw``), described without making it
+        (a pure function of the case: the same description :meth:`run` records), for a known crash
+        no sibling check survives; None for a gradient column."""
+        if gradient_quantity(api):
+            return None
+        x, w, b = case.tensors(dtype)
+        with_bias = b is not None
+        if "@" in api:
+            return tensorflow_paths.path_call(self, case, api, device, dtype, x.shape, w.shape, with_bias)
+        return self._forward_call(case, device, dtype, x.shape, w.shape, with_bias)
 
     def repro_call(self, native_call: dict) -> str | None:
         """The recorded eager / ``@xla`` / ``@nchw`` call (channels moved last, the weight permuted

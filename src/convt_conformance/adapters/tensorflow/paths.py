@@ -60,38 +60,41 @@ def path_supports(case: Case, api: str, device: str, dtype: str) -> str | None:
     return None
 
 
-def run_path(adapter: TensorflowAdapter, case: Case, api: str, device: str, dtype: str, x: np.ndarray,
-             w: np.ndarray, b: np.ndarray | None) -> RunOutput:
-    """Make the native call of ``api`` on canonical float64 arrays (channels-first in and out):
-    calls.py ``conv_transpose`` with ``jit_compile=True`` (``@xla``) or a channels-first
-    ``data_format`` (``@nchw``)."""
+def path_call(adapter: TensorflowAdapter, case: Case, api: str, device: str, dtype: str,
+              x_shape: tuple[int, ...], w_shape: tuple[int, ...], with_bias: bool) -> NativeCall:
+    """The native call of path ``api`` on an input of canonical shape ``x_shape`` (channels
+    first) and a weight of canonical shape ``w_shape``: calls.py ``conv_transpose`` (its keyword
+    arguments in ``arguments["call_kwargs"]``) with ``jit_compile=True`` and channels last
+    (``@xla``), or a channels-first ``data_format`` (``@nchw``); the weight permuted to
+    ``(*K, C_out/groups, C_in)``, no flip."""
     import tensorflow as tf
 
     _, path = split_api(api)
-    rank = x.ndim - 2
-    perm = [*range(2, w.ndim), 1, 0]
-    pad, mapping = adapter._padding(case) if x.ndim == w.ndim else (None, "")
+    rank = len(x_shape) - 2
+    perm = [*range(2, len(w_shape)), 1, 0]
+    same_rank = len(x_shape) == len(w_shape)
+    pad, mapping = adapter._padding(case) if same_rank else (None, "")
     if pad is None:  # invalid case that no native padding describes: pass explicit anyway
         pad = [[0, 0], *[[int(v) for v in p] for p in case.padding], [0, 0]]
-    c_out = int(w.shape[1] * case.groups)
-    spatial = [int(n) for n in case.geometry.out_spatial] if x.ndim == w.ndim else []
+    c_out = int(w_shape[1] * case.groups)
+    spatial = [int(n) for n in case.geometry.out_spatial] if same_rank else []
     devname = device_name(device)
     args: dict[str, Any] = {"strides": list(case.stride), "dilations": list(case.dilation),
-                            "bias": "tf.nn.bias_add" if b is not None else None, "device": devname, "path": path}
+                            "bias": "tf.nn.bias_add" if with_bias else None, "device": devname, "path": path}
     kwargs: dict[str, Any] = {"dtype": dtype, "device": devname, "strides": [int(s) for s in case.stride],
                               "dilations": [int(d) for d in case.dilation]}
     if path not in ("xla", "nchw"):
         raise ValueError(f"tensorflow adapter: unknown execution path {path!r} in api {api!r}")
     if path == "xla":
         layout = _CHANNELS_LAST.get(rank, "?")
-        out_shape = [int(x.shape[0]), *spatial, c_out]
-        function = (f"tf.function(tf.nn.conv{rank}d_transpose{' + tf.nn.bias_add' if b is not None else ''}, "
+        out_shape = [int(x_shape[0]), *spatial, c_out]
+        function = (f"tf.function(tf.nn.conv{rank}d_transpose{' + tf.nn.bias_add' if with_bias else ''}, "
                     "jit_compile=True)")
         args.update(jit_compile=True)
         kwargs.update(jit_compile=True)
     else:
         layout = _CHANNELS_FIRST.get(rank, "?")
-        out_shape = [int(x.shape[0]), c_out, *spatial]
+        out_shape = [int(x_shape[0]), c_out, *spatial]
         if not isinstance(pad, str):  # explicit pairs: the channel pair moves to axis 1
             pad = [pad[0], pad[-1], *pad[1:-1]]
             mapping = mapping.replace("[[0,0],[b,e],[b,e],[0,0]]", "[[0,0],[0,0],[b,e],[b,e]]")
@@ -100,12 +103,21 @@ def run_path(adapter: TensorflowAdapter, case: Case, api: str, device: str, dtyp
         kwargs.update(data_format=layout)
     kwargs.update(output_shape=out_shape, padding=pad)
     args.update(output_shape=out_shape, padding=pad, placed_on=None, call="conv_transpose", call_kwargs=kwargs)
-    call = NativeCall(
+    return NativeCall(
         function=function, input_layout=layout, weight_layout="(*K, C_out/groups, C_in)", output_layout=layout,
         weight_transform=f"permute {tuple(perm)}; no flip", weight_permutation=perm, weight_flip=False,
         padding_mapping=f"{mapping}; output_padding folded into output_shape", arguments=args,
         precision={"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled()},
     )
+
+
+def run_path(adapter: TensorflowAdapter, case: Case, api: str, device: str, dtype: str, x: np.ndarray,
+             w: np.ndarray, b: np.ndarray | None) -> RunOutput:
+    """Make the native call of ``api`` on canonical float64 arrays (channels-first in and out):
+    :func:`path_call`'s."""
+    call = path_call(adapter, case, api, device, dtype, x.shape, w.shape, b is not None)
+    path, perm, args, kwargs = call.arguments["path"], call.weight_permutation, call.arguments, \
+        call.arguments["call_kwargs"]
     try:  # the call that failed is recorded (convt_conformance/checking/check.py)
         y, placed_on = tf_calls.conv_transpose(np.moveaxis(x, 1, -1) if path == "xla" else x, np.transpose(w, perm),
                                                b, **kwargs)
