@@ -144,8 +144,9 @@ def test_a_dead_workers_groups_are_taken_by_the_survivor():
 
 def _tf_and_torch(rate_s: float):
     """100 TensorFlow XLA checks (estimated 0.15 s each: 15 s, over TensorFlow's 7 s set-up) and 40
-    torch ones (the first chunk each worker is handed is its own group's); TensorFlow's home worker measures its set-up (7.2 s) and then ``rate_s`` a check
-    on 5 of them, while the other worker finishes torch's: does it take TensorFlow's last checks?"""
+    torch ones (the first chunk each worker is handed is its own group's); TensorFlow's home
+    worker measures its set-up (7.2 s) and then ``rate_s`` a check on 5 of them, while the other
+    worker finishes torch's: does it take TensorFlow's last checks?"""
     tf = [_id(f"x{i}", "tensorflow", "conv2d_transpose@xla") for i in range(100)]
     torch = [_id(f"t{i}", "torch", "conv_transpose2d") for i in range(40)]
     collection = tf + torch

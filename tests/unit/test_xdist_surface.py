@@ -54,7 +54,7 @@ def test_load_scheduling_has_what_the_affinity_scheduler_uses():
                 "_send_tests": ["node", "num"], "add_node_collection": ["node", "collection"], "schedule": []}
     for name, params in expected.items():
         assert _params(getattr(LoadScheduling, name)) == params, name
-    own_helpers = {"_homes", "_steal", "_measure", "_rate", "_setup_cost", "_cost_left", "_work_left"}
+    own_helpers = {"_homes", "_steal", "_measure", "_rates", "_setup_cost", "_cost_left", "_work_left"}
     overridden = {n for n, v in vars(AffinityScheduling).items() if inspect.isfunction(v)} - own_helpers
     assert overridden <= set(dir(LoadScheduling)), overridden - set(dir(LoadScheduling))
     # the state it reads and changes, as LoadScheduling's constructor makes it

@@ -98,7 +98,7 @@ class AffinityScheduling(LoadScheduling):
         self._touched: dict[int, set[str]] = defaultdict(set)  # per slot: the groups set up there
         self._group_home: dict[str, int] = {}
         self._ran: set[tuple[int, str]] = set()  # (slot, group): a first item there finished
-        self._measured: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # group: [seconds, estimated]
+        self._measured: dict[str, list[float]] = {}  # group: [seconds, estimated] of its items after its first
         self._setup_seen: dict[str, float] = {}  # group: measured set-up seconds
 
     def _homes(self) -> list[int]:
@@ -156,33 +156,33 @@ class AffinityScheduling(LoadScheduling):
         the group's set-up (the excess over its estimated cost), the others its rate."""
         g = self._group[index]
         if (slot, g) in self._ran:
-            m = self._measured[g]
+            m = self._measured.setdefault(g, [0.0, 0.0])
             m[0] += duration
             m[1] += self._cost[index]
         else:
             if slot is not None:
                 self._ran.add((slot, g))
-            self._setup_seen.setdefault(g, max(0.0, duration - self._cost[index] * self._rate(g)))
+            self._setup_seen.setdefault(g, max(0.0, duration - self._cost[index] * self._rates()[g]))
 
-    def _rate(self, group: str) -> float:
-        """Measured seconds per estimated second of ``group``'s items (else of all groups' so
-        far, else 1)."""
-        seconds, estimated = self._measured[group] if group in self._measured else (0.0, 0.0)
-        if seconds > 0 and estimated > 0:
-            return seconds / estimated
+    def _rates(self) -> defaultdict[str, float]:
+        """Per group, measured seconds per estimated second of its items; for a group not
+        measured yet, that of all groups' so far (1 before any)."""
         seconds = sum(m[0] for m in self._measured.values())
         estimated = sum(m[1] for m in self._measured.values())
-        return seconds / estimated if seconds > 0 and estimated > 0 else 1.0
+        overall = seconds / estimated if seconds > 0 and estimated > 0 else 1.0
+        rates: defaultdict[str, float] = defaultdict(lambda: overall)
+        rates.update({g: sec / est for g, (sec, est) in self._measured.items() if sec > 0 and est > 0})
+        return rates
 
     def _setup_cost(self, group: str) -> float:
         """``group``'s set-up seconds: as measured in this run, else the profile's estimate."""
         return self._setup_seen.get(group, setup_seconds(self._setup, group))
 
-    def _cost_left(self, indices: Sequence[int]) -> float:
-        """The measured-rate cost of the items ``indices``."""
-        return sum(self._cost[i] * self._rate(self._group[i]) for i in indices)
+    def _cost_left(self, indices: Sequence[int], rates: dict[str, float]) -> float:
+        """The cost of the items ``indices`` at the groups' measured ``rates`` (:meth:`_rates`)."""
+        return sum(self._cost[i] * rates[self._group[i]] for i in indices)
 
-    def _work_left(self) -> dict[int, float]:
+    def _work_left(self, rates: dict[str, float]) -> dict[int, float]:
         """Per slot, the cost of the work left to its worker: its home items not handed out yet,
         and those handed to it and not finished."""
         assert self._home is not None
@@ -191,7 +191,7 @@ class AffinityScheduling(LoadScheduling):
             items[self._home[i]].append(i)
         for node, k in self._slot.items():
             items[k] += self.node2pending.get(node, [])
-        return {k: self._cost_left(v) for k, v in items.items()}
+        return {k: self._cost_left(v, rates) for k, v in items.items()}
 
     def _steal(self, slot: int, num: int, taken: set[int]) -> list[int]:
         left: dict[str, list[int]] = defaultdict(list)
@@ -201,6 +201,7 @@ class AffinityScheduling(LoadScheduling):
         touched = self._touched[slot]
         alive = set(self._slot.values())  # a group whose home worker died for good: always worth it
 
+        rates = self._rates()  # once a call: the scheduler runs it at every finished check near the end
         work_left: dict[int, float] | None = None
 
         def worth(g: str) -> bool:
@@ -208,9 +209,9 @@ class AffinityScheduling(LoadScheduling):
             if g in touched or self._group_home.get(g) not in alive:
                 return True
             setup = self._setup_cost(g)
-            if self._cost_left(left[g]) <= setup:
+            if self._cost_left(left[g], rates) <= setup:
                 return False
-            work_left = self._work_left() if work_left is None else work_left
+            work_left = self._work_left(rates) if work_left is None else work_left
             return work_left.get(self._group_home[g], 0.0) > STEAL_MARGIN * setup
 
         worth_it = [g for g in left if worth(g)]

@@ -257,11 +257,10 @@ class TensorflowAdapter(Adapter):
         no sibling check survives; None for a gradient column."""
         if gradient_quantity(api):
             return None
-        x, w, b = case.tensors(dtype)
-        with_bias = b is not None
+        shapes = (case.input.shape, case.weight.shape, case.bias is not None)  # the tensors' shapes are the spec's
         if "@" in api:
-            return tensorflow_paths.path_call(self, case, api, device, dtype, x.shape, w.shape, with_bias)
-        return self._forward_call(case, device, dtype, x.shape, w.shape, with_bias)
+            return tensorflow_paths.path_call(self, case, api, device, dtype, *shapes)
+        return self._forward_call(case, device, dtype, *shapes)
 
     def repro_call(self, native_call: dict) -> str | None:
         """The recorded eager / ``@xla`` / ``@nchw`` call (channels moved last, the weight permuted
